@@ -1,0 +1,32 @@
+import numpy as np
+import tensorflow as tf
+
+from tf_factorgan.models.mlp import MLPDiscriminator, MLPGenerator
+
+
+def test_generator_maps_noise_to_unit_interval():
+    gen = MLPGenerator(1568)
+    out = gen(tf.random.uniform([5, 50], -1, 1)).numpy()
+    assert out.shape == (5, 1568) and out.min() >= 0 and out.max() <= 1
+    assert [w.shape for w in gen.trainable_weights[::2]] == [(50, 128), (128, 128), (128, 1568)]
+
+
+def test_spectral_normalisation_acts_only_in_training_calls():
+    disc = MLPDiscriminator()
+    x = tf.random.normal([8, 20])
+    disc(x)
+    kernels = [layer.layer.kernel for layer in disc.dense_layers]
+    for k in kernels:  # inflate so normalisation is visible
+        k.assign(k * 5.0)
+    before = [k.numpy() for k in kernels]
+    logits = disc(x, training=False)
+    assert logits.shape == (8, 1)
+    for k, b in zip(kernels, before):
+        np.testing.assert_array_equal(k.numpy(), b)
+    for _ in range(30):  # power iteration converges
+        disc(x, training=True)
+    for k in kernels:
+        sigma = np.linalg.svd(k.numpy(), compute_uv=False)[0]
+        assert abs(sigma - 1.0) < 1e-2, sigma
+    u = [layer.vector_u for layer in disc.dense_layers]
+    assert all(not v.trainable for v in u) and len(disc.non_trainable_weights) == 3

@@ -1,0 +1,171 @@
+"""MNIST and the Paired MNIST dataset of the FactorGAN paper (section 4.1).
+
+A Paired MNIST sample is an upper and a lower digit stacked to 56x28 and flattened to
+1568 values in [0, 1]. With probability `same_digit_prob` (lambda) the lower digit has
+the upper digit's label; otherwise its label is drawn from the empirical label
+distribution. The lower image is then drawn uniformly among the images of that label in
+the same subset. Pairings are fixed once per dataset from a seed.
+"""
+
+import dataclasses
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_SIZE = 28
+DIGIT_SIZE = IMAGE_SIZE * IMAGE_SIZE
+PAIR_SIZE = 2 * DIGIT_SIZE
+NUM_CLASSES = 10
+TRAIN_SIZE = 60000
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+MANUAL_DIR_FLAG = "--mnist_manual_dir"
+
+
+@dataclasses.dataclass(frozen=True)
+class Digits:
+    """images: uint8 [N, 28, 28] in 0..255; labels: int64 [N] in 0..9."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, count: int) -> "Digits":
+        return Digits(self.images[:count], self.labels[:count])
+
+
+def check_manual_dir(manual_dir: str) -> None:
+    """Fails with the expected layout when the offline MNIST folder is incomplete."""
+    missing = [f for f in MNIST_FILES if not os.path.isfile(os.path.join(manual_dir, f))]
+    if missing:
+        raise FileNotFoundError(
+            f"MNIST folder {manual_dir!r} (from {MANUAL_DIR_FLAG}) lacks "
+            f"{', '.join(missing)}; it must hold the four official files "
+            f"{', '.join(MNIST_FILES)}. Leave {MANUAL_DIR_FLAG} empty to download MNIST."
+        )
+
+
+def load_mnist(
+    split: str, manual_dir: Optional[str] = None, data_dir: Optional[str] = None
+) -> Digits:
+    """Loads an MNIST split ("train" or "test") through tensorflow-datasets.
+
+    With `manual_dir` (a folder of the four official idx .gz files) the dataset is
+    prepared offline; without it tensorflow-datasets downloads MNIST. Prepared data is
+    stored under `data_dir` (tensorflow-datasets' default when None).
+    """
+    import tensorflow_datasets as tfds  # heavy import, only needed here
+
+    if split not in ("train", "test"):
+        raise ValueError(f"MNIST split must be 'train' or 'test', got {split!r}")
+    builder = tfds.builder("mnist", data_dir=data_dir)
+    download_config = None
+    if manual_dir:
+        check_manual_dir(manual_dir)
+        download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+    builder.download_and_prepare(download_config=download_config)
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+    return Digits(data["image"][..., 0].astype(np.uint8), data["label"].astype(np.int64))
+
+
+def pair_digits(labels: np.ndarray, same_digit_prob: float, seed: int) -> np.ndarray:
+    """Chooses a lower digit for every upper digit.
+
+    Args:
+      labels: int [N] labels of the images that serve as upper digits, in order.
+      same_digit_prob: lambda in [0, 1].
+      seed: fixes the pairing.
+
+    Returns:
+      int64 [N, 2]: (upper index, lower index) into the same N images; row i has
+      upper index i.
+    """
+    if not 0.0 <= same_digit_prob <= 1.0:
+        raise ValueError(f"--same_digit_prob must lie in [0, 1], got {same_digit_prob}")
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    label_probs = np.bincount(labels, minlength=NUM_CLASSES) / n
+    keep_label = rng.random(n) < same_digit_prob
+    drawn_label = rng.choice(NUM_CLASSES, size=n, p=label_probs)
+    lower_labels = np.where(keep_label, labels, drawn_label)
+    lower = np.empty(n, dtype=np.int64)
+    for digit in range(NUM_CLASSES):
+        slots = np.flatnonzero(lower_labels == digit)
+        candidates = np.flatnonzero(labels == digit)
+        lower[slots] = candidates[rng.integers(len(candidates), size=len(slots))]
+    return np.stack([np.arange(n, dtype=np.int64), lower], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDigits:
+    """Digits and a fixed pairing of them; `pairs` is int64 [N, 2] (upper, lower)."""
+
+    digits: Digits
+    pairs: np.ndarray
+
+    @classmethod
+    def build(cls, digits: Digits, same_digit_prob: float, seed: int) -> "PairedDigits":
+        return cls(digits, pair_digits(digits.labels, same_digit_prob, seed))
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def samples(self) -> np.ndarray:
+        """float32 [N, 1568] in [0, 1]: flattened 56x28 stacks (upper digit first)."""
+        flat = self.digits.images.reshape(-1, DIGIT_SIZE)
+        return np.concatenate([flat[self.pairs[:, 0]], flat[self.pairs[:, 1]]], 1) / np.float32(255)
+
+    def labels(self) -> np.ndarray:
+        """int64 [N, 2]: labels of (upper, lower) digits."""
+        return self.digits.labels[self.pairs]
+
+
+def index_batches(num_items: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Infinite stream of int64 [batch_size] index batches over range(num_items).
+
+    Every epoch is a fresh permutation; epochs shorter than a batch are concatenated
+    with further permutations. Shuffling whole index epochs and gathering per batch
+    keeps tf.data's per-element work (its overhead at batch 25) out of the pipeline.
+    """
+    permutations_per_epoch = -(-batch_size // num_items)
+    epoch_length = permutations_per_epoch * num_items // batch_size * batch_size
+
+    def epoch(epoch_seed):
+        perms = [
+            tf.random.experimental.stateless_shuffle(
+                tf.range(num_items, dtype=tf.int64), seed=tf.stack([epoch_seed, i])
+            )
+            for i in range(permutations_per_epoch)
+        ]
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(tf.concat(perms, 0)[:epoch_length], [-1, batch_size])
+        )
+
+    return tf.data.Dataset.random(seed=seed).flat_map(epoch)
+
+
+def pair_stream(
+    paired: PairedDigits, batch_size: int, seed: int, part: Optional[int] = None
+) -> tf.data.Dataset:
+    """Infinite shuffled float32 batches of `paired`.
+
+    part None gives whole pairs [batch_size, 1568]; part 0 / 1 gives only the upper /
+    lower digits [batch_size, 784].
+    """
+    images = tf.constant(paired.digits.images.reshape(-1, DIGIT_SIZE))
+    pairs = tf.constant(paired.pairs if part is None else paired.pairs[:, part : part + 1])
+
+    def gather(indices):
+        flat = tf.gather(images, tf.reshape(tf.gather(pairs, indices), [-1]))
+        return tf.reshape(tf.cast(flat, tf.float32) / 255.0, [batch_size, -1])
+
+    return index_batches(len(paired), batch_size, seed).map(gather)

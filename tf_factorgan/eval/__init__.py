@@ -1,0 +1,1 @@
+"""Evaluation metrics: FID, the Paired MNIST dependency metric and their MNIST classifier."""

@@ -1,0 +1,1 @@
+"""Experiments of the FactorGAN paper: configuration, training and evaluation of one run."""

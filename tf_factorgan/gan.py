@@ -1,0 +1,315 @@
+"""The networks of a (Factor)GAN and its distributed training step.
+
+One training step is `disc_iter` discriminator rounds followed by one generator update
+(Stoller et al. 2020, Algorithm 1). In each round every marginal discriminator, then
+D_P, then D_Q takes one Adam step on a fresh fake batch that all of them share. The
+step runs per replica under `strategy.run`; losses are averaged over the global batch
+and the Keras optimizers all-reduce (sum) the gradients across replicas.
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_factorgan import factorisation, losses, optimizers
+from tf_factorgan.factorisation import Partition, Variant
+
+# Data keys of one discriminator round's batch.
+JOINT_KEY = "joint"
+
+
+def marginal_key(part: int) -> str:
+    return f"marginal_{part}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GanConfig:
+    """Hyper-parameters of the optimisation (defaults: the original FactorGAN code).
+
+    batch_size is the global batch (split across replicas); noise is Uniform(-1, 1)^nz.
+    """
+
+    variant: Variant = Variant.FACTORGAN
+    batch_size: int = 25
+    disc_iter: int = 2
+    lr: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    nz: int = 50
+    generator_objective: str = "ns"
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
+        if self.disc_iter < 1:
+            raise ValueError(f"--disc_iter must be >= 1, got {self.disc_iter}")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if self.nz < 1:
+            raise ValueError(f"--nz must be >= 1, got {self.nz}")
+        if self.generator_objective not in losses.GENERATOR_OBJECTIVES:
+            raise ValueError(
+                f"generator objective must be one of {losses.GENERATOR_OBJECTIVES}, "
+                f"got {self.generator_objective!r}"
+            )
+
+
+class Randomness(tf.Module):
+    """Noise and in-batch permutations, drawn per replica and checkpointed.
+
+    A `tf.random.Generator` created under a strategy's scope gives every replica its
+    own stream (a Keras SeedGenerator would give all replicas the same numbers).
+    """
+
+    def __init__(self, seed: int):
+        super().__init__(name="randomness")
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def noise(self, batch_size: int, nz: int) -> tf.Tensor:
+        """[batch_size, nz] Uniform(-1, 1)."""
+        return self.generator.uniform([batch_size, nz], minval=-1.0, maxval=1.0)
+
+    def permutations(self, batch_size: int, count: int) -> list[tf.Tensor]:
+        """`count` independent uniformly random permutations of range(batch_size)."""
+        return [
+            tf.argsort(self.generator.uniform([batch_size])) for _ in range(count)
+        ]
+
+
+@dataclasses.dataclass
+class GanModels:
+    """Generator and discriminators of one variant, each discriminator with its Adam.
+
+    Discriminators are keyed by name: "joint" (GAN), "marginal_<i>" for part i,
+    "p_dependency" and "q_dependency".
+    """
+
+    generator: keras.Model
+    discriminators: dict[str, keras.Model]
+    generator_optimizer: keras.optimizers.Optimizer
+    discriminator_optimizers: dict[str, keras.optimizers.Optimizer]
+
+
+def discriminator_names(variant: Variant, partition: Partition) -> list[str]:
+    """Names of the discriminators of `variant`, in their update order."""
+    if not variant.is_factorised:
+        return ["joint"]
+    names = [marginal_key(i) for i in variant.marginal_parts(partition.num_parts)]
+    if variant.uses_p_dependency:
+        names.append("p_dependency")
+    return names + ["q_dependency"]
+
+
+def build_models(
+    config: GanConfig,
+    partition: Partition,
+    sample_shape: tuple[int, ...],
+    make_generator: Callable[[], keras.Model],
+    make_discriminator: Callable[[str], keras.Model],
+) -> GanModels:
+    """Creates, builds and pairs with optimizers every network of `config.variant`.
+
+    Must run under `strategy.scope()`. `sample_shape` is one sample without the batch
+    axis, its last axis split by `partition`; `make_discriminator(name)` receives the
+    names of `discriminator_names`. Optimizers are built here because Keras 3 cannot
+    create their slots inside a traced distributed step.
+    """
+    generator = make_generator()
+    generator(tf.zeros([1, config.nz]))
+    discriminators = {}
+    for name in discriminator_names(config.variant, partition):
+        model = make_discriminator(name)
+        model(tf.zeros([1, *sample_shape[:-1], _input_channels(name, partition)]))
+        discriminators[name] = model
+
+    def adam(name):
+        return optimizers.FusedAdam(
+            config.lr, beta_1=config.beta_1, beta_2=config.beta_2, name=f"adam_{name}"
+        )
+
+    generator_optimizer = adam("generator")
+    generator_optimizer.build(generator.trainable_variables)
+    discriminator_optimizers = {}
+    for name, model in discriminators.items():
+        discriminator_optimizers[name] = adam(name)
+        discriminator_optimizers[name].build(model.trainable_variables)
+    return GanModels(generator, discriminators, generator_optimizer, discriminator_optimizers)
+
+
+def _input_channels(name: str, partition: Partition) -> int:
+    if name.startswith("marginal_"):
+        return partition.sizes[int(name.split("_")[1])]
+    return partition.total_size
+
+
+class GanStep:
+    """The distributed training step of one GAN variant.
+
+    Args:
+      models: from `build_models` (under `strategy.scope()`).
+      config: optimisation settings.
+      partition: the split of a sample into parts.
+      strategy: the strategy the models were built under.
+      randomness: a `Randomness` created under the same scope.
+    """
+
+    def __init__(
+        self,
+        models: GanModels,
+        config: GanConfig,
+        partition: Partition,
+        strategy: tf.distribute.Strategy,
+        randomness: Randomness,
+    ):
+        self.models = models
+        self.config = config
+        self.partition = partition
+        self.strategy = strategy
+        self.randomness = randomness
+        replica_fn = lambda f: tf.function(f, jit_compile=True) if config.jit_compile else f
+        self._disc_round_fn = replica_fn(self._discriminator_round)
+        self._generator_fn = replica_fn(self._generator_update)
+        self.train_step = tf.function(self._train_step)
+
+    # -- per-replica computations --------------------------------------------------
+
+    def _average(self, per_example: tf.Tensor) -> tf.Tensor:
+        return tf.nn.compute_average_loss(
+            per_example, global_batch_size=self.config.batch_size
+        )
+
+    def generate(self, batch_size: int, training: bool = True) -> tf.Tensor:
+        """[batch_size, *sample_shape] generated samples from fresh noise."""
+        noise = self.randomness.noise(batch_size, self.config.nz)
+        return self.models.generator(noise, training=training)
+
+    def sample(self, num_samples: int, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
+        """[num_samples, *sample_shape] numpy samples from seeded noise, in batches.
+
+        Stateless noise keeps evaluation and image summaries reproducible and leaves
+        the training random stream untouched.
+        """
+        noise = tf.random.stateless_uniform(
+            [num_samples, self.config.nz], seed=[seed, 0], minval=-1.0, maxval=1.0
+        )
+        return np.concatenate(
+            [
+                np.asarray(self.models.generator(noise[i : i + batch_size], training=False))
+                for i in range(0, num_samples, batch_size)
+            ]
+        )
+
+    def _shuffled(self, x: tf.Tensor) -> tf.Tensor:
+        perms = self.randomness.permutations(tf.shape(x)[0], self.partition.num_parts - 1)
+        return factorisation.shuffle_parts(x, self.partition, perms)
+
+    def _update_discriminator(self, name: str, real: tf.Tensor, fake: tf.Tensor):
+        model = self.models.discriminators[name]
+        # One call on [real; fake] advances the spectral-norm power iteration once
+        # per update, as a single training forward pass would.
+        with tf.GradientTape() as tape:
+            logits = model(tf.concat([real, fake], axis=0), training=True)
+            real_logits, fake_logits = tf.split(logits, 2, axis=0)
+            loss = self._average(losses.discriminator_loss(real_logits, fake_logits))
+        variables = model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        self.models.discriminator_optimizers[name].apply_gradients(zip(grads, variables))
+        accuracy = self._average(losses.discriminator_accuracy(real_logits, fake_logits))
+        return {f"discriminator/{name}/loss": loss, f"discriminator/{name}/accuracy": accuracy}
+
+    def _discriminator_round(self, batch: dict, batch_size: int) -> dict:
+        variant = self.config.variant
+        fake = tf.stop_gradient(self.generate(batch_size))
+        metrics = {}
+        if not variant.is_factorised:
+            metrics.update(self._update_discriminator("joint", batch[JOINT_KEY], fake))
+            return metrics
+        fake_parts = self.partition.split(fake)
+        for part in variant.marginal_parts(self.partition.num_parts):
+            key = marginal_key(part)
+            metrics.update(self._update_discriminator(key, batch[key], fake_parts[part]))
+        if variant.uses_p_dependency:
+            joint = batch[JOINT_KEY]
+            metrics.update(
+                self._update_discriminator("p_dependency", joint, self._shuffled(joint))
+            )
+        metrics.update(self._update_discriminator("q_dependency", fake, self._shuffled(fake)))
+        return metrics
+
+    def combined_logit(self, samples: tf.Tensor) -> tf.Tensor:
+        """[B] estimate of log p(x)/q(x) for the variant (D(x) for the plain GAN)."""
+        d = self.models.discriminators
+        if not self.config.variant.is_factorised:
+            return tf.reshape(d["joint"](samples, training=True), [-1])
+        parts = self.partition.split(samples)
+        flat = lambda logits: tf.reshape(logits, [-1])
+        marginal = [
+            flat(d[marginal_key(i)](parts[i], training=True))
+            for i in self.config.variant.marginal_parts(self.partition.num_parts)
+        ]
+        p_dep = (
+            flat(d["p_dependency"](samples, training=True))
+            if self.config.variant.uses_p_dependency
+            else None
+        )
+        q_dep = flat(d["q_dependency"](samples, training=True))
+        return factorisation.combined_logit(marginal, q_dep, p_dep)
+
+    def _generator_update(self, batch_size: int) -> dict:
+        generator = self.models.generator
+        with tf.GradientTape() as tape:
+            fake = self.generate(batch_size)
+            logit = self.combined_logit(fake)
+            loss = self._average(losses.generator_loss(logit, self.config.generator_objective))
+        variables = generator.trainable_variables
+        grads = tape.gradient(loss, variables)
+        self.models.generator_optimizer.apply_gradients(zip(grads, variables))
+        return {
+            "generator/loss": loss,
+            "generator/mean_sigmoid_combined_logit": self._average(tf.sigmoid(logit)),
+        }
+
+    # -- the distributed step --------------------------------------------------------
+
+    def _one_step(self, iterator, per_replica_batch_size: int, step_counter: tf.Variable):
+        for _ in range(self.config.disc_iter):
+            disc_metrics = self.strategy.run(
+                self._disc_round_fn, args=(next(iterator), per_replica_batch_size)
+            )
+        gen_metrics = self.strategy.run(self._generator_fn, args=(per_replica_batch_size,))
+        step_counter.assign_add(1)
+        return {
+            k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in {**disc_metrics, **gen_metrics}.items()
+        }
+
+    def _train_step(
+        self,
+        iterator,
+        num_steps: tf.Tensor,
+        per_replica_batch_size: int,
+        step_counter: tf.Variable,
+    ):
+        """Runs `num_steps` generator updates, each after `disc_iter` rounds.
+
+        Several steps per call keep the Python dispatch of a `tf.function` (a few ms
+        with this many variables) off the per-step cost. Returns the metrics of the
+        last step: its last discriminator round and its generator update, summed over
+        replicas (each replica's value is already divided by the global batch).
+        """
+        # Starting from zeros (not a peeled first step) traces the step only once.
+        metrics = {name: tf.zeros([]) for name in self.metric_names()}
+        for _ in tf.range(num_steps):
+            metrics = self._one_step(iterator, per_replica_batch_size, step_counter)
+        return metrics
+
+    def metric_names(self) -> list[str]:
+        names = discriminator_names(self.config.variant, self.partition)
+        return [f"discriminator/{n}/{m}" for n in names for m in ("loss", "accuracy")] + [
+            "generator/loss",
+            "generator/mean_sigmoid_combined_logit",
+        ]

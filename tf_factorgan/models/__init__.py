@@ -1,0 +1,1 @@
+"""Keras subclassed models: generators, discriminators and evaluation classifiers."""

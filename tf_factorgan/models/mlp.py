@@ -1,0 +1,53 @@
+"""Fully connected generator and discriminator of the Paired MNIST experiment."""
+
+import keras
+
+
+class MLPGenerator(keras.Model):
+    """noise [B, nz] in [-1, 1] -> samples [B, output_dim] in [0, 1].
+
+    nz -> hidden -> hidden -> output_dim, ReLU between layers, sigmoid output
+    (the original code's 50 -> 128 -> 128 -> 1568 for two stacked 28x28 digits).
+    """
+
+    def __init__(self, output_dim: int, hidden_units: int = 128, **kwargs):
+        super().__init__(**kwargs)
+        self.output_dim = output_dim
+        self.hidden_1 = keras.layers.Dense(hidden_units, activation="relu")
+        self.hidden_2 = keras.layers.Dense(hidden_units, activation="relu")
+        self.out = keras.layers.Dense(output_dim, activation="sigmoid")
+
+    def call(self, noise, training=False):
+        return self.out(self.hidden_2(self.hidden_1(noise)))
+
+
+class MLPDiscriminator(keras.Model):
+    """samples [B, input_dim] -> logits [B, 1].
+
+    input_dim -> hidden -> hidden -> 1 with LeakyReLU(0.01); every dense layer, the
+    last included, is spectrally normalised. Keras' SpectralNormalization only
+    normalises (and advances its power iteration) when called with training=True,
+    which is how the training step always calls it.
+    """
+
+    def __init__(self, hidden_units: int = 128, **kwargs):
+        super().__init__(**kwargs)
+        # Separate attributes, not a list: tf.train.Checkpoint does not see layers
+        # held in a Python list of a Keras 3 model, and would drop their weights.
+        self.hidden_1 = _spectral_dense(hidden_units)
+        self.hidden_2 = _spectral_dense(hidden_units)
+        self.logit = _spectral_dense(1)
+        self.activation = keras.layers.LeakyReLU(negative_slope=0.01)
+
+    @property
+    def dense_layers(self):
+        return [self.hidden_1, self.hidden_2, self.logit]
+
+    def call(self, x, training=False):
+        x = self.activation(self.hidden_1(x, training=training))
+        x = self.activation(self.hidden_2(x, training=training))
+        return self.logit(x, training=training)
+
+
+def _spectral_dense(units: int) -> keras.layers.Layer:
+    return keras.layers.SpectralNormalization(keras.layers.Dense(units))

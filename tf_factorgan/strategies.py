@@ -1,0 +1,47 @@
+"""Choosing a `tf.distribute` strategy by name."""
+
+import tensorflow as tf
+
+STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker")
+
+
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+    """Returns the strategy called `name`.
+
+    auto: `mirrored` over all GPUs when any is visible, else `default`.
+    default: no distribution (one replica on the default device).
+    mirrored: one replica per visible GPU (or the CPU), synchronous all-reduce.
+    multi_worker: MultiWorkerMirroredStrategy; the cluster comes from `TF_CONFIG`.
+    """
+    if name not in STRATEGY_NAMES:
+        raise ValueError(f"--strategy must be one of {STRATEGY_NAMES}, got {name!r}")
+    if name == "auto":
+        name = "mirrored" if tf.config.list_physical_devices("GPU") else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints, logs and results (worker 0)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def per_replica_batch_size(strategy: tf.distribute.Strategy, global_batch_size: int) -> int:
+    """global batch / replicas, failing clearly when it does not divide."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise ValueError(
+            f"--batch_size={global_batch_size} is not divisible by the "
+            f"{replicas} replicas of the {type(strategy).__name__}; choose a multiple "
+            f"of {replicas}"
+        )
+    return global_batch_size // replicas

@@ -1,0 +1,225 @@
+"""The training loop: resumable checkpoints, TensorBoard, a progress bar, Ctrl-C.
+
+The loop is experiment-agnostic: it drives a `gan.GanStep` on a distributed dataset
+and leaves models, data and evaluation to the experiment.
+"""
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from tf_factorgan import gan, strategies
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be restored."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """How long to train and how often to report.
+
+    steps: total generator updates (a resumed run continues to this number).
+    steps_per_call: generator updates inside one `tf.function` call.
+    log_every / image_every / checkpoint_every: in generator updates (0 = never,
+      except that a checkpoint is always written at the end).
+    """
+
+    steps: int
+    steps_per_call: int = 50
+    log_every: int = 100
+    image_every: int = 1000
+    checkpoint_every: int = 1000
+    max_checkpoints: int = 3
+
+    def __post_init__(self):
+        if self.steps < 0:
+            raise ValueError(f"--steps must be >= 0, got {self.steps}")
+        if self.steps_per_call < 1:
+            raise ValueError(f"--steps_per_call must be >= 1, got {self.steps_per_call}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopResult:
+    step: int
+    interrupted: bool
+    steps_per_second: float
+
+
+def _next_event(step: int, every: int, end: int) -> int:
+    return end if every <= 0 else min(end, (step // every + 1) * every)
+
+
+class Trainer:
+    """Runs a `GanStep` to `loop.steps`, resuming from `checkpoint_dir` if possible.
+
+    Args:
+      gan_step: the compiled step with its models.
+      dataset_fn: `tf.distribute.InputContext -> tf.data.Dataset` of per-replica
+        discriminator-round batches (dicts keyed by `gan.JOINT_KEY` / `gan.marginal_key`);
+        called with the checkpointed step so a resumed run sees fresh data.
+      out_dir: run folder; checkpoints go to `out_dir/checkpoints`, TensorBoard
+        logs to `out_dir/logs`.
+      loop: lengths and intervals.
+      image_summary_fn: `samples -> [N, H, W, C]` images in [0, 1] for TensorBoard.
+    """
+
+    def __init__(
+        self,
+        gan_step: gan.GanStep,
+        dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
+        out_dir: str,
+        loop: LoopConfig,
+        image_summary_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    ):
+        self.gan_step = gan_step
+        self.strategy = gan_step.strategy
+        self.dataset_fn = dataset_fn
+        self.loop = loop
+        self.image_summary_fn = image_summary_fn
+        self.is_chief = strategies.is_chief(self.strategy)
+        self.per_replica_batch = strategies.per_replica_batch_size(
+            self.strategy, gan_step.config.batch_size
+        )
+        with self.strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        models = gan_step.models
+        # Discriminators go in as separate attributes: a dict of Keras 3 models is not
+        # tracked by tf.train.Checkpoint and would silently be left out.
+        self.checkpoint = tf.train.Checkpoint(
+            step=self.step,
+            generator=models.generator,
+            generator_optimizer=models.generator_optimizer,
+            randomness=gan_step.randomness,
+            **{f"discriminator_{k}": v for k, v in models.discriminators.items()},
+            **{f"optimizer_{k}": v for k, v in models.discriminator_optimizers.items()},
+        )
+        self.checkpoint_dir = os.path.join(out_dir, "checkpoints")
+        # Every MultiWorkerMirroredStrategy worker must take part in saving; only the
+        # chief's copy is kept.
+        write_dir = self.checkpoint_dir
+        if not self.is_chief:
+            write_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
+        self._write_dir = write_dir
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, write_dir, max_to_keep=loop.max_checkpoints
+        )
+        log_dir = os.path.join(out_dir, "logs")
+        self.writer = (
+            tf.summary.create_file_writer(log_dir) if self.is_chief else tf.summary.create_noop_writer()
+        )
+        self._stop_requested = False
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def restore(self) -> int:
+        """Restores the newest checkpoint, if any; returns the step it holds."""
+        path = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            return 0
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except Exception as error:  # noqa: BLE001 -- any failure means unusable
+            raise CheckpointError(
+                f"cannot restore checkpoint {path}: {type(error).__name__}: {error}. "
+                "Delete that checkpoint (or the run folder) to start afresh."
+            ) from error
+        return int(self.step.numpy())
+
+    def save(self) -> Optional[str]:
+        # CheckpointManager writes the shards first and then replaces the `checkpoint`
+        # index file, so an interrupted save never becomes the latest checkpoint.
+        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.is_chief:
+            shutil.rmtree(self._write_dir, ignore_errors=True)
+        return path
+
+    # -- the loop ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """Ctrl-C / SIGTERM finish the current call, save and return cleanly."""
+
+        def request_stop(signum, frame):
+            if self._stop_requested:  # a second Ctrl-C aborts at once
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _write_scalars(self, metrics: dict, steps_per_second: float, step: int):
+        with self.writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, float(value))
+            tf.summary.scalar("performance/steps_per_second", steps_per_second)
+
+    def write_images(self, step: int, num_samples: int = 64):
+        """Samples from the same fixed noise at every step, so progress is comparable."""
+        if self.image_summary_fn is None:
+            return
+        samples = self.gan_step.sample(num_samples, seed=0)
+        with self.writer.as_default(step=step):
+            tf.summary.image("samples", self.image_summary_fn(samples), max_outputs=1)
+
+    def run(self) -> LoopResult:
+        """Trains from the restored step to `loop.steps`; returns where it stopped."""
+        start = self.restore()
+        loop = self.loop
+        if start >= loop.steps:
+            return LoopResult(start, False, 0.0)
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda context: self.dataset_fn(context, start)
+        )
+        iterator = iter(dataset)
+        step, last_log_step, last_log_time = start, start, time.perf_counter()
+        rate, path = 0.0, None
+        bar = tqdm.tqdm(
+            total=loop.steps, initial=start, unit="step", disable=not self.is_chief,
+            dynamic_ncols=True, desc="training",
+        )
+        with self._stop_on_signals(), bar:
+            while step < loop.steps and not self._stop_requested:
+                target = min(
+                    step + loop.steps_per_call,
+                    _next_event(step, loop.log_every, loop.steps),
+                    _next_event(step, loop.image_every, loop.steps),
+                    _next_event(step, loop.checkpoint_every, loop.steps),
+                )
+                metrics = self.gan_step.train_step(
+                    iterator, tf.constant(target - step, tf.int64), self.per_replica_batch, self.step
+                )
+                bar.update(target - step)
+                step = target
+                if loop.log_every and step % loop.log_every == 0 or step == loop.steps:
+                    now = time.perf_counter()
+                    rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
+                    last_log_step, last_log_time = step, now
+                    self._write_scalars(metrics, rate, step)
+                    bar.set_postfix(
+                        g_loss=f"{float(metrics['generator/loss']):.3f}", refresh=False
+                    )
+                if loop.image_every and step % loop.image_every == 0:
+                    self.write_images(step)
+                if loop.checkpoint_every and step % loop.checkpoint_every == 0:
+                    path = self.save()
+        interrupted = self._stop_requested and step < loop.steps
+        if not (loop.checkpoint_every and step % loop.checkpoint_every == 0):
+            path = self.save()
+        if interrupted and self.is_chief:
+            print(f"\nInterrupted at step {step}; checkpoint saved to {path}. "
+                  "Run the same command again to resume.")
+        self.writer.flush()
+        return LoopResult(step, interrupted, rate)
