@@ -25,7 +25,9 @@ def _check_labels(name: str, labels, num_classes: int) -> np.ndarray:
     """int64 [N] (N >= 1) with values in [0, num_classes)."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.size == 0:
-        raise ValueError(f"{name} must have shape [N] with N >= 1, got shape {labels.shape}")
+        raise ValueError(
+            f"{name} must have shape [N] with N >= 1, got shape {labels.shape}"
+        )
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name} must hold integer labels, got dtype {labels.dtype}")
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -59,8 +61,12 @@ def dependency_matrix(upper_labels, lower_labels, num_classes: int = 10) -> np.n
       float64 [num_classes, num_classes], >= 0; rows index the upper label, columns the
       lower label. Probabilities are empirical frequencies.
     """
-    upper, lower = _check_pair("upper_labels", upper_labels, "lower_labels", lower_labels, num_classes)
-    counts = np.bincount(upper * num_classes + lower, minlength=num_classes * num_classes)
+    upper, lower = _check_pair(
+        "upper_labels", upper_labels, "lower_labels", lower_labels, num_classes
+    )
+    counts = np.bincount(
+        upper * num_classes + lower, minlength=num_classes * num_classes
+    )
     joint = counts.reshape(num_classes, num_classes) / upper.size
     p_upper = joint.sum(axis=1)
     p_lower = joint.sum(axis=0)
@@ -77,8 +83,12 @@ def dependency_distance(
       fake_upper, fake_lower: int [M] labels of the generated pairs' digits.
       num_classes: number of label values.
     """
-    real_upper, real_lower = _check_pair("real_upper", real_upper, "real_lower", real_lower, num_classes)
-    fake_upper, fake_lower = _check_pair("fake_upper", fake_upper, "fake_lower", fake_lower, num_classes)
+    real_upper, real_lower = _check_pair(
+        "real_upper", real_upper, "real_lower", real_lower, num_classes
+    )
+    fake_upper, fake_lower = _check_pair(
+        "fake_upper", fake_upper, "fake_lower", fake_lower, num_classes
+    )
     c_real = dependency_matrix(real_upper, real_lower, num_classes)
     c_fake = dependency_matrix(fake_upper, fake_lower, num_classes)
     return float(np.mean(np.abs(c_real - c_fake)))

@@ -89,4 +89,6 @@ def frechet_distance(mean1, cov1, mean2, cov2) -> float:
 
 def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """FID between feature sets [N, D] and [M, D] (N, M >= 2)."""
-    return frechet_distance(*gaussian_statistics(features_a), *gaussian_statistics(features_b))
+    return frechet_distance(
+        *gaussian_statistics(features_a), *gaussian_statistics(features_b)
+    )

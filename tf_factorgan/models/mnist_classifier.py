@@ -49,10 +49,14 @@ class MnistClassifier(keras.Model):
         self.conv_2 = keras.layers.Conv2D(20, 5, kernel_initializer=_glorot(seed, 1))
         self.pool = keras.layers.AveragePooling2D(2)
         self.flatten = keras.layers.Flatten()
-        self.hidden = keras.layers.Dense(HIDDEN_UNITS, kernel_initializer=_glorot(seed, 2))
+        self.hidden = keras.layers.Dense(
+            HIDDEN_UNITS, kernel_initializer=_glorot(seed, 2)
+        )
         self.activation = keras.layers.LeakyReLU(negative_slope=negative_slope)
         self.dropout = keras.layers.Dropout(dropout_rate, seed=seed)
-        self.logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=_glorot(seed, 3))
+        self.logits = keras.layers.Dense(
+            NUM_CLASSES, kernel_initializer=_glorot(seed, 3)
+        )
 
     def features(self, x):
         """images [B, 28, 28, 1] in [0, 1] -> hidden activations [B, 50].

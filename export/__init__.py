@@ -1,0 +1,1 @@
+"""SavedModel export of trained generators for TF Serving (its own issue: #5)."""

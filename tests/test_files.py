@@ -1,0 +1,25 @@
+import json
+
+import pytest
+
+from tf_factorgan import files
+
+
+def test_write_json_replaces_atomically(tmp_path):
+    path = tmp_path / "sub" / "metrics.json"
+    files.write_json(str(path), {"a": 1})
+    files.write_json(str(path), {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["metrics.json"]
+
+
+def test_failed_write_leaves_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "metrics.json"
+    files.write_json(str(path), {"a": 1})
+    with pytest.raises(RuntimeError):
+        with files.atomic_path(str(path)) as tmp:
+            with open(tmp, "w") as f:
+                f.write('{"a": ')  # a writer that dies half-way
+            raise RuntimeError("disk full")
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]

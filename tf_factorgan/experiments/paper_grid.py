@@ -1,0 +1,122 @@
+"""The Paired MNIST grid of the FactorGAN paper (Figure 1).
+
+GAN, FactorGAN and FactorGAN-no-cp for every number of paired samples and every
+lambda; one CSV row per run and a plot of FID and dependency distance against the
+number of paired samples (one column of panels per lambda). Finished runs are read
+back from their metrics.json, so an interrupted grid resumes where it stopped.
+"""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tf_factorgan import files
+from tf_factorgan.data import mnist
+from tf_factorgan.experiments import paired_mnist
+from tf_factorgan.factorisation import Variant
+
+GRID_VARIANTS = (Variant.GAN, Variant.FACTORGAN, Variant.FACTORGAN_NO_CP)
+CSV_COLUMNS = ("variant", "num_joint_samples", "same_digit_prob", "fid_upper", "fid_lower",
+               "dependency_distance", "step")
+
+
+@dataclasses.dataclass(frozen=True)
+class PaperGridConfig:
+    """`base` holds every per-run setting; the grid overrides variant, number of
+    paired samples, lambda and experiment name."""
+
+    base: paired_mnist.PairedMnistConfig
+    variants: tuple[Variant, ...] = GRID_VARIANTS
+    num_joint_samples: tuple[int, ...] = (100, 200, 500, 1000)
+    same_digit_probs: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+    def __post_init__(self):
+        unknown = [v.value for v in self.variants if v not in GRID_VARIANTS]
+        if unknown:
+            raise ValueError(
+                f"--variants {unknown} are not Paired MNIST variants; choose from "
+                f"{[v.value for v in GRID_VARIANTS]}"
+            )
+
+    @property
+    def grid_dir(self) -> str:
+        return os.path.join(self.base.out_path, "paired_mnist", "grid")
+
+    def run_configs(self) -> list[paired_mnist.PairedMnistConfig]:
+        configs = []
+        for lam in self.same_digit_probs:
+            for n in self.num_joint_samples:
+                for variant in self.variants:
+                    configs.append(dataclasses.replace(
+                        self.base,
+                        factorgan=variant.is_factorised,
+                        use_real_dep_disc=variant.uses_p_dependency,
+                        num_joint_samples=n,
+                        same_digit_prob=lam,
+                        experiment_name=os.path.join("grid", f"{variant.value}_n{n}_lambda{lam:g}"),
+                    ))
+        return configs
+
+
+def run_grid(config: PaperGridConfig, train: mnist.Digits, test: mnist.Digits,
+             strategy: tf.distribute.Strategy) -> list[dict]:
+    """Runs (or reads back) every run of the grid; writes results.csv and results.png."""
+    rows = []
+    for run_config in config.run_configs():
+        metrics_path = os.path.join(run_config.run_dir, "metrics.json")
+        if os.path.exists(metrics_path):
+            with open(metrics_path) as f:
+                metrics = json.load(f)
+        else:
+            print(f"\n== {run_config.experiment_name}")
+            data = paired_mnist.build_data(run_config, train, test)
+            metrics = paired_mnist.run_with_data(run_config, data, strategy)
+            if "interrupted_at_step" in metrics:
+                raise KeyboardInterrupt(f"grid interrupted in {run_config.experiment_name}")
+        rows.append({k: metrics[k] for k in CSV_COLUMNS})
+    write_csv(os.path.join(config.grid_dir, "results.csv"), rows)
+    plot(os.path.join(config.grid_dir, "results.png"), rows)
+    return rows
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    files.write_bytes(path, buffer.getvalue().encode())
+
+
+def plot(path: str, rows: list[dict]) -> None:
+    """FID (mean of upper and lower digit) and dependency distance against the
+    number of paired samples, one column per lambda, one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lambdas = sorted({r["same_digit_prob"] for r in rows})
+    fig, axes = plt.subplots(2, len(lambdas), figsize=(4 * len(lambdas), 6), squeeze=False)
+    for col, lam in enumerate(lambdas):
+        for variant in sorted({r["variant"] for r in rows}):
+            runs = sorted((r for r in rows if r["variant"] == variant and r["same_digit_prob"] == lam),
+                          key=lambda r: r["num_joint_samples"])
+            n = [r["num_joint_samples"] for r in runs]
+            axes[0, col].plot(n, [np.mean([r["fid_upper"], r["fid_lower"]]) for r in runs], "o-", label=variant)
+            axes[1, col].plot(n, [r["dependency_distance"] for r in runs], "o-", label=variant)
+        axes[0, col].set_title(f"lambda = {lam:g}")
+        for row, label in enumerate(("FID (mean of digits)", "dependency distance")):
+            axes[row, col].set_xscale("log")
+            axes[row, col].set_xlabel("paired samples")
+            axes[row, col].set_ylabel(label)
+    axes[0, 0].legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    files.write_bytes(path, buffer.getvalue())

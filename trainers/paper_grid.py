@@ -1,0 +1,57 @@
+"""Runs the Paired MNIST grid of the paper's Figure 1 (GAN / FactorGAN / no-cp).
+
+  python -m trainers.paper_grid --mnist_manual_dir=../shared/data/mnist --steps=20000
+
+Takes every flag of trainers.paired_mnist for the per-run settings; writes
+<out_path>/paired_mnist/grid/results.csv and results.png. Re-running resumes.
+"""
+
+import sys
+
+from absl import app, flags
+
+from tf_factorgan import strategies, trainer
+from tf_factorgan.data import mnist
+from tf_factorgan.experiments import paired_mnist, paper_grid
+from tf_factorgan.factorisation import Variant
+from trainers import paired_mnist as paired_mnist_flags
+
+GRID = paper_grid.PaperGridConfig(base=paired_mnist.PairedMnistConfig())
+
+flags.DEFINE_list("variants", [v.value for v in GRID.variants], "Variants to run.")
+flags.DEFINE_list("joint_sample_counts", [str(n) for n in GRID.num_joint_samples],
+                  "Numbers of paired samples.")
+flags.DEFINE_list("same_digit_probs", [str(p) for p in GRID.same_digit_probs], "Lambdas.")
+
+FLAGS = flags.FLAGS
+
+
+def config_from_flags() -> paper_grid.PaperGridConfig:
+    try:
+        config = paper_grid.PaperGridConfig(
+            base=paired_mnist_flags.config_from_flags(),
+            variants=tuple(Variant(v) for v in FLAGS.variants),
+            num_joint_samples=tuple(int(n) for n in FLAGS.joint_sample_counts),
+            same_digit_probs=tuple(float(p) for p in FLAGS.same_digit_probs),
+        )
+        config.run_configs()  # validates every grid point before the first run
+        return config
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+
+
+def main(argv):
+    del argv
+    config = config_from_flags()
+    base = config.base
+    try:
+        train = mnist.load_mnist("train", base.mnist_manual_dir, base.tfds_data_dir)
+        test = mnist.load_mnist("test", base.mnist_manual_dir, base.tfds_data_dir)
+        paper_grid.run_grid(config, train, test, strategies.make_strategy(base.strategy))
+    except (FileNotFoundError, trainer.CheckpointError) as error:
+        sys.exit(f"error: {error}")
+    print(f"\nResults: {config.grid_dir}/results.csv and results.png")
+
+
+if __name__ == "__main__":
+    app.run(main)
