@@ -18,6 +18,7 @@ def _targets():
 
     scope = {
         "load": lambda *args: None,
+        "package": lambda **kwargs: None,
         "requirement": lambda name: f"@pypi//{name}",
         "py_library": rule("py_library"),
         "py_binary": rule("py_binary"),

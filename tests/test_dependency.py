@@ -72,7 +72,11 @@ def test_dependent_versus_independent_labels_give_positive_distance():
         (np.array([0, 10]), np.array([0, 1]), r"upper_labels must lie in \[0, 9\]"),
         (np.array([0, 1]), np.array([-1, 1]), r"lower_labels must lie in \[0, 9\]"),
         (np.array([0.0, 1.0]), np.array([0, 1]), "upper_labels must hold integer"),
-        (np.zeros((2, 2), int), np.zeros((2, 2), int), r"upper_labels must have shape \[N\]"),
+        (
+            np.zeros((2, 2), int),
+            np.zeros((2, 2), int),
+            r"upper_labels must have shape \[N\]",
+        ),
         (np.array([], int), np.array([], int), r"upper_labels must have shape \[N\]"),
         (np.array([0, 1, 2]), np.array([0, 1]), r"same shape, got \(3,\) and \(2,\)"),
     ],

@@ -1,7 +1,7 @@
 """The evaluation classifier: shapes, training, caching and input checks.
 
-Training runs on small synthetic "digits" (class k is a bright bar at a class-specific
-row over noise) so the tests stay fast and need no MNIST files.
+Training uses the small synthetic digits of conftest.py (600 train, 200 test), so the
+tests stay fast and need no MNIST files.
 """
 
 import json
@@ -13,15 +13,7 @@ import pytest
 from tf_factorgan.eval import mnist_classifier_training as training
 from tf_factorgan.models.mnist_classifier import MnistClassifier
 
-
-def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [count, 28, 28] images and int64 [count] labels in 0..9."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(10, size=count)
-    images = rng.integers(0, 60, size=(count, 28, 28))
-    for row in range(10):
-        images[labels == row, 2 + 2 * row : 4 + 2 * row, 4:24] = 255
-    return images.astype(np.uint8), labels
+SETTINGS = dict(epochs=2, batch_size=32, seed=0, min_accuracy=0.0)
 
 
 def test_logits_and_features_shapes():
@@ -36,14 +28,15 @@ def test_logits_and_features_shapes():
 def test_seed_fixes_initial_weights():
     x = np.zeros((1, 28, 28, 1), np.float32)
     a, b = MnistClassifier(seed=3), MnistClassifier(seed=3)
-    a(x), b(x)
+    a(x)
+    b(x)
     for wa, wb in zip(a.weights, b.weights):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
 
 
 def test_classify_and_features_helpers():
     model = MnistClassifier(seed=0)
-    images, _ = synthetic_digits(7, seed=0)
+    images = np.random.default_rng(0).integers(0, 256, size=(7, 28, 28), dtype=np.uint8)
     labels = training.classify(model, images, batch_size=3)
     hidden = training.features(model, images / 255.0, batch_size=3)
     assert labels.dtype == np.int64 and labels.shape == (7,)
@@ -65,61 +58,74 @@ def test_invalid_images_are_rejected(images, message):
         training.classify(MnistClassifier(), images)
 
 
-def test_train_then_load_from_cache(tmp_path, capsys, monkeypatch):
-    train_images, train_labels = synthetic_digits(600, seed=1)
-    test_images, test_labels = synthetic_digits(200, seed=2)
-    args = (str(tmp_path), train_images, train_labels, test_images, test_labels)
-    settings = dict(epochs=2, batch_size=32, seed=0, min_accuracy=0.0)
+def test_train_then_load_from_cache(tmp_path, capsys, monkeypatch, digits):
+    train, test = digits
+    args = (str(tmp_path), train.images, train.labels, test.images, test.labels)
 
-    trained, accuracy = training.train_or_load_classifier(*args, **settings)
+    trained, accuracy = training.train_or_load_classifier(*args, **SETTINGS)
     assert "test accuracy" in capsys.readouterr().out
     assert 0.0 <= accuracy <= 1.0
     assert os.path.isfile(tmp_path / training.WEIGHTS_FILE)
     with open(tmp_path / training.RECORD_FILE) as f:
         record = json.load(f)
     assert record["test_accuracy"] == accuracy
-    assert record["key"]["train_count"] == 600
+    assert record["key"]["train_count"] == len(train)
     assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
 
     def no_training(*unused_args):
         raise AssertionError("a cached classifier must not be retrained")
 
     monkeypatch.setattr(training, "_train", no_training)
-    loaded, loaded_accuracy = training.train_or_load_classifier(*args, **settings)
+    loaded, loaded_accuracy = training.train_or_load_classifier(*args, **SETTINGS)
     assert "loaded from cache" in capsys.readouterr().out
     assert loaded_accuracy == accuracy
     np.testing.assert_array_equal(
-        training.classify(loaded, test_images), training.classify(trained, test_images)
+        training.classify(loaded, test.images), training.classify(trained, test.images)
     )
     np.testing.assert_array_equal(
-        training.features(loaded, test_images), training.features(trained, test_images)
+        training.features(loaded, test.images), training.features(trained, test.images)
     )
 
-    # A cache of other training data is not reused.
+    # A cache of other training data is not reused, nor one of other settings.
+    other_data = (str(tmp_path), train.images[:500], train.labels[:500]) + args[3:]
     with pytest.raises(AssertionError, match="must not be retrained"):
-        training.train_or_load_classifier(
-            str(tmp_path), train_images[:500], train_labels[:500], test_images, test_labels,
-            **settings,
-        )
-    # Nor is one below the requested accuracy.
+        training.train_or_load_classifier(*other_data, **SETTINGS)
+    with pytest.raises(AssertionError, match="must not be retrained"):
+        training.train_or_load_classifier(*args, **{**SETTINGS, "seed": 1})
+    # A cache below the requested accuracy raises.
     with pytest.raises(RuntimeError, match="below min_accuracy=1.0"):
-        training.train_or_load_classifier(*args, **{**settings, "min_accuracy": 1.0})
+        training.train_or_load_classifier(*args, **{**SETTINGS, "min_accuracy": 1.0})
 
 
-def test_low_accuracy_raises_and_is_not_cached(tmp_path):
-    train_images, _ = synthetic_digits(64, seed=3)
+def test_low_accuracy_raises_and_is_not_cached(tmp_path, digits):
+    train, _ = digits
+    images = train.images[:64]
     random_labels = np.random.default_rng(4).integers(10, size=64)
     with pytest.raises(RuntimeError, match="below min_accuracy=0.99"):
         training.train_or_load_classifier(
-            str(tmp_path), train_images, random_labels, train_images[:32],
-            (random_labels[:32] + 1) % 10, epochs=1, batch_size=32, min_accuracy=0.99,
+            str(tmp_path),
+            images,
+            random_labels,
+            images[:32],
+            (random_labels[:32] + 1) % 10,  # never the trained label of an image
+            epochs=1,
+            batch_size=32,
+            min_accuracy=0.99,
         )
     assert not os.path.exists(tmp_path / training.RECORD_FILE)
 
 
-def test_invalid_labels_are_rejected(tmp_path):
-    images, labels = synthetic_digits(4, seed=5)
-    with pytest.raises(ValueError, match=r"train_labels must be integers of shape \[4\]"):
-        training.train_or_load_classifier(str(tmp_path), images, labels[:3], images, labels)
+def test_invalid_arguments_are_rejected(tmp_path, digits):
+    train, _ = digits
+    images, labels = train.images[:4], train.labels[:4]
+    cache = str(tmp_path)
+    with pytest.raises(
+        ValueError, match=r"train_labels must be integers of shape \[4\]"
+    ):
+        training.train_or_load_classifier(cache, images, labels[:3], images, labels)
     with pytest.raises(ValueError, match=r"test_labels must lie in \[0, 9\]"):
-        training.train_or_load_classifier(str(tmp_path), images, labels, images, labels + 10)
+        training.train_or_load_classifier(cache, images, labels, images, labels + 10)
+    with pytest.raises(ValueError, match=r"min_accuracy must lie in \[0, 1\]"):
+        training.train_or_load_classifier(
+            cache, images, labels, images, labels, min_accuracy=98
+        )

@@ -39,6 +39,7 @@ def _check_labels(name: str, labels, num_classes: int) -> np.ndarray:
 
 
 def _check_pair(upper_name: str, upper, lower_name: str, lower, num_classes: int):
+    """Checked int64 [N] (upper, lower) labels of the same N pairs."""
     upper = _check_labels(upper_name, upper, num_classes)
     lower = _check_labels(lower_name, lower, num_classes)
     if upper.shape != lower.shape:
@@ -47,6 +48,15 @@ def _check_pair(upper_name: str, upper, lower_name: str, lower, num_classes: int
             f"{upper.shape} and {lower.shape}"
         )
     return upper, lower
+
+
+def _ratio(upper: np.ndarray, lower: np.ndarray, num_classes: int) -> np.ndarray:
+    """c [num_classes, num_classes] of checked int64 [N] labels."""
+    counts = np.bincount(upper * num_classes + lower, minlength=num_classes**2)
+    joint = counts.reshape(num_classes, num_classes) / upper.size
+    p_upper = joint.sum(axis=1)
+    p_lower = joint.sum(axis=0)
+    return joint / (np.outer(p_upper, p_lower) + EPSILON)
 
 
 def dependency_matrix(upper_labels, lower_labels, num_classes: int = 10) -> np.ndarray:
@@ -64,13 +74,7 @@ def dependency_matrix(upper_labels, lower_labels, num_classes: int = 10) -> np.n
     upper, lower = _check_pair(
         "upper_labels", upper_labels, "lower_labels", lower_labels, num_classes
     )
-    counts = np.bincount(
-        upper * num_classes + lower, minlength=num_classes * num_classes
-    )
-    joint = counts.reshape(num_classes, num_classes) / upper.size
-    p_upper = joint.sum(axis=1)
-    p_lower = joint.sum(axis=0)
-    return joint / (np.outer(p_upper, p_lower) + EPSILON)
+    return _ratio(upper, lower, num_classes)
 
 
 def dependency_distance(
@@ -89,6 +93,6 @@ def dependency_distance(
     fake_upper, fake_lower = _check_pair(
         "fake_upper", fake_upper, "fake_lower", fake_lower, num_classes
     )
-    c_real = dependency_matrix(real_upper, real_lower, num_classes)
-    c_fake = dependency_matrix(fake_upper, fake_lower, num_classes)
+    c_real = _ratio(real_upper, real_lower, num_classes)
+    c_fake = _ratio(fake_upper, fake_lower, num_classes)
     return float(np.mean(np.abs(c_real - c_fake)))
