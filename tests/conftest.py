@@ -45,3 +45,10 @@ def mnist_dir():
     if not os.path.isdir(path):
         pytest.skip(f"no offline MNIST at {path} (set FACTORGAN_MNIST_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def two_replicas():
+    """One two-replica MirroredStrategy for the whole session: separate strategies in
+    one process can collide on collective-op instance keys."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -71,10 +71,10 @@ def test_one_step_updates_every_network(digits, variant):
         assert np.isfinite(float(metrics[f"discriminator/{name}/loss"]))
 
 
-def test_two_replicas_make_the_same_update_as_one(digits):
+def test_two_replicas_make_the_same_update_as_one(digits, two_replicas):
     config = _config()
     data = paired_mnist.build_data(config, *digits)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    mirrored = two_replicas
     assert mirrored.num_replicas_in_sync == 2
     loops = [
         paired_mnist.build_trainer(config, data, strategy, SplitInvariantRandomness)
@@ -93,8 +93,8 @@ def test_two_replicas_make_the_same_update_as_one(digits):
         np.testing.assert_allclose(float(metrics[0][key]), float(metrics[1][key]), rtol=1e-4, atol=1e-6)
 
 
-def test_every_replica_draws_its_own_noise_and_permutations():
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_every_replica_draws_its_own_noise_and_permutations(two_replicas):
+    mirrored = two_replicas
     with mirrored.scope():
         randomness = gan.Randomness(7)
 
@@ -110,8 +110,8 @@ def test_every_replica_draws_its_own_noise_and_permutations():
     np.testing.assert_array_equal(np.sort(p0), np.arange(16))
 
 
-def test_batch_not_divisible_by_replicas_is_refused(digits):
+def test_batch_not_divisible_by_replicas_is_refused(digits, two_replicas):
     config = paired_mnist.PairedMnistConfig(batch_size=25, out_path="/x")
     data = paired_mnist.build_data(config, *digits)
     with pytest.raises(ValueError, match="--batch_size=25 is not divisible by the 2 replicas"):
-        paired_mnist.build_trainer(config, data, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+        paired_mnist.build_trainer(config, data, two_replicas)

@@ -20,8 +20,8 @@ def test_fused_adam_matches_keras_adam_over_several_steps():
     assert int(optimizers[1].iterations.numpy()) == 5
 
 
-def test_fused_adam_works_inside_a_mirrored_step():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+def test_fused_adam_works_inside_a_mirrored_step(two_replicas):
+    strategy = two_replicas
     with strategy.scope():
         var = keras.Variable(np.ones((2, 2), np.float32))
         opt = FusedAdam(0.1)

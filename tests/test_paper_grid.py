@@ -1,0 +1,32 @@
+import csv
+
+import pytest
+import tensorflow as tf
+
+from tf_factorgan.experiments import paired_mnist, paper_grid
+from tf_factorgan.factorisation import Variant
+
+
+def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch):
+    base = paired_mnist.PairedMnistConfig(
+        batch_size=10, steps=2, steps_per_call=2, log_every=0, image_every=0, checkpoint_every=0,
+        out_path=str(tmp_path), eval_samples=60, min_classifier_accuracy=0.0)
+    grid = paper_grid.PaperGridConfig(base=base, num_joint_samples=(20, 40), same_digit_probs=(0.9,))
+    rows = paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy())
+    assert len(rows) == 3 * 2
+    with open(tmp_path / "paired_mnist" / "grid" / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {(r["variant"], r["num_joint_samples"], r["same_digit_prob"]) for r in table} == {
+        (v.value, str(n), str(lam)) for v in paper_grid.GRID_VARIANTS for n in (20, 40) for lam in (0.9,)}
+    assert all(float(r["fid_upper"]) >= 0 and float(r["dependency_distance"]) >= 0 for r in table)
+    assert (tmp_path / "paired_mnist" / "grid" / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+    # Finished runs are read back, not trained again.
+    monkeypatch.setattr(paired_mnist, "run_with_data", lambda *a: pytest.fail("re-ran a finished run"))
+    assert paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy()) == rows
+
+
+def test_grid_rejects_conditional_variant():
+    with pytest.raises(ValueError, match="not Paired MNIST variants"):
+        paper_grid.PaperGridConfig(base=paired_mnist.PairedMnistConfig(),
+                                   variants=(Variant.CONDITIONAL_FACTORGAN,))
