@@ -21,6 +21,8 @@ from tf_factorgan.experiments import paired_mnist
 flags.DEFINE_integer("steps", 1000, "Timed generator updates per configuration.")
 flags.DEFINE_integer("steps_per_call", 50, "Generator updates per tf.function call.")
 flags.DEFINE_string("strategy", "default", "tf.distribute strategy.")
+flags.DEFINE_integer("intra_op_threads", 1, "Threads per op (0 = TensorFlow's default).")
+flags.DEFINE_integer("inter_op_threads", 0, "Concurrent ops (0 = TensorFlow's default).")
 FLAGS = flags.FLAGS
 
 
@@ -57,9 +59,11 @@ def pipeline_rounds_per_second(config, data) -> float:
 
 def main(argv):
     del argv
+    strategies.configure_cpu_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
     strategy = strategies.make_strategy(FLAGS.strategy)
     train, test = synthetic_mnist(mnist.TRAIN_SIZE), synthetic_mnist(100)
     print(f"strategy {FLAGS.strategy} ({strategy.num_replicas_in_sync} replicas), "
+          f"intra-op threads {FLAGS.intra_op_threads or 'default'}, "
           f"{FLAGS.steps} timed updates per row, batch 25, disc_iter 2\n")
     print(f"{'model':<18}{'XLA':<6}{'generator updates/s':>21}")
     for name, factorgan in (("FactorGAN", True), ("GAN", False)):

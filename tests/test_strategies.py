@@ -55,3 +55,8 @@ def test_two_workers_train_to_identical_weights(tmp_path):
     checkpoints = tmp_path / "out" / "paired_mnist" / "mw" / "checkpoints"
     assert (checkpoints / "ckpt-6.index").exists()
     assert not any(name.startswith("worker_tmp") for name in os.listdir(tmp_path / "out" / "paired_mnist" / "mw"))
+
+
+def test_negative_thread_counts_are_refused():
+    with pytest.raises(ValueError, match="--intra_op_threads must be >= 0"):
+        strategies.configure_cpu_threads(-1, 0)

@@ -35,6 +35,10 @@ flags.DEFINE_bool("eval_only", DEFAULTS.eval_only, "Only evaluate the run's last
 flags.DEFINE_enum("strategy", DEFAULTS.strategy, list(strategies.STRATEGY_NAMES),
                   "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 flags.DEFINE_bool("jit_compile", DEFAULTS.jit_compile, "Compile the replica steps with XLA.")
+flags.DEFINE_integer("intra_op_threads", DEFAULTS.intra_op_threads,
+                     "Threads per TensorFlow op (0 = default); 1 lets the small networks run side by side.")
+flags.DEFINE_integer("inter_op_threads", DEFAULTS.inter_op_threads,
+                     "Ops run concurrently (0 = TensorFlow's default).")
 flags.DEFINE_integer("steps_per_call", DEFAULTS.steps_per_call, "Generator updates per tf.function call.")
 flags.DEFINE_integer("log_every", DEFAULTS.log_every, "TensorBoard scalars every N steps.")
 flags.DEFINE_integer("image_every", DEFAULTS.image_every, "TensorBoard sample grid every N steps.")

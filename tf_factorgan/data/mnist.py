@@ -153,19 +153,25 @@ def index_batches(num_items: int, batch_size: int, seed: int) -> tf.data.Dataset
     return tf.data.Dataset.random(seed=seed).flat_map(epoch)
 
 
-def pair_stream(
-    paired: PairedDigits, batch_size: int, seed: int, part: Optional[int] = None
-) -> tf.data.Dataset:
-    """Infinite shuffled float32 batches of `paired`.
+def pair_gatherer(paired: PairedDigits, part: Optional[int] = None):
+    """Returns `indices [B] -> float32 samples` of `paired`.
 
-    part None gives whole pairs [batch_size, 1568]; part 0 / 1 gives only the upper /
-    lower digits [batch_size, 784].
+    part None gives whole pairs [B, 1568]; part 0 / 1 gives only the upper / lower
+    digits [B, 784], values in [0, 1].
     """
     images = tf.constant(paired.digits.images.reshape(-1, DIGIT_SIZE))
     pairs = tf.constant(paired.pairs if part is None else paired.pairs[:, part : part + 1])
+    width = DIGIT_SIZE * pairs.shape[1]
 
     def gather(indices):
         flat = tf.gather(images, tf.reshape(tf.gather(pairs, indices), [-1]))
-        return tf.reshape(tf.cast(flat, tf.float32) / 255.0, [batch_size, -1])
+        return tf.reshape(tf.cast(flat, tf.float32) / 255.0, [-1, width])
 
-    return index_batches(len(paired), batch_size, seed).map(gather)
+    return gather
+
+
+def pair_stream(
+    paired: PairedDigits, batch_size: int, seed: int, part: Optional[int] = None
+) -> tf.data.Dataset:
+    """Infinite shuffled float32 batches of `paired` (see `pair_gatherer`)."""
+    return index_batches(len(paired), batch_size, seed).map(pair_gatherer(paired, part))

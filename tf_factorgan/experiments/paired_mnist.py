@@ -43,6 +43,8 @@ class PairedMnistConfig:
     eval_only: bool = False
     strategy: str = "auto"
     jit_compile: bool = False
+    intra_op_threads: int = 1
+    inter_op_threads: int = 0
     steps_per_call: int = 50
     log_every: int = 100
     image_every: int = 1000
@@ -151,14 +153,20 @@ def make_dataset_fn(config: PairedMnistConfig, data: PairedMnistData):
         seeds = np.random.SeedSequence(
             [config.seed, context.input_pipeline_id, start_step]
         ).generate_state(1 + PARTITION.num_parts)
-        streams = {}
+        sources = {}  # key -> (paired set, part or None)
         if not variant.is_factorised or variant.uses_p_dependency:
-            streams[gan.JOINT_KEY] = mnist.pair_stream(data.joint, batch, int(seeds[0]))
+            sources[gan.JOINT_KEY] = (data.joint, None)
         for part in variant.marginal_parts(PARTITION.num_parts):
-            streams[gan.marginal_key(part)] = mnist.pair_stream(
-                data.full, batch, int(seeds[1 + part]), part=part
-            )
-        return tf.data.Dataset.zip(streams).prefetch(tf.data.AUTOTUNE)
+            sources[gan.marginal_key(part)] = (data.full, part)
+        indices = tf.data.Dataset.zip({
+            key: mnist.index_batches(len(paired), batch, int(seed))
+            for (key, (paired, _)), seed in zip(sources.items(), seeds)
+        })
+        gathers = {key: mnist.pair_gatherer(paired, part) for key, (paired, part) in sources.items()}
+        # One map for all streams: tf.data's per-call overhead matters at batch 25.
+        return indices.map(
+            lambda idx: {key: gathers[key](idx[key]) for key in gathers}
+        ).prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn
 
@@ -204,6 +212,8 @@ def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Tra
     against as many real test pairs."""
     from tf_factorgan.eval import mnist_classifier_training, paired_mnist_metrics
 
+    # The classifier is a fixed measuring instrument: same seed for every run, so all
+    # runs on the same data share one cached copy.
     cache_dir = config.classifier_cache_dir or os.path.join(config.out_path, "mnist_classifier")
     classifier, accuracy = mnist_classifier_training.train_or_load_classifier(
         cache_dir,
@@ -211,7 +221,6 @@ def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Tra
         data.train_digits.labels,
         data.test_digits.images,
         data.test_digits.labels,
-        seed=config.seed,
         min_accuracy=config.min_classifier_accuracy,
     )
     count = min(config.eval_samples, len(data.test))
@@ -225,6 +234,7 @@ def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Tra
 
 def run(config: PairedMnistConfig) -> dict:
     """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
+    strategies.configure_cpu_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = strategies.make_strategy(config.strategy)
     data = load_data(config)
     return run_with_data(config, data, strategy)
