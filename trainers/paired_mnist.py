@@ -9,7 +9,7 @@ Re-running the same command resumes from the last checkpoint; Ctrl-C saves and e
 import dataclasses
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from tf_factorgan import strategies, trainer
 from tf_factorgan.experiments import paired_mnist
@@ -62,8 +62,15 @@ def config_from_flags() -> paired_mnist.PairedMnistConfig:
         raise app.UsageError(str(error)) from error
 
 
+def quiet_info_logs():
+    """TensorFlow's INFO lines would bury the progress bar, unless --verbosity asks."""
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+
+
 def main(argv):
     del argv
+    quiet_info_logs()
     config = config_from_flags()
     try:
         metrics = paired_mnist.run(config)

@@ -42,8 +42,10 @@ def config_from_flags() -> paper_grid.PaperGridConfig:
 
 def main(argv):
     del argv
+    paired_mnist_flags.quiet_info_logs()
     config = config_from_flags()
     base = config.base
+    strategies.configure_cpu_threads(base.intra_op_threads, base.inter_op_threads)
     try:
         train = mnist.load_mnist("train", base.mnist_manual_dir, base.tfds_data_dir)
         test = mnist.load_mnist("test", base.mnist_manual_dir, base.tfds_data_dir)
