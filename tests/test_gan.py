@@ -115,3 +115,13 @@ def test_batch_not_divisible_by_replicas_is_refused(digits, two_replicas):
     data = paired_mnist.build_data(config, *digits)
     with pytest.raises(ValueError, match="--batch_size=25 is not divisible by the 2 replicas"):
         paired_mnist.build_trainer(config, data, two_replicas)
+
+
+def test_xla_compiled_step_trains(digits):
+    config = _config(jit_compile=True)
+    loop = paired_mnist.build_trainer(config, paired_mnist.build_data(config, *digits),
+                                      tf.distribute.get_strategy())
+    before = loop.gan_step.models.generator.trainable_weights[0].numpy().copy()
+    metrics = _run_one_step(loop)
+    assert np.isfinite(float(metrics["generator/loss"]))
+    assert not np.allclose(before, loop.gan_step.models.generator.trainable_weights[0].numpy())
