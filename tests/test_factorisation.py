@@ -61,6 +61,9 @@ def test_combined_logit_is_sum_of_marginals_plus_p_minus_q():
     m1, m2 = tf.constant([1.0, -2.0]), tf.constant([0.5, 0.25])
     p, q = tf.constant([3.0, 1.0]), tf.constant([-1.0, 4.0])
     np.testing.assert_allclose(factorisation.combined_logit([m1, m2], q, p), [5.5, -4.75])
+    # [B, 1] discriminator outputs are flattened, never broadcast to [B, B].
+    mixed = factorisation.combined_logit([m1[:, None], m2], q[:, None], p)
+    np.testing.assert_allclose(mixed, [5.5, -4.75])
     # FactorGAN-no-cp: D_P is 0.
     np.testing.assert_allclose(factorisation.combined_logit([m1, m2], q), [2.5, -5.75])
 

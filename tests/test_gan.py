@@ -125,3 +125,20 @@ def test_xla_compiled_step_trains(digits):
     metrics = _run_one_step(loop)
     assert np.isfinite(float(metrics["generator/loss"]))
     assert not np.allclose(before, loop.gan_step.models.generator.trainable_weights[0].numpy())
+
+
+def test_seed_fixes_the_initial_weights(digits):
+    def initial(seed):
+        config = _config(seed=seed)
+        loop = paired_mnist.build_trainer(config, paired_mnist.build_data(config, *digits),
+                                          tf.distribute.get_strategy())
+        return np.concatenate([w.ravel() for w in _all_weights(loop.gan_step.models)])
+
+    np.testing.assert_array_equal(initial(5), initial(5))
+    assert not np.allclose(initial(5), initial(6))
+
+
+def test_conditional_variant_is_refused_until_supported():
+    with pytest.raises(NotImplementedError, match="conditional FactorGAN"):
+        gan.build_models(gan.GanConfig(variant=Variant.CONDITIONAL_FACTORGAN),
+                         paired_mnist.PARTITION, (1568,), None, None)

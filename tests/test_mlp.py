@@ -15,7 +15,7 @@ def test_spectral_normalisation_acts_only_in_training_calls():
     disc = MLPDiscriminator()
     x = tf.random.normal([8, 20])
     disc(x)
-    kernels = [layer.layer.kernel for layer in disc.dense_layers]
+    kernels = [layer.layer.kernel for layer in (disc.hidden_1, disc.hidden_2, disc.logit)]
     for k in kernels:  # inflate so normalisation is visible
         k.assign(k * 5.0)
     before = [k.numpy() for k in kernels]
@@ -28,5 +28,5 @@ def test_spectral_normalisation_acts_only_in_training_calls():
     for k in kernels:
         sigma = np.linalg.svd(k.numpy(), compute_uv=False)[0]
         assert abs(sigma - 1.0) < 1e-2, sigma
-    u = [layer.vector_u for layer in disc.dense_layers]
+    u = [layer.vector_u for layer in (disc.hidden_1, disc.hidden_2, disc.logit)]
     assert all(not v.trainable for v in u) and len(disc.non_trainable_weights) == 3

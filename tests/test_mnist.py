@@ -54,12 +54,13 @@ def test_index_batches_cover_every_item_once_per_epoch():
     assert all(b.shape == (5,) and b.max() < 3 for b in small)
 
 
-def test_pair_stream_yields_pairs_and_parts():
+def test_pair_gatherer_yields_pairs_and_parts():
     paired = mnist.PairedDigits.build(synthetic_digits(40, 3), 0.5, 0)
-    whole = next(iter(mnist.pair_stream(paired, 8, seed=0)))
-    lower = next(iter(mnist.pair_stream(paired, 8, seed=0, part=1)))
+    indices = next(iter(mnist.index_batches(len(paired), 8, seed=0)))
+    whole = mnist.pair_gatherer(paired)(indices)
+    lower = mnist.pair_gatherer(paired, part=1)(indices)
     assert whole.shape == (8, 1568) and lower.shape == (8, 784)
-    np.testing.assert_allclose(whole[:, 784:], lower)  # same seed, same order
+    np.testing.assert_allclose(whole[:, 784:], lower)
     rows = {tuple(np.round(r * 255).astype(int)) for r in paired.samples()}
     assert all(tuple(np.round(r * 255).astype(int)) in rows for r in whole.numpy())
 

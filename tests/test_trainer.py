@@ -48,11 +48,19 @@ def test_resume_restores_identical_state_and_continues(tmp_path, digits):
     for a, b in zip(saved, _live_state(second)):
         np.testing.assert_array_equal(a, b)
 
-    longer = paired_mnist.build_trainer(_config(tmp_path, steps=6), data, tf.distribute.get_strategy())
+    # A resumed run takes its learning rate from the command, not the checkpoint.
+    longer = paired_mnist.build_trainer(_config(tmp_path, steps=6, lr=5e-4), data, tf.distribute.get_strategy())
     result = longer.run()
+    for opt in [longer.gan_step.models.generator_optimizer, *longer.gan_step.models.discriminator_optimizers.values()]:
+        assert float(opt.learning_rate) == pytest.approx(5e-4)
     assert result.step == 6 and int(longer.step.numpy()) == 6
     assert tf.train.latest_checkpoint(longer.checkpoint_dir).endswith("ckpt-6")
     assert os.listdir(os.path.join(config.run_dir, "logs"))
+
+
+def test_negative_intervals_are_refused():
+    with pytest.raises(ValueError, match="--log_every must be >= 0"):
+        trainer.LoopConfig(steps=1, log_every=-1)
 
 
 def test_corrupted_checkpoint_is_reported_with_its_path(tmp_path, digits):

@@ -96,8 +96,8 @@ def shuffle_parts(
       partition: how x splits into K parts.
       permutations: K - 1 int tensors [B], each a permutation of range(B); part i + 1
         is reordered by permutations[i]. Part 0 stays in place, so sample b keeps its
-        first part and takes every other part from a different, independently chosen
-        sample of the same batch.
+        first part and takes every other part from an independently, uniformly chosen
+        sample of the same batch (possibly itself).
 
     Returns:
       [B, ..., total_size], distributed as the product of the batch's marginals.
@@ -121,10 +121,12 @@ def combined_logit(
 ) -> tf.Tensor:
     """The FactorGAN estimate of log p(x)/q(x): sum_i D_i(x_i) + D_P(x) - D_Q(x).
 
-    All logits are [B] (or [B, 1]); `p_dependency_logit` is None for FACTORGAN_NO_CP,
-    where D_P is 0.
+    Logits may be [B] or [B, 1] (each is flattened to [B], so shapes never broadcast
+    to [B, B]); `p_dependency_logit` is None for FACTORGAN_NO_CP, where D_P is 0.
+    Returns [B].
     """
-    total = tf.add_n(list(marginal_logits)) - q_dependency_logit
+    flat = lambda logits: tf.reshape(logits, [-1])
+    total = tf.add_n([flat(m) for m in marginal_logits]) - flat(q_dependency_logit)
     if p_dependency_logit is not None:
-        total += p_dependency_logit
+        total += flat(p_dependency_logit)
     return total

@@ -16,9 +16,7 @@ def atomic_path(path: str, suffix: str = ""):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make outputs private
     try:
         yield tmp
         os.replace(tmp, path)

@@ -118,6 +118,11 @@ def build_models(
     names of `discriminator_names`. Optimizers are built here because Keras 3 cannot
     create their slots inside a traced distributed step.
     """
+    if config.variant is Variant.CONDITIONAL_FACTORGAN:
+        raise NotImplementedError(
+            "conditional FactorGAN needs a generator fed with part 0; the training step "
+            "has only noise-driven generators so far"
+        )
     generator = make_generator()
     generator(tf.zeros([1, config.nz]))
     discriminators = {}

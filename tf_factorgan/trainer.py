@@ -45,6 +45,9 @@ class LoopConfig:
             raise ValueError(f"--steps must be >= 0, got {self.steps}")
         if self.steps_per_call < 1:
             raise ValueError(f"--steps_per_call must be >= 1, got {self.steps_per_call}")
+        for name in ("log_every", "image_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0 (0 = never), got {getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +135,11 @@ class Trainer:
                 f"cannot restore checkpoint {path}: {type(error).__name__}: {error}. "
                 "Delete that checkpoint (or the run folder) to start afresh."
             ) from error
+        # Keras 3 checkpoints the learning rate; the run's configured one wins, so a
+        # resumed run with a new --lr really uses it.
+        models = self.gan_step.models
+        for optimizer in [models.generator_optimizer, *models.discriminator_optimizers.values()]:
+            optimizer.learning_rate = self.gan_step.config.lr
         return int(self.step.numpy())
 
     def save(self) -> Optional[str]:
@@ -146,10 +154,14 @@ class Trainer:
 
     @contextlib.contextmanager
     def _stop_on_signals(self):
-        """Ctrl-C / SIGTERM finish the current call, save and return cleanly."""
+        """Ctrl-C / SIGTERM finish the current call, save and return cleanly.
+
+        Under multi_worker every worker must receive the signal (as cluster managers
+        send it); a stop on one worker alone would leave the others in an all-reduce.
+        """
 
         def request_stop(signum, frame):
-            if self._stop_requested:  # a second Ctrl-C aborts at once
+            if self._stop_requested:  # a second Ctrl-C aborts without saving
                 raise KeyboardInterrupt
             self._stop_requested = True
 

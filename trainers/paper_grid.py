@@ -52,6 +52,8 @@ def main(argv):
         paper_grid.run_grid(config, train, test, strategies.make_strategy(base.strategy))
     except (FileNotFoundError, trainer.CheckpointError) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt as interrupt:
+        sys.exit(f"\n{interrupt}; run the same command again to resume")
     print(f"\nResults: {config.grid_dir}/results.csv and results.png")
 
 

@@ -124,10 +124,6 @@ class PairedDigits:
         flat = self.digits.images.reshape(-1, DIGIT_SIZE)
         return np.concatenate([flat[self.pairs[:, 0]], flat[self.pairs[:, 1]]], 1) / np.float32(255)
 
-    def labels(self) -> np.ndarray:
-        """int64 [N, 2]: labels of (upper, lower) digits."""
-        return self.digits.labels[self.pairs]
-
 
 def index_batches(num_items: int, batch_size: int, seed: int) -> tf.data.Dataset:
     """Infinite stream of int64 [batch_size] index batches over range(num_items).
@@ -169,9 +165,3 @@ def pair_gatherer(paired: PairedDigits, part: Optional[int] = None):
 
     return gather
 
-
-def pair_stream(
-    paired: PairedDigits, batch_size: int, seed: int, part: Optional[int] = None
-) -> tf.data.Dataset:
-    """Infinite shuffled float32 batches of `paired` (see `pair_gatherer`)."""
-    return index_batches(len(paired), batch_size, seed).map(pair_gatherer(paired, part))

@@ -12,6 +12,7 @@ import dataclasses
 import os
 from typing import Optional
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -188,6 +189,7 @@ def build_trainer(
     """
     gan_config = config.gan_config()
     strategies.per_replica_batch_size(strategy, config.batch_size)
+    keras.utils.set_random_seed(config.seed)  # initial weights follow --seed
     with strategy.scope():
         models = gan.build_models(
             gan_config,
@@ -262,7 +264,8 @@ def run_with_data(
         variant=config.variant.value,
         num_joint_samples=config.num_joint_samples,
         same_digit_prob=config.same_digit_prob,
-        train_steps_per_second=result.steps_per_second,
+        # Of the last logging interval: the rate the run ended at.
+        last_logged_steps_per_second=result.steps_per_second,
         config=dataclasses.asdict(config),
     )
     if loop.is_chief:

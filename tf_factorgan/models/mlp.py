@@ -39,10 +39,6 @@ class MLPDiscriminator(keras.Model):
         self.logit = _spectral_dense(1)
         self.activation = keras.layers.LeakyReLU(negative_slope=0.01)
 
-    @property
-    def dense_layers(self):
-        return [self.hidden_1, self.hidden_2, self.logit]
-
     def call(self, x, training=False):
         x = self.activation(self.hidden_1(x, training=training))
         x = self.activation(self.hidden_2(x, training=training))
