@@ -23,8 +23,7 @@ def main(out_dir: str, weights_path: str) -> None:
     loop = paired_mnist.build_trainer(config, data, strategy)
     result = loop.run()
     models = loop.gan_step.models
-    nets = [models.generator, *models.discriminators.values()]
-    weights = [w.numpy() for net in nets for w in net.weights]
+    weights = [w.numpy() for net in models.networks() for w in net.weights]
     np.savez(weights_path, step=result.step, replicas=strategy.num_replicas_in_sync,
              chief=loop.is_chief, *weights)
 

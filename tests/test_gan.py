@@ -41,8 +41,7 @@ def _config(variant=Variant.FACTORGAN, **kw):
 
 
 def _all_weights(models):
-    nets = [models.generator, *models.discriminators.values()]
-    return [w.numpy().copy() for net in nets for w in net.weights]
+    return [w.numpy().copy() for net in models.networks() for w in net.weights]
 
 
 def _run_one_step(loop):
@@ -81,8 +80,7 @@ def test_two_replicas_make_the_same_update_as_one(digits, two_replicas):
         for strategy in (tf.distribute.get_strategy(), mirrored)
     ]
     single, double = (loop.gan_step.models for loop in loops)
-    for a, b in zip([single.generator, *single.discriminators.values()],
-                    [double.generator, *double.discriminators.values()]):
+    for a, b in zip(single.networks(), double.networks()):
         b.set_weights(a.get_weights())
     np.testing.assert_array_equal(np.concatenate([w.ravel() for w in _all_weights(single)]),
                                   np.concatenate([w.ravel() for w in _all_weights(double)]))

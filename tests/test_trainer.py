@@ -26,10 +26,8 @@ def _state(loop):
 
 def _live_state(loop):
     models = loop.gan_step.models
-    nets = [models.generator, *models.discriminators.values()]
-    opts = [models.generator_optimizer, *models.discriminator_optimizers.values()]
-    values = [v.numpy() for net in nets for v in net.weights]
-    values += [v.numpy() for opt in opts for v in opt.variables]
+    values = [v.numpy() for net in models.networks() for v in net.weights]
+    values += [v.numpy() for opt in models.optimizers() for v in opt.variables]
     values += [loop.gan_step.randomness.generator.state.numpy(), loop.step.numpy()]
     return values
 
@@ -51,7 +49,7 @@ def test_resume_restores_identical_state_and_continues(tmp_path, digits):
     # A resumed run takes its learning rate from the command, not the checkpoint.
     longer = paired_mnist.build_trainer(_config(tmp_path, steps=6, lr=5e-4), data, tf.distribute.get_strategy())
     result = longer.run()
-    for opt in [longer.gan_step.models.generator_optimizer, *longer.gan_step.models.discriminator_optimizers.values()]:
+    for opt in longer.gan_step.models.optimizers():
         assert float(opt.learning_rate) == pytest.approx(5e-4)
     assert result.step == 6 and int(longer.step.numpy()) == 6
     assert tf.train.latest_checkpoint(longer.checkpoint_dir).endswith("ckpt-6")

@@ -93,15 +93,29 @@ class GanModels:
     generator_optimizer: keras.optimizers.Optimizer
     discriminator_optimizers: dict[str, keras.optimizers.Optimizer]
 
+    def networks(self) -> list[keras.Model]:
+        """The generator, then the discriminators in update order."""
+        return [self.generator, *self.discriminators.values()]
 
-def discriminator_names(variant: Variant, partition: Partition) -> list[str]:
-    """Names of the discriminators of `variant`, in their update order."""
+    def optimizers(self) -> list[keras.optimizers.Optimizer]:
+        """The generator's Adam, then the discriminators' in update order."""
+        return [self.generator_optimizer, *self.discriminator_optimizers.values()]
+
+
+def discriminator_inputs(variant: Variant, partition: Partition) -> dict[str, int]:
+    """Discriminators of `variant` in their update order: name -> size of the last
+    axis they see (a part's size for marginals, the whole sample otherwise)."""
+    whole = partition.total_size
     if not variant.is_factorised:
-        return ["joint"]
-    names = [marginal_key(i) for i in variant.marginal_parts(partition.num_parts)]
+        return {"joint": whole}
+    inputs = {
+        marginal_key(i): partition.sizes[i]
+        for i in variant.marginal_parts(partition.num_parts)
+    }
     if variant.uses_p_dependency:
-        names.append("p_dependency")
-    return names + ["q_dependency"]
+        inputs["p_dependency"] = whole
+    inputs["q_dependency"] = whole
+    return inputs
 
 
 def build_models(
@@ -115,7 +129,7 @@ def build_models(
 
     Must run under `strategy.scope()`. `sample_shape` is one sample without the batch
     axis, its last axis split by `partition`; `make_discriminator(name)` receives the
-    names of `discriminator_names`. Optimizers are built here because Keras 3 cannot
+    names of `discriminator_inputs`. Optimizers are built here because Keras 3 cannot
     create their slots inside a traced distributed step.
     """
     if config.variant is Variant.CONDITIONAL_FACTORGAN:
@@ -126,9 +140,9 @@ def build_models(
     generator = make_generator()
     generator(tf.zeros([1, config.nz]))
     discriminators = {}
-    for name in discriminator_names(config.variant, partition):
+    for name, channels in discriminator_inputs(config.variant, partition).items():
         model = make_discriminator(name)
-        model(tf.zeros([1, *sample_shape[:-1], _input_channels(name, partition)]))
+        model(tf.zeros([1, *sample_shape[:-1], channels]))
         discriminators[name] = model
 
     def adam(name):
@@ -143,12 +157,6 @@ def build_models(
         discriminator_optimizers[name] = adam(name)
         discriminator_optimizers[name].build(model.trainable_variables)
     return GanModels(generator, discriminators, generator_optimizer, discriminator_optimizers)
-
-
-def _input_channels(name: str, partition: Partition) -> int:
-    if name.startswith("marginal_"):
-        return partition.sizes[int(name.split("_")[1])]
-    return partition.total_size
 
 
 class GanStep:
@@ -313,7 +321,7 @@ class GanStep:
         return metrics
 
     def metric_names(self) -> list[str]:
-        names = discriminator_names(self.config.variant, self.partition)
+        names = discriminator_inputs(self.config.variant, self.partition)
         return [f"discriminator/{n}/{m}" for n in names for m in ("loss", "accuracy")] + [
             "generator/loss",
             "generator/mean_sigmoid_combined_logit",

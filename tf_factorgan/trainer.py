@@ -137,8 +137,7 @@ class Trainer:
             ) from error
         # Keras 3 checkpoints the learning rate; the run's configured one wins, so a
         # resumed run with a new --lr really uses it.
-        models = self.gan_step.models
-        for optimizer in [models.generator_optimizer, *models.discriminator_optimizers.values()]:
+        for optimizer in self.gan_step.models.optimizers():
             optimizer.learning_rate = self.gan_step.config.lr
         return int(self.step.numpy())
 
