@@ -17,6 +17,7 @@ from absl import app, flags
 from tf_factorgan import strategies
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist
+from benchmarks import timing
 
 flags.DEFINE_integer("steps", 1000, "Timed generator updates per configuration.")
 flags.DEFINE_integer("steps_per_call", 50, "Generator updates per tf.function call.")
@@ -34,15 +35,7 @@ def synthetic_mnist(count: int) -> mnist.Digits:
 
 def updates_per_second(config, data, strategy) -> float:
     loop = paired_mnist.build_trainer(config, data, strategy)
-    iterator = iter(strategy.distribute_datasets_from_function(lambda c: loop.dataset_fn(c, 0)))
-    run = lambda n: loop.gan_step.train_step(iterator, tf.constant(n, tf.int64), loop.per_replica_batch, loop.step)
-    float(run(FLAGS.steps_per_call)["generator/loss"])  # trace and warm up
-    calls = max(1, FLAGS.steps // FLAGS.steps_per_call)
-    start = time.perf_counter()
-    for _ in range(calls):
-        metrics = run(FLAGS.steps_per_call)
-    float(metrics["generator/loss"])
-    return calls * FLAGS.steps_per_call / (time.perf_counter() - start)
+    return timing.updates_per_second(loop, FLAGS.steps, FLAGS.steps_per_call)
 
 
 def pipeline_rounds_per_second(config, data) -> float:

@@ -52,3 +52,21 @@ def two_replicas():
     """One two-replica MirroredStrategy for the whole session: separate strategies in
     one process can collide on collective-op instance keys."""
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def segmentation_dir(tmp_path_factory):
+    """A small pix2pix-format dataset: 32x32 photos | Cityscapes-colour label maps."""
+    from tests.synthetic_pix2pix import write_pix2pix_dataset
+
+    return write_pix2pix_dataset(str(tmp_path_factory.mktemp("cityscapes")), num_train=12,
+                                 num_val=6, height=32, kind="segmentation")
+
+
+@pytest.fixture(scope="session")
+def edges_dir(tmp_path_factory):
+    """A small pix2pix-format dataset: 32x32 edge maps | shape photos."""
+    from tests.synthetic_pix2pix import write_pix2pix_dataset
+
+    return write_pix2pix_dataset(str(tmp_path_factory.mktemp("edges2shoes")), num_train=12,
+                                 num_val=6, height=32, kind="edges")

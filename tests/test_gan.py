@@ -1,10 +1,12 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tf_factorgan import gan
 from tf_factorgan.experiments import paired_mnist
-from tf_factorgan.factorisation import Variant
+from tf_factorgan.factorisation import Partition, Variant
+from tf_factorgan.models.mlp import MLPDiscriminator
 
 GLOBAL_BATCH = 24
 
@@ -136,7 +138,91 @@ def test_seed_fixes_the_initial_weights(digits):
     assert not np.allclose(initial(5), initial(6))
 
 
-def test_conditional_variant_is_refused_until_supported():
-    with pytest.raises(NotImplementedError, match="conditional FactorGAN"):
-        gan.build_models(gan.GanConfig(variant=Variant.CONDITIONAL_FACTORGAN),
-                         paired_mnist.PARTITION, (1568,), None, None)
+class _ConditionalDense(keras.Model):
+    """(part 0 [B, 4], noise [B, nz]) -> part 1 [B, 4] in (0, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(4, activation="sigmoid")
+
+    def call(self, condition, noise, training=False):
+        return self.dense(tf.concat([condition, noise], -1))
+
+
+def _conditional_step(variant):
+    config = gan.GanConfig(variant=variant, batch_size=8, nz=3, conditional=True)
+    partition = Partition((4, 4))
+    strategy = tf.distribute.get_strategy()
+    models = gan.build_models(config, partition, (8,), _ConditionalDense,
+                              lambda name: MLPDiscriminator(hidden_units=8, name=name))
+    return gan.GanStep(models, config, partition, strategy, gan.Randomness(0))
+
+
+@pytest.mark.parametrize("variant, streams", [
+    (Variant.CONDITIONAL_FACTORGAN,
+     {"joint": None, "marginal_0": 0, "marginal_1": 1}),
+    (Variant.GAN, {"joint": None}),
+])
+def test_conditional_step_completes_its_inputs(variant, streams):
+    step = _conditional_step(variant)
+    assert step.data_streams() == streams
+    expected = ["marginal_1", "p_dependency", "q_dependency"] if variant.is_factorised else ["joint"]
+    assert list(step.models.discriminators) == expected
+    rng = np.random.default_rng(0)
+    batch = {key: tf.constant(rng.random([8, 8 if part is None else 4]), tf.float32)
+             for key, part in streams.items()}
+    fake = step.generate(batch, 8).numpy()
+    # Part 0 of a fake is the real input: every input for FactorGAN, the paired ones for the GAN.
+    inputs = batch["marginal_0"] if variant.is_factorised else batch["joint"][:, :4]
+    np.testing.assert_array_equal(fake[:, :4], inputs.numpy())
+    before = [w.numpy().copy() for net in step.models.networks() for w in net.trainable_weights]
+    dataset = tf.data.Dataset.from_tensors(batch).repeat()
+    metrics = step.train_step(iter(dataset), tf.constant(2, tf.int64), 8, tf.Variable(0, dtype=tf.int64))
+    after = [w.numpy() for net in step.models.networks() for w in net.trainable_weights]
+    assert all(not np.allclose(a, b) for a, b in zip(before, after))
+    assert np.isfinite(float(metrics["generator/loss"]))
+    translated = step.translate(rng.random([5, 4]), seed=1, batch_size=2)
+    assert translated.shape == (5, 4) and 0 < translated.min() and translated.max() < 1
+    with pytest.raises(ValueError, match="use translate"):
+        step.sample(3)
+
+
+def test_translate_is_reproducible_per_seed():
+    step = _conditional_step(Variant.CONDITIONAL_FACTORGAN)
+    inputs = np.random.default_rng(1).random([6, 4]).astype(np.float32)
+    np.testing.assert_allclose(step.translate(inputs, seed=2, batch_size=4),
+                               step.translate(inputs, seed=2, batch_size=6), rtol=1e-6)
+    assert not np.array_equal(step.translate(inputs, seed=2), step.translate(inputs, seed=3))
+
+
+@pytest.mark.parametrize("variant, conditional", [
+    (Variant.CONDITIONAL_FACTORGAN, False), (Variant.FACTORGAN, True), (Variant.FACTORGAN_NO_CP, True)])
+def test_conditional_setting_must_match_the_variant(variant, conditional):
+    with pytest.raises(ValueError, match="conditional generators go with"):
+        gan.GanConfig(variant=variant, conditional=conditional)
+
+
+def test_hidden_condition_is_not_shown_to_the_joint_discriminators():
+    class _TwoParts(keras.Model):  # (mixture [B, 2], noise) -> two sources [B, 3 + 3]
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(6, activation="sigmoid")
+
+        def call(self, condition, noise, training=False):
+            return self.dense(tf.concat([condition, noise], -1))
+
+    config = gan.GanConfig(variant=Variant.CONDITIONAL_FACTORGAN, batch_size=8, nz=3,
+                           conditional=True, condition_visible=False)
+    partition = Partition((2, 3, 3))
+    assert gan.discriminator_inputs(config, partition) == {
+        "marginal_1": 3, "marginal_2": 3, "p_dependency": 6, "q_dependency": 6}
+    models = gan.build_models(config, partition, (8,), _TwoParts,
+                              lambda name: MLPDiscriminator(hidden_units=8, name=name))
+    step = gan.GanStep(models, config, partition, tf.distribute.get_strategy(), gan.Randomness(0))
+    rng = np.random.default_rng(0)
+    batch = {key: tf.constant(rng.random([8, 8 if part is None else partition.sizes[part]]), tf.float32)
+             for key, part in step.data_streams().items()}
+    metrics = step.train_step(iter(tf.data.Dataset.from_tensors(batch).repeat()),
+                              tf.constant(1, tf.int64), 8, tf.Variable(0, dtype=tf.int64))
+    assert np.isfinite(float(metrics["discriminator/q_dependency/loss"]))
+    assert models.discriminators["p_dependency"].hidden_1.layer.kernel.shape[0] == 6

@@ -2,10 +2,9 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.conftest import synthetic_digits
-from tf_factorgan.data import mnist
+from tf_factorgan.data import mnist, streams
 from tf_factorgan.experiments import paired_mnist
 
 
@@ -44,19 +43,9 @@ def test_joint_set_uses_exactly_the_first_num_joint_samples_digits():
     np.testing.assert_allclose(samples[:, :784] * 255, train.images[:37].reshape(37, -1), atol=1e-3)
 
 
-def test_index_batches_cover_every_item_once_per_epoch():
-    batches = list(mnist.index_batches(12, 4, seed=0).take(6).as_numpy_iterator())
-    assert all(b.shape == (4,) for b in batches)
-    for epoch in (batches[:3], batches[3:]):
-        np.testing.assert_array_equal(np.sort(np.concatenate(epoch)), np.arange(12))
-    assert not np.array_equal(np.concatenate(batches[:3]), np.concatenate(batches[3:]))
-    small = list(mnist.index_batches(3, 5, seed=0).take(4).as_numpy_iterator())
-    assert all(b.shape == (5,) and b.max() < 3 for b in small)
-
-
 def test_pair_gatherer_yields_pairs_and_parts():
     paired = mnist.PairedDigits.build(synthetic_digits(40, 3), 0.5, 0)
-    indices = next(iter(mnist.index_batches(len(paired), 8, seed=0)))
+    indices = next(iter(streams.index_batches(len(paired), 8, seed=0)))
     whole = mnist.pair_gatherer(paired)(indices)
     lower = mnist.pair_gatherer(paired, part=1)(indices)
     assert whole.shape == (8, 1568) and lower.shape == (8, 784)

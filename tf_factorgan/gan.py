@@ -5,9 +5,15 @@ One training step is `disc_iter` discriminator rounds followed by one generator 
 D_P, then D_Q takes one Adam step on a fresh fake batch that all of them share. The
 step runs per replica under `strategy.run`; losses are averaged over the global batch
 and the Keras optimizers all-reduce (sum) the gradients across replicas.
+
+Generators are either unconditional (noise -> whole sample) or conditional (part 0,
+e.g. a photo, plus noise -> the remaining parts, e.g. its label map). A conditional
+fake sample is the real part 0 joined with the generator's output, so every
+discriminator sees (input, prediction) pairs.
 """
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
 import keras
@@ -41,6 +47,10 @@ class GanConfig:
     nz: int = 50
     generator_objective: str = "ns"
     jit_compile: bool = False
+    conditional: bool = False
+    # Conditional models only: False hides part 0 (the generator's input, e.g. a
+    # mixture) from every discriminator, which then judges parts 1.. alone.
+    condition_visible: bool = True
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -55,6 +65,13 @@ class GanConfig:
             raise ValueError(
                 f"generator objective must be one of {losses.GENERATOR_OBJECTIVES}, "
                 f"got {self.generator_objective!r}"
+            )
+        # A marginal discriminator on part 0 is pointless once part 0 is the input.
+        needs_conditional = self.variant is Variant.CONDITIONAL_FACTORGAN
+        if needs_conditional != self.conditional and self.variant is not Variant.GAN:
+            raise ValueError(
+                f"variant {self.variant.value!r} needs conditional={needs_conditional}: "
+                "conditional generators go with the GAN or conditional FactorGAN"
             )
 
 
@@ -101,11 +118,27 @@ class GanModels:
         """The generator's Adam, then the discriminators' in update order."""
         return [self.generator_optimizer, *self.discriminator_optimizers.values()]
 
+    def trackables(self) -> dict:
+        """Everything a checkpoint holds, by checkpoint name.
 
-def discriminator_inputs(variant: Variant, partition: Partition) -> dict[str, int]:
-    """Discriminators of `variant` in their update order: name -> size of the last
-    axis they see (a part's size for marginals, the whole sample otherwise)."""
+        Each network and optimizer is its own entry: tf.train.Checkpoint does not
+        track a dict of Keras 3 models and would silently leave it out.
+        """
+        return {
+            "generator": self.generator,
+            "generator_optimizer": self.generator_optimizer,
+            **{f"discriminator_{k}": v for k, v in self.discriminators.items()},
+            **{f"optimizer_{k}": v for k, v in self.discriminator_optimizers.items()},
+        }
+
+
+def discriminator_inputs(config: GanConfig, partition: Partition) -> dict[str, int]:
+    """Discriminators of `config.variant` in their update order: name -> size of the
+    last axis they see (a part's size for marginals, the visible sample otherwise)."""
+    variant = config.variant
     whole = partition.total_size
+    if config.conditional and not config.condition_visible:
+        whole -= partition.sizes[0]
     if not variant.is_factorised:
         return {"joint": whole}
     inputs = {
@@ -118,6 +151,32 @@ def discriminator_inputs(variant: Variant, partition: Partition) -> dict[str, in
     return inputs
 
 
+def data_streams(config: GanConfig, num_parts: int) -> dict[str, Optional[int]]:
+    """The streams one discriminator round reads: key -> the part each batch holds
+    (None: whole paired samples).
+
+    The joint stream feeds the GAN's discriminator and D_P; marginal stream i feeds
+    D_i. A conditional FactorGAN also reads marginal stream 0: its generator's inputs,
+    paired or not. A conditional GAN takes its inputs from the joint stream.
+    """
+    variant = config.variant
+    streams = {}
+    if not variant.is_factorised or variant.uses_p_dependency:
+        streams[JOINT_KEY] = None
+    marginal = variant.marginal_parts(num_parts)
+    if config.conditional and variant.is_factorised:
+        marginal = (0, *marginal)
+    streams.update({marginal_key(i): i for i in marginal})
+    return streams
+
+
+def make_adam(config: GanConfig, name: str) -> keras.optimizers.Optimizer:
+    """The Adam of one network (unbuilt: build it under the strategy's scope)."""
+    return optimizers.FusedAdam(
+        config.lr, beta_1=config.beta_1, beta_2=config.beta_2, name=f"adam_{name}"
+    )
+
+
 def build_models(
     config: GanConfig,
     partition: Partition,
@@ -128,28 +187,25 @@ def build_models(
     """Creates, builds and pairs with optimizers every network of `config.variant`.
 
     Must run under `strategy.scope()`. `sample_shape` is one sample without the batch
-    axis, its last axis split by `partition`; `make_discriminator(name)` receives the
-    names of `discriminator_inputs`. Optimizers are built here because Keras 3 cannot
-    create their slots inside a traced distributed step.
+    axis, its last axis split by `partition`. `make_generator()` returns a model called
+    as `generator(noise)`, or `generator(part_0, noise)` returning parts 1.. when
+    `config.conditional`; `make_discriminator(name)` receives the names of
+    `discriminator_inputs`. Optimizers are built here because Keras 3 cannot create
+    their slots inside a traced distributed step.
     """
-    if config.variant is Variant.CONDITIONAL_FACTORGAN:
-        raise NotImplementedError(
-            "conditional FactorGAN needs a generator fed with part 0; the training step "
-            "has only noise-driven generators so far"
-        )
     generator = make_generator()
-    generator(tf.zeros([1, config.nz]))
+    noise = tf.zeros([1, config.nz])
+    if config.conditional:
+        generator(tf.zeros([1, *sample_shape[:-1], partition.sizes[0]]), noise)
+    else:
+        generator(noise)
     discriminators = {}
-    for name, channels in discriminator_inputs(config.variant, partition).items():
+    for name, channels in discriminator_inputs(config, partition).items():
         model = make_discriminator(name)
         model(tf.zeros([1, *sample_shape[:-1], channels]))
         discriminators[name] = model
 
-    def adam(name):
-        return optimizers.FusedAdam(
-            config.lr, beta_1=config.beta_1, beta_2=config.beta_2, name=f"adam_{name}"
-        )
-
+    adam = functools.partial(make_adam, config)
     generator_optimizer = adam("generator")
     generator_optimizer.build(generator.trainable_variables)
     discriminator_optimizers = {}
@@ -195,30 +251,71 @@ class GanStep:
             per_example, global_batch_size=self.config.batch_size
         )
 
-    def generate(self, batch_size: int, training: bool = True) -> tf.Tensor:
-        """[batch_size, *sample_shape] generated samples from fresh noise."""
+    def data_streams(self) -> dict[str, Optional[int]]:
+        """Stream key -> part (None: whole samples) of a discriminator round's batch."""
+        return data_streams(self.config, self.partition.num_parts)
+
+    def _conditions(self, batch: dict) -> tf.Tensor:
+        """Part 0 of a conditional model's fake samples: every input for a
+        factorised model, only the paired ones for the GAN."""
+        if self.config.variant.is_factorised:
+            return batch[marginal_key(0)]
+        return self.partition.split(batch[JOINT_KEY])[0]
+
+    def _conditional_output(self, conditions, noise, training) -> tf.Tensor:
+        return self.models.generator(conditions, noise, training=training)
+
+    def generate(self, batch: dict, batch_size: int) -> tf.Tensor:
+        """[batch_size, *sample_shape] fake samples from fresh noise (training mode);
+        a conditional model completes part 0 of `batch`'s inputs."""
         noise = self.randomness.noise(batch_size, self.config.nz)
-        return self.models.generator(noise, training=training)
+        if not self.config.conditional:
+            return self.models.generator(noise, training=True)
+        conditions = self._conditions(batch)
+        output = self._conditional_output(conditions, noise, training=True)
+        return self.partition.join([conditions, output])
 
-    def sample(self, num_samples: int, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
-        """[num_samples, *sample_shape] numpy samples from seeded noise, in batches.
-
-        Stateless noise keeps evaluation and image summaries reproducible and leaves
-        the training random stream untouched.
-        """
+    def _seeded_batches(self, num_samples: int, seed: int, batch_size: int, fn) -> np.ndarray:
+        # Stateless noise keeps evaluation and image summaries reproducible and leaves
+        # the training random stream untouched.
         noise = tf.random.stateless_uniform(
             [num_samples, self.config.nz], seed=[seed, 0], minval=-1.0, maxval=1.0
         )
-        return np.concatenate(
-            [
-                np.asarray(self.models.generator(noise[i : i + batch_size], training=False))
-                for i in range(0, num_samples, batch_size)
-            ]
+        return np.concatenate([
+            np.asarray(fn(slice(i, i + batch_size), noise[i : i + batch_size]))
+            for i in range(0, num_samples, batch_size)
+        ])
+
+    def sample(self, num_samples: int, seed: int = 0, batch_size: int = 1000) -> np.ndarray:
+        """[num_samples, *sample_shape] samples of an unconditional generator, from
+        seeded noise, in inference mode, as numpy."""
+        if self.config.conditional:
+            raise ValueError("a conditional generator needs inputs: use translate()")
+        return self._seeded_batches(
+            num_samples, seed, batch_size,
+            lambda rows, noise: self.models.generator(noise, training=False),
+        )
+
+    def translate(self, conditions: np.ndarray, seed: int = 0, batch_size: int = 100) -> np.ndarray:
+        """Outputs of a conditional generator (parts 1..) for part-0 inputs
+        `conditions` [N, ..., sizes[0]] in [0, 1], in inference mode, as numpy."""
+        if not self.config.conditional:
+            raise ValueError("an unconditional generator takes no inputs: use sample()")
+        conditions = np.asarray(conditions, np.float32)
+        return self._seeded_batches(
+            len(conditions), seed, batch_size,
+            lambda rows, noise: self._conditional_output(conditions[rows], noise, False),
         )
 
     def _shuffled(self, x: tf.Tensor) -> tf.Tensor:
         perms = self.randomness.permutations(tf.shape(x)[0], self.partition.num_parts - 1)
         return factorisation.shuffle_parts(x, self.partition, perms)
+
+    def _visible(self, samples: tf.Tensor) -> tf.Tensor:
+        """What the joint, D_P and D_Q discriminators see of whole samples."""
+        if self.config.conditional and not self.config.condition_visible:
+            return samples[..., self.partition.sizes[0] :]
+        return samples
 
     def _update_discriminator(self, name: str, real: tf.Tensor, fake: tf.Tensor):
         model = self.models.discriminators[name]
@@ -236,10 +333,11 @@ class GanStep:
 
     def _discriminator_round(self, batch: dict, batch_size: int) -> dict:
         variant = self.config.variant
-        fake = tf.stop_gradient(self.generate(batch_size))
+        fake = tf.stop_gradient(self.generate(batch, batch_size))
         metrics = {}
+        visible = self._visible
         if not variant.is_factorised:
-            metrics.update(self._update_discriminator("joint", batch[JOINT_KEY], fake))
+            metrics.update(self._update_discriminator("joint", visible(batch[JOINT_KEY]), visible(fake)))
             return metrics
         fake_parts = self.partition.split(fake)
         for part in variant.marginal_parts(self.partition.num_parts):
@@ -247,17 +345,20 @@ class GanStep:
             metrics.update(self._update_discriminator(key, batch[key], fake_parts[part]))
         if variant.uses_p_dependency:
             joint = batch[JOINT_KEY]
-            metrics.update(
-                self._update_discriminator("p_dependency", joint, self._shuffled(joint))
-            )
-        metrics.update(self._update_discriminator("q_dependency", fake, self._shuffled(fake)))
+            metrics.update(self._update_discriminator(
+                "p_dependency", visible(joint), visible(self._shuffled(joint))
+            ))
+        metrics.update(self._update_discriminator(
+            "q_dependency", visible(fake), visible(self._shuffled(fake))
+        ))
         return metrics
 
     def combined_logit(self, samples: tf.Tensor) -> tf.Tensor:
         """[B] estimate of log p(x)/q(x) for the variant (D(x) for the plain GAN)."""
         d = self.models.discriminators
+        visible = self._visible(samples)
         if not self.config.variant.is_factorised:
-            return tf.reshape(d["joint"](samples, training=True), [-1])
+            return tf.reshape(d["joint"](visible, training=True), [-1])
         parts = self.partition.split(samples)
         flat = lambda logits: tf.reshape(logits, [-1])
         marginal = [
@@ -265,17 +366,17 @@ class GanStep:
             for i in self.config.variant.marginal_parts(self.partition.num_parts)
         ]
         p_dep = (
-            flat(d["p_dependency"](samples, training=True))
+            flat(d["p_dependency"](visible, training=True))
             if self.config.variant.uses_p_dependency
             else None
         )
-        q_dep = flat(d["q_dependency"](samples, training=True))
+        q_dep = flat(d["q_dependency"](visible, training=True))
         return factorisation.combined_logit(marginal, q_dep, p_dep)
 
-    def _generator_update(self, batch_size: int) -> dict:
+    def _generator_update(self, batch: dict, batch_size: int) -> dict:
         generator = self.models.generator
         with tf.GradientTape() as tape:
-            fake = self.generate(batch_size)
+            fake = self.generate(batch, batch_size)
             logit = self.combined_logit(fake)
             loss = self._average(losses.generator_loss(logit, self.config.generator_objective))
         variables = generator.trainable_variables
@@ -290,10 +391,15 @@ class GanStep:
 
     def _one_step(self, iterator, per_replica_batch_size: int, step_counter: tf.Variable):
         for _ in range(self.config.disc_iter):
+            batch = next(iterator)
             disc_metrics = self.strategy.run(
-                self._disc_round_fn, args=(next(iterator), per_replica_batch_size)
+                self._disc_round_fn, args=(batch, per_replica_batch_size)
             )
-        gen_metrics = self.strategy.run(self._generator_fn, args=(per_replica_batch_size,))
+        # A conditional generator completes the last round's inputs (with new noise);
+        # an unconditional one ignores the batch.
+        gen_metrics = self.strategy.run(
+            self._generator_fn, args=(batch, per_replica_batch_size)
+        )
         step_counter.assign_add(1)
         return {
             k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
@@ -321,7 +427,7 @@ class GanStep:
         return metrics
 
     def metric_names(self) -> list[str]:
-        names = discriminator_inputs(self.config.variant, self.partition)
+        names = discriminator_inputs(self.config, self.partition)
         return [f"discriminator/{n}/{m}" for n in names for m in ("loss", "accuracy")] + [
             "generator/loss",
             "generator/mean_sigmoid_combined_logit",

@@ -1,7 +1,11 @@
 """The training loop: resumable checkpoints, TensorBoard, a progress bar, Ctrl-C.
 
-The loop is experiment-agnostic: it drives a `gan.GanStep` on a distributed dataset
-and leaves models, data and evaluation to the experiment.
+The loop is experiment-agnostic: it drives a training step (a `gan.GanStep` or a
+subclass such as `cyclegan.CycleGanStep`) on a distributed dataset and leaves models,
+data and evaluation to the experiment. What it uses of the step: `strategy`,
+`config.batch_size`, `config.lr`, `models.trackables()` / `models.optimizers()`,
+`randomness`, and `train_step(iterator, num_steps, per_replica_batch, step)` returning
+metrics that include "generator/loss".
 """
 
 import contextlib
@@ -67,12 +71,14 @@ class Trainer:
     Args:
       gan_step: the compiled step with its models.
       dataset_fn: `tf.distribute.InputContext -> tf.data.Dataset` of per-replica
-        discriminator-round batches (dicts keyed by `gan.JOINT_KEY` / `gan.marginal_key`);
+        discriminator-round batches (dicts keyed as `gan_step.data_streams()`);
         called with the checkpointed step so a resumed run sees fresh data.
       out_dir: run folder; checkpoints go to `out_dir/checkpoints`, TensorBoard
         logs to `out_dir/logs`.
       loop: lengths and intervals.
-      image_summary_fn: `samples -> [N, H, W, C]` images in [0, 1] for TensorBoard.
+      image_summary_fn: `() -> [N, H, W, C]` images in [0, 1] for TensorBoard (a grid
+        of samples or of input | prediction | truth rows); it should use fixed noise
+        and inputs, so that the images of successive steps are comparable.
     """
 
     def __init__(
@@ -81,9 +87,10 @@ class Trainer:
         dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
         out_dir: str,
         loop: LoopConfig,
-        image_summary_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+        image_summary_fn: Optional[Callable[[], np.ndarray]] = None,
     ):
         self.gan_step = gan_step
+        self.out_dir = out_dir
         self.strategy = gan_step.strategy
         self.dataset_fn = dataset_fn
         self.loop = loop
@@ -94,16 +101,8 @@ class Trainer:
         )
         with self.strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        models = gan_step.models
-        # Discriminators go in as separate attributes: a dict of Keras 3 models is not
-        # tracked by tf.train.Checkpoint and would silently be left out.
         self.checkpoint = tf.train.Checkpoint(
-            step=self.step,
-            generator=models.generator,
-            generator_optimizer=models.generator_optimizer,
-            randomness=gan_step.randomness,
-            **{f"discriminator_{k}": v for k, v in models.discriminators.items()},
-            **{f"optimizer_{k}": v for k, v in models.discriminator_optimizers.items()},
+            step=self.step, randomness=gan_step.randomness, **gan_step.models.trackables()
         )
         self.checkpoint_dir = os.path.join(out_dir, "checkpoints")
         # Every MultiWorkerMirroredStrategy worker must take part in saving; only the
@@ -177,13 +176,11 @@ class Trainer:
                 tf.summary.scalar(name, float(value))
             tf.summary.scalar("performance/steps_per_second", steps_per_second)
 
-    def write_images(self, step: int, num_samples: int = 64):
-        """Samples from the same fixed noise at every step, so progress is comparable."""
+    def write_images(self, step: int):
         if self.image_summary_fn is None:
             return
-        samples = self.gan_step.sample(num_samples, seed=0)
         with self.writer.as_default(step=step):
-            tf.summary.image("samples", self.image_summary_fn(samples), max_outputs=1)
+            tf.summary.image("samples", self.image_summary_fn()[None], max_outputs=1)
 
     def run(self) -> LoopResult:
         """Trains from the restored step to `loop.steps`; returns where it stopped."""

@@ -14,6 +14,7 @@ from tf_factorgan import strategies, trainer
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist, paper_grid
 from tf_factorgan.factorisation import Variant
+from trainers import common_flags
 from trainers import paired_mnist as paired_mnist_flags
 
 GRID = paper_grid.PaperGridConfig(base=paired_mnist.PairedMnistConfig())
@@ -42,7 +43,7 @@ def config_from_flags() -> paper_grid.PaperGridConfig:
 
 def main(argv):
     del argv
-    paired_mnist_flags.quiet_info_logs()
+    common_flags.quiet_info_logs()
     config = config_from_flags()
     base = config.base
     strategies.configure_cpu_threads(base.intra_op_threads, base.inter_op_threads)

@@ -125,30 +125,6 @@ class PairedDigits:
         return np.concatenate([flat[self.pairs[:, 0]], flat[self.pairs[:, 1]]], 1) / np.float32(255)
 
 
-def index_batches(num_items: int, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Infinite stream of int64 [batch_size] index batches over range(num_items).
-
-    Every epoch is a fresh permutation; epochs shorter than a batch are concatenated
-    with further permutations. Shuffling whole index epochs and gathering per batch
-    keeps tf.data's per-element work (its overhead at batch 25) out of the pipeline.
-    """
-    permutations_per_epoch = -(-batch_size // num_items)
-    epoch_length = permutations_per_epoch * num_items // batch_size * batch_size
-
-    def epoch(epoch_seed):
-        perms = [
-            tf.random.experimental.stateless_shuffle(
-                tf.range(num_items, dtype=tf.int64), seed=tf.stack([epoch_seed, i])
-            )
-            for i in range(permutations_per_epoch)
-        ]
-        return tf.data.Dataset.from_tensor_slices(
-            tf.reshape(tf.concat(perms, 0)[:epoch_length], [-1, batch_size])
-        )
-
-    return tf.data.Dataset.random(seed=seed).flat_map(epoch)
-
-
 def pair_gatherer(paired: PairedDigits, part: Optional[int] = None):
     """Returns `indices [B] -> float32 samples` of `paired`.
 

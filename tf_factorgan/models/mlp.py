@@ -2,6 +2,8 @@
 
 import keras
 
+from tf_factorgan.models.spectral import spectral
+
 
 class MLPGenerator(keras.Model):
     """noise [B, nz] in [-1, 1] -> samples [B, output_dim] in [0, 1].
@@ -45,24 +47,5 @@ class MLPDiscriminator(keras.Model):
         return self.logit(x, training=training)
 
 
-class SpectralNormalization(keras.layers.SpectralNormalization):
-    """Keras' spectral normalisation without its all-zero-kernel guard.
-
-    Keras wraps every training call's power iteration in `ops.cond(all(kernel == 0))`
-    to avoid dividing by a zero spectral norm. A discriminator kernel is never all zero
-    (Glorot initialisation, then Adam steps), and the graph-mode conditional costs about
-    10% of a Paired MNIST FactorGAN step on a CPU. Variables (`vector_u`), power
-    iteration and semantics are Keras': W / sigma is assigned to the kernel in every
-    `training=True` call, nothing changes otherwise.
-    """
-
-    def call(self, inputs, training=False):
-        if training:
-            new_vector_u, new_kernel = self.normalized_weights()
-            self.vector_u.assign(new_vector_u)
-            self.kernel.assign(new_kernel)
-        return self.layer(inputs)
-
-
 def _spectral_dense(units: int) -> keras.layers.Layer:
-    return SpectralNormalization(keras.layers.Dense(units))
+    return spectral(keras.layers.Dense(units))

@@ -1,0 +1,75 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO_ROOT
+from tf_factorgan.experiments import image_data, image_pairs
+from tf_factorgan.factorisation import Variant
+
+TINY = dict(load_size=16, ngf=4, disc_channels=4, batch_size=4, steps=2, steps_per_call=1,
+            log_every=1, image_every=2, checkpoint_every=2, ls_runs=2, ls_epochs=1,
+            num_joint_samples=5)
+
+
+def _config(tmp_path, dataset_dir, **kw):
+    values = dict(TINY, dataset="edges2shoes", dataset_dir=dataset_dir, out_path=str(tmp_path))
+    values.update(kw)
+    return image_pairs.ImagePairsConfig(**values)
+
+
+def test_data_follow_the_dataset_and_paired_subset(tmp_path, edges_dir):
+    config = _config(tmp_path, edges_dir)
+    data = image_data.load_data(config)
+    assert data.partition.sizes == (1, 3)  # edge maps become one grey channel
+    assert data.sample_shape == (16, 16, 4) and len(data.train) == 12 and len(data.val) == 6
+    with pytest.raises(ValueError, match="--num_joint_samples=13 exceeds the 12 training images"):
+        image_data.load_data(_config(tmp_path, edges_dir, num_joint_samples=13))
+
+
+@pytest.mark.parametrize("factorgan, discriminators", [
+    (True, ["marginal_0", "marginal_1", "p_dependency", "q_dependency"]), (False, ["joint"])])
+def test_training_writes_checkpoint_samples_and_ls_metric(tmp_path, edges_dir, factorgan, discriminators):
+    config = _config(tmp_path, edges_dir, factorgan=factorgan)
+    data = image_data.load_data(config)
+    metrics = image_pairs.run_with_data(config, data, tf.distribute.get_strategy())
+    assert metrics["step"] == 2
+    assert metrics["variant"] == (Variant.FACTORGAN if factorgan else Variant.GAN).value
+    assert 0.0 <= metrics["ls_mean"] < 1.0 and len(metrics["ls_runs"]) == 2
+    run_dir = config.run_dir
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        assert json.load(f)["ls_mean"] == pytest.approx(metrics["ls_mean"])
+    assert tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")).endswith("ckpt-2")
+    for name in ("samples.png", "generator.weights.h5"):
+        assert os.path.getsize(os.path.join(run_dir, name)) > 0
+    loop = image_pairs.build_trainer(config, data, tf.distribute.get_strategy())
+    assert list(loop.gan_step.models.discriminators) == discriminators
+    assert loop.restore() == 2
+
+
+def test_big_gan_discriminator_is_wider(tmp_path, edges_dir):
+    data = image_data.load_data(_config(tmp_path, edges_dir))
+
+    def weights(**kw):
+        loop = image_pairs.build_trainer(_config(tmp_path, edges_dir, factorgan=False, **kw), data,
+                                         tf.distribute.get_strategy())
+        return sum(int(np.prod(w.shape)) for w in loop.gan_step.models.discriminators["joint"].weights)
+
+    assert weights(disc_channels=8) > 1.9 * weights(disc_channels=4)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "trainers.image_pairs", *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_names_bad_flags_and_folders(tmp_path):
+    result = _cli("--load_size=48", f"--out_path={tmp_path}")
+    assert result.returncode != 0 and "--load_size" in result.stderr
+    result = _cli(f"--dataset_dir={tmp_path}/nowhere", f"--out_path={tmp_path}")
+    assert result.returncode == 1
+    assert f"{tmp_path}/nowhere" in result.stderr and "val" in result.stderr

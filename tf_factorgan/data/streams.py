@@ -1,0 +1,107 @@
+"""Infinite `tf.data` streams of training batches, paired ("aligned") and unpaired.
+
+Every discriminator round takes one batch from each stream it needs (see
+`gan.data_streams`): the joint stream yields whole paired samples, marginal stream i
+yields part i alone, drawn from its own larger pool in its own order. Each stream is
+an index stream over a pool plus a gather function that turns an index batch into a
+float batch; one `map` serves all streams because tf.data's per-call overhead matters
+at the paper's batch size of 25.
+"""
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+Gather = Callable[[tf.Tensor], tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """A pool of `num_items` samples.
+
+    make_gather: builds `int64 [B] indices -> float32 [B, ...]`; called inside the
+      input pipeline, so the pool's constants live where that pipeline runs.
+    """
+
+    num_items: int
+    make_gather: Callable[[], Gather]
+
+
+def index_batches(num_items: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Infinite stream of int64 [batch_size] index batches over range(num_items).
+
+    Every epoch is a fresh permutation; epochs shorter than a batch are concatenated
+    with further permutations. Shuffling whole index epochs and gathering per batch
+    keeps tf.data's per-element work (its overhead at batch 25) out of the pipeline.
+    """
+    permutations_per_epoch = -(-batch_size // num_items)
+    epoch_length = permutations_per_epoch * num_items // batch_size * batch_size
+
+    def epoch(epoch_seed):
+        perms = [
+            tf.random.experimental.stateless_shuffle(
+                tf.range(num_items, dtype=tf.int64), seed=tf.stack([epoch_seed, i])
+            )
+            for i in range(permutations_per_epoch)
+        ]
+        return tf.data.Dataset.from_tensor_slices(
+            tf.reshape(tf.concat(perms, 0)[:epoch_length], [-1, batch_size])
+        )
+
+    return tf.data.Dataset.random(seed=seed).flat_map(epoch)
+
+
+def streams_dataset_fn(streams: dict[str, Stream], global_batch_size: int, seed: int):
+    """Returns `(input_context, start_step) -> per-replica dataset` for the Trainer.
+
+    The dataset yields dicts key -> [per-replica batch, ...] float32. Each input
+    pipeline (worker), each stream and each resume point gets its own data seed, so a
+    resumed run sees fresh batches rather than replaying the first ones.
+    """
+
+    def dataset_fn(context: tf.distribute.InputContext, start_step: int) -> tf.data.Dataset:
+        batch = context.get_per_replica_batch_size(global_batch_size)
+        seeds = np.random.SeedSequence(
+            [seed, context.input_pipeline_id, start_step]
+        ).generate_state(len(streams))
+        indices = tf.data.Dataset.zip({
+            key: index_batches(stream.num_items, batch, int(stream_seed))
+            for (key, stream), stream_seed in zip(streams.items(), seeds)
+        })
+        gathers = {key: stream.make_gather() for key, stream in streams.items()}
+        return indices.map(
+            lambda idx: {key: gathers[key](idx[key]) for key in gathers}
+        ).prefetch(tf.data.AUTOTUNE)
+
+    return dataset_fn
+
+
+def uint8_gatherer(pool: np.ndarray) -> Gather:
+    """`indices [B] -> float32 [B, ...]` rows of a uint8 pool scaled to [0, 1]."""
+    table = tf.constant(pool)
+    return lambda indices: tf.cast(tf.gather(table, indices), tf.float32) / 255.0
+
+
+def aligned_streams(
+    parts: list[np.ndarray], num_joint_samples: int, stream_parts: dict
+) -> dict[str, Stream]:
+    """Streams over aligned data held as one uint8 array per part ([N, ...] each, row
+    n of every array from the same sample).
+
+    stream_parts: key -> part (None: the joint stream), as `gan.data_streams`.
+    The joint stream yields the first `num_joint_samples` samples whole (parts
+    joined along the last axis); marginal stream i yields part i of all N samples.
+    """
+
+    def joint_gather():
+        gathers = [uint8_gatherer(p[:num_joint_samples]) for p in parts]
+        return lambda indices: tf.concat([g(indices) for g in gathers], axis=-1)
+
+    return {
+        key: Stream(num_joint_samples, joint_gather)
+        if part is None
+        else Stream(len(parts[part]), lambda part=part: uint8_gatherer(parts[part]))
+        for key, part in stream_parts.items()
+    }

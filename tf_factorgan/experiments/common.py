@@ -1,0 +1,153 @@
+"""What every experiment shares: training settings, runtime set-up, train-or-restore,
+and writing evaluation results.
+
+An experiment module (paired_mnist, image_pairs, image2image) subclasses
+`TrainingSettings` with its own fields, builds its models and data, and calls these.
+"""
+
+import contextlib
+import dataclasses
+import os
+from typing import Callable, ClassVar, Iterator
+
+import keras
+import tensorflow as tf
+
+from tf_factorgan import files, gan, strategies, trainer
+from tf_factorgan.factorisation import Variant
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """Optimisation, loop and runtime settings (defaults: the original FactorGAN code).
+
+    Subclasses set EXPERIMENT (the folder under out_path) and may change defaults.
+    """
+
+    EXPERIMENT: ClassVar[str] = "experiment"
+
+    batch_size: int = 25
+    disc_iter: int = 2
+    lr: float = 1e-4
+    nz: int = 50
+    generator_objective: str = "ns"
+    steps: int = 20000
+    seed: int = 1337
+    out_path: str = "runs"
+    experiment_name: str = "factorgan"
+    eval_only: bool = False
+    strategy: str = "auto"
+    jit_compile: bool = False
+    mixed_precision: bool = False
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    steps_per_call: int = 50
+    log_every: int = 100
+    image_every: int = 1000
+    checkpoint_every: int = 1000
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.out_path, self.EXPERIMENT, self.experiment_name)
+
+    def gan_config(self, variant: Variant, conditional: bool = False) -> gan.GanConfig:
+        return gan.GanConfig(
+            variant=variant,
+            batch_size=self.batch_size,
+            disc_iter=self.disc_iter,
+            lr=self.lr,
+            nz=self.nz,
+            generator_objective=self.generator_objective,
+            jit_compile=self.jit_compile,
+            conditional=conditional,
+        )
+
+    def loop_config(self) -> trainer.LoopConfig:
+        return trainer.LoopConfig(
+            steps=self.steps,
+            steps_per_call=self.steps_per_call,
+            log_every=self.log_every,
+            image_every=self.image_every,
+            checkpoint_every=self.checkpoint_every,
+        )
+
+
+def make_runtime(settings: TrainingSettings) -> tf.distribute.Strategy:
+    """Configures CPU threads (before TensorFlow starts) and returns the strategy."""
+    strategies.configure_cpu_threads(settings.intra_op_threads, settings.inter_op_threads)
+    return strategies.make_strategy(settings.strategy)
+
+
+@contextlib.contextmanager
+def model_precision(settings: TrainingSettings) -> Iterator[None]:
+    """Networks built inside compute in bfloat16 with --mixed_precision (variables,
+    losses and network outputs stay float32, so no loss scaling is needed); the
+    global Keras policy is restored afterwards."""
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(
+        "mixed_bfloat16" if settings.mixed_precision else "float32"
+    )
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def train_or_restore(settings: TrainingSettings, loop: trainer.Trainer) -> trainer.LoopResult:
+    """Trains to settings.steps (resuming), or with --eval_only restores the newest
+    checkpoint and fails clearly when there is none."""
+    if not settings.eval_only:
+        return loop.run()
+    step = loop.restore()
+    if step == 0:
+        raise FileNotFoundError(
+            f"--eval_only found no checkpoint in {loop.checkpoint_dir}; train first "
+            "or point --out_path/--experiment_name at a trained run"
+        )
+    return trainer.LoopResult(step, False, 0.0)
+
+
+def run_metadata(settings: TrainingSettings, result: trainer.LoopResult) -> dict:
+    """Fields every metrics.json carries besides the metrics."""
+    return {
+        "step": result.step,
+        # Of the last logging interval: the rate the run ended at.
+        "last_logged_steps_per_second": result.steps_per_second,
+        "config": dataclasses.asdict(settings),
+    }
+
+
+def write_metrics(loop: trainer.Trainer, metrics: dict, scalar_keys) -> None:
+    """`metrics.json` in the run folder (atomically), and `eval/<key>` scalars in
+    TensorBoard at the run's step."""
+    with loop.writer.as_default(step=metrics["step"]):
+        for key in scalar_keys:
+            tf.summary.scalar(f"eval/{key}", metrics[key])
+    loop.writer.flush()
+    files.write_json(os.path.join(loop.out_dir, "metrics.json"), metrics)
+
+
+def train_and_evaluate(
+    settings: TrainingSettings,
+    loop: trainer.Trainer,
+    evaluate: Callable[[], dict],
+    details: dict,
+    write_outputs: Callable[[dict], None],
+) -> dict:
+    """Trains (or restores, with --eval_only), evaluates and, on the chief, writes the
+    outputs. Returns the metrics with `details` and the run's metadata, or
+    {"interrupted_at_step": step} when Ctrl-C stopped training."""
+    result = train_or_restore(settings, loop)
+    if result.interrupted:
+        return {"interrupted_at_step": result.step}
+    metrics = evaluate()
+    metrics.update(details, **run_metadata(settings, result))
+    if loop.is_chief:
+        write_outputs(metrics)
+    return metrics
+
+
+def save_generator(loop: trainer.Trainer) -> None:
+    files.save_weights(
+        loop.gan_step.models.generator, os.path.join(loop.out_dir, "generator.weights.h5")
+    )

@@ -1,0 +1,161 @@
+"""Image-to-image translation with few pairs (FactorGAN paper, section 4.3): photo ->
+label map on Cityscapes (or any pix2pix dataset, A -> B).
+
+Models (--model):
+  factorgan  conditional FactorGAN: a U-Net maps (photo, noise) to a label map; one
+             marginal discriminator on label maps sees every real label map and the
+             predictions for every photo, paired or not; D_P / D_Q on (photo, label map).
+  gan        one discriminator on (photo, label map) pairs; the generator sees only
+             the paired photos.
+  cyclegan   two noise-free U-Nets and two discriminators trained on unpaired photos
+             and label maps only (`cyclegan.py`).
+
+Evaluation on the validation pairs: MSE in RGB [0, 1] and, for Cityscapes, pixel
+accuracy over the 19 evaluated classes (`eval/segmentation.py`).
+
+Output under `<out_path>/image2image/<experiment_name>/`:
+  checkpoints/, logs/     resumable state, TensorBoard (losses, input | prediction |
+                          truth grids, metrics)
+  generator.weights.h5    final A -> B generator weights
+  predictions.png         validation inputs | predictions | ground truth
+  metrics.json            metrics and settings
+"""
+
+import dataclasses
+import os
+from typing import ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_factorgan import cyclegan, gan, images, strategies, trainer
+from tf_factorgan.eval import segmentation
+from tf_factorgan.experiments import common, image_data
+from tf_factorgan.factorisation import Variant
+from tf_factorgan.models.unet import UNet
+
+MODELS = ("factorgan", "gan", "cyclegan")
+NUM_SHOWN = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Image2ImageConfig(image_data.ImageDataSettings):
+    """ngf: the U-Net's width. cycle_weight / identity_weight: CycleGAN only."""
+
+    EXPERIMENT: ClassVar[str] = "image2image"
+
+    model: str = "factorgan"
+    load_size: int = 128
+    ngf: int = 32
+    steps: int = 40000
+    cycle_weight: float = 10.0
+    identity_weight: float = 0.5
+    experiment_name: str = "factorgan"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.model not in MODELS:
+            raise ValueError(f"--model must be one of {MODELS}, got {self.model!r}")
+        if self.ngf < 1:
+            raise ValueError(f"--ngf must be >= 1, got {self.ngf}")
+        self.cycle_weights()  # validates
+
+    @property
+    def variant(self) -> Variant:
+        return Variant.CONDITIONAL_FACTORGAN if self.model == "factorgan" else Variant.GAN
+
+    def gan_config(self) -> gan.GanConfig:
+        return super().gan_config(self.variant, conditional=True)
+
+    def cycle_weights(self) -> cyclegan.CycleWeights:
+        return cyclegan.CycleWeights(self.cycle_weight, self.identity_weight)
+
+
+def comparison_grid(step: gan.GanStep, data: image_data.ImageData, count: int = NUM_SHOWN) -> np.ndarray:
+    """[H, W, 3] rows of validation input | prediction | truth, fixed inputs and noise."""
+    inputs = image_data.as_float(data.val.a[:count])
+    predictions = step.translate(inputs, seed=0)
+    truth = image_data.as_float(data.val.b[:count])
+    return images.image_grid(image_data.side_by_side(inputs, predictions, truth), columns=2)
+
+
+def _build_step(config, data, strategy) -> gan.GanStep:
+    gan_config = config.gan_config()
+    partition, shape = data.partition, data.sample_shape
+    a_shape = (*shape[:2], partition.sizes[0])
+    b_shape = (*shape[:2], partition.sizes[1])
+    make_discriminator = image_data.make_discriminator(config)
+    with strategy.scope(), common.model_precision(config):
+        if config.model == "cyclegan":
+            models = cyclegan.build_models(
+                gan_config, a_shape, b_shape,
+                make_generator=lambda channels: UNet(channels, ngf=config.ngf, noise_channels=0),
+                make_discriminator=make_discriminator,
+            )
+        else:
+            models = gan.build_models(
+                gan_config, partition, shape,
+                make_generator=lambda: UNet(b_shape[-1], ngf=config.ngf),
+                make_discriminator=make_discriminator,
+            )
+        randomness = gan.Randomness(config.seed)
+    if config.model == "cyclegan":
+        return cyclegan.CycleGanStep(
+            models, gan_config, partition, strategy, randomness, config.cycle_weights()
+        )
+    return gan.GanStep(models, gan_config, partition, strategy, randomness)
+
+
+def build_trainer(
+    config: Image2ImageConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
+) -> trainer.Trainer:
+    strategies.per_replica_batch_size(strategy, config.batch_size)
+    keras.utils.set_random_seed(config.seed)
+    step = _build_step(config, data, strategy)
+    return trainer.Trainer(
+        step,
+        image_data.make_dataset_fn(config, data, step),
+        config.run_dir,
+        config.loop_config(),
+        image_summary_fn=lambda: comparison_grid(step, data),
+    )
+
+
+def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: trainer.Trainer,
+             batch_size: int = 50) -> dict:
+    """Metrics of the predictions for every validation input, in batches."""
+    accumulator = segmentation.SegmentationMetrics()
+    for start in range(0, len(data.val), batch_size):
+        rows = slice(start, start + batch_size)
+        predicted = loop.gan_step.translate(image_data.as_float(data.val.a[rows]), seed=config.seed + start)
+        accumulator.update(predicted, image_data.as_float(data.val.b[rows]))
+    metrics = accumulator.result()
+    if config.dataset != "cityscapes":  # the Cityscapes palette means nothing elsewhere
+        metrics = {"mse": metrics["mse"], "num_images": metrics["num_images"]}
+    return metrics
+
+
+def run(config: Image2ImageConfig) -> dict:
+    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
+    strategy = common.make_runtime(config)
+    return run_with_data(config, image_data.load_data(config), strategy)
+
+
+def run_with_data(
+    config: Image2ImageConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
+) -> dict:
+    loop = build_trainer(config, data, strategy)
+
+    def write_outputs(metrics):
+        common.save_generator(loop)
+        images.write_png(os.path.join(loop.out_dir, "predictions.png"),
+                         comparison_grid(loop.gan_step, data))
+        keys = ("mse", "pixel_accuracy") if "pixel_accuracy" in metrics else ("mse",)
+        common.write_metrics(loop, metrics, keys)
+
+    details = dict(model=config.model, dataset=config.dataset,
+                   num_joint_samples=config.num_joint_samples)
+    return common.train_and_evaluate(
+        config, loop, lambda: evaluate(config, data, loop), details, write_outputs
+    )

@@ -1,0 +1,132 @@
+"""Image pair generation (FactorGAN paper, section 4.2): generate (A, B) pairs such as
+(edge map, shoe) or (photo, label map) from noise, with FactorGAN or a GAN.
+
+FactorGAN has a marginal discriminator for A's channels and one for B's, and D_P / D_Q
+on the concatenated pair; the GAN has one joint discriminator (--disc_channels=64 gives
+it about as many weights as FactorGAN's four discriminators together, the paper's
+"big" GAN). Quality is the paper's LS metric (`eval/ls_metric.py`) on the validation
+pairs.
+
+Output under `<out_path>/image_pairs/<experiment_name>/`:
+  checkpoints/, logs/     resumable state, TensorBoard (losses, sample grids, metrics)
+  generator.weights.h5    final generator weights
+  samples.png             generated pairs, A | B side by side
+  metrics.json            LS metric (mean, spread, every run) and settings
+"""
+
+import dataclasses
+import os
+from typing import ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_factorgan import gan, images, strategies, trainer
+from tf_factorgan.eval import ls_metric
+from tf_factorgan.experiments import common, image_data
+from tf_factorgan.factorisation import Variant
+from tf_factorgan.models.conv import ConvDiscriminator, ConvGenerator
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePairsConfig(image_data.ImageDataSettings):
+    """ngf: the generator's width (8 * ngf channels at 4x4). ls_*: the LS metric's
+    repetitions and training epochs per repetition."""
+
+    EXPERIMENT: ClassVar[str] = "image_pairs"
+
+    dataset: str = "edges2shoes"
+    factorgan: bool = True
+    ngf: int = 64
+    steps: int = 40000
+    ls_runs: int = 10
+    ls_epochs: int = 40  # as the original LS code
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.ngf < 1:
+            raise ValueError(f"--ngf must be >= 1, got {self.ngf}")
+        if self.ls_runs < 1 or self.ls_epochs < 1:
+            raise ValueError(
+                f"--ls_runs and --ls_epochs must be >= 1, got {self.ls_runs}, {self.ls_epochs}"
+            )
+
+    @property
+    def variant(self) -> Variant:
+        return Variant.FACTORGAN if self.factorgan else Variant.GAN
+
+    def gan_config(self) -> gan.GanConfig:
+        return super().gan_config(self.variant)
+
+
+def sample_grid(step: gan.GanStep, partition, num_samples: int = 32) -> np.ndarray:
+    """[H, W, 3] grid of generated pairs (A | B) from fixed noise."""
+    samples = step.sample(num_samples, seed=0)
+    return images.image_grid(image_data.side_by_side(*partition.split(samples)), columns=4)
+
+
+def build_trainer(
+    config: ImagePairsConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
+) -> trainer.Trainer:
+    gan_config = config.gan_config()
+    partition, shape = data.partition, data.sample_shape
+    strategies.per_replica_batch_size(strategy, config.batch_size)
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope(), common.model_precision(config):
+        models = gan.build_models(
+            gan_config,
+            partition,
+            shape,
+            make_generator=lambda: ConvGenerator(config.load_size, shape[-1], ngf=config.ngf),
+            make_discriminator=image_data.make_discriminator(config),
+        )
+        randomness = gan.Randomness(config.seed)
+    step = gan.GanStep(models, gan_config, partition, strategy, randomness)
+    return trainer.Trainer(
+        step,
+        image_data.make_dataset_fn(config, data, step),
+        config.run_dir,
+        config.loop_config(),
+        image_summary_fn=lambda: sample_grid(step, partition),
+    )
+
+
+def evaluate(config: ImagePairsConfig, data: image_data.ImageData, loop: trainer.Trainer) -> dict:
+    """The LS metric: real validation pairs against as many generated pairs."""
+    real = np.concatenate([image_data.as_float(data.val.a), image_data.as_float(data.val.b)], -1)
+    generated = loop.gan_step.sample(len(real), seed=config.seed, batch_size=100)
+    # The paper's LS discriminator: the convolutional one at half width, no spectral norm.
+    ls_filters = max(1, config.disc_channels // 2)
+    return ls_metric.ls_score(
+        real,
+        generated,
+        lambda: ConvDiscriminator(filters=ls_filters, spectral_norm=False),
+        runs=config.ls_runs,
+        epochs=config.ls_epochs,
+        seed=config.seed,
+    )
+
+
+def run(config: ImagePairsConfig) -> dict:
+    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
+    strategy = common.make_runtime(config)
+    return run_with_data(config, image_data.load_data(config), strategy)
+
+
+def run_with_data(
+    config: ImagePairsConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
+) -> dict:
+    loop = build_trainer(config, data, strategy)
+
+    def write_outputs(metrics):
+        common.save_generator(loop)
+        images.write_png(os.path.join(loop.out_dir, "samples.png"),
+                         sample_grid(loop.gan_step, data.partition))
+        common.write_metrics(loop, metrics, ("ls_mean", "ls_std"))
+
+    details = dict(variant=config.variant.value, dataset=config.dataset,
+                   num_joint_samples=config.num_joint_samples)
+    return common.train_and_evaluate(
+        config, loop, lambda: evaluate(config, data, loop), details, write_outputs
+    )

@@ -1,0 +1,109 @@
+"""U-Net generator of the image-to-image experiments (FactorGAN and CycleGAN baseline)."""
+
+import keras
+
+
+class _DoubleConv(keras.layers.Layer):
+    """[B, H, W, C] -> [B, H, W, channels]: (3x3 conv, BatchNorm, ReLU) twice.
+
+    The convolutions have no bias: the BatchNorm right after them removes any constant
+    offset, so a bias would only be a parameter without gradient.
+    """
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.conv_1 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)
+        self.norm_1 = keras.layers.BatchNormalization()
+        self.conv_2 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)
+        self.norm_2 = keras.layers.BatchNormalization()
+
+    def build(self, input_shape):
+        # Explicit, so that Keras does not trace call() symbolically to build the block.
+        self.conv_1.build(input_shape)
+        shape = self.conv_1.compute_output_shape(input_shape)
+        self.norm_1.build(shape)
+        self.conv_2.build(shape)
+        self.norm_2.build(self.conv_2.compute_output_shape(shape))
+
+    def call(self, x, training=False):
+        x = keras.ops.relu(self.norm_1(self.conv_1(x), training=training))
+        return keras.ops.relu(self.norm_2(self.conv_2(x), training=training))
+
+
+class UNet(keras.Model):
+    """condition [B, H, W, Cin] in [0, 1], noise [B, nz] in [-1, 1]
+    -> images [B, H, W, output_channels] in [0, 1] (float32 under any dtype policy).
+
+    Encoder: double-conv blocks with ngf, 2ngf, 4ngf, 8ngf and 8ngf channels, 2x2 max
+    pooling between them, so the bottleneck is H/16 x W/16 (H and W must be multiples
+    of 16). The noise goes through a Dense layer and is reshaped into noise_channels
+    extra feature maps of the bottleneck. Decoder: four times bilinear 2x upsampling,
+    concatenation with the encoder features of the same size, double-conv block with
+    4ngf, 2ngf, ngf and ngf channels; then a 1x1 convolution with a sigmoid.
+
+    noise_channels=0 gives a deterministic U-Net (the CycleGAN baseline); it needs no
+    noise and ignores any it is given. With noise_channels > 0 noise is required.
+    """
+
+    def __init__(self, output_channels: int, ngf: int = 32, noise_channels: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if noise_channels < 0:
+            raise ValueError(f"noise_channels must be >= 0, got {noise_channels}")
+        self.output_channels = output_channels
+        self.ngf = ngf
+        self.noise_channels = noise_channels
+        # Separate attributes, not lists: tf.train.Checkpoint does not see layers held
+        # in a Python list of a Keras 3 model.
+        self.down_0 = _DoubleConv(ngf)
+        self.down_1 = _DoubleConv(2 * ngf)
+        self.down_2 = _DoubleConv(4 * ngf)
+        self.down_3 = _DoubleConv(8 * ngf)
+        self.bottleneck = _DoubleConv(8 * ngf)
+        self.pool = keras.layers.MaxPooling2D(2)
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
+        self.up_3 = _DoubleConv(4 * ngf)
+        self.up_2 = _DoubleConv(2 * ngf)
+        self.up_1 = _DoubleConv(ngf)
+        self.up_0 = _DoubleConv(ngf)
+        # float32 output: a sigmoid in float16 saturates early and the losses and image
+        # metrics expect float32 either way.
+        self.out = keras.layers.Conv2D(
+            output_channels, 1, activation="sigmoid", dtype="float32"
+        )
+        self.noise_dense = None
+
+    def build(self, condition_shape):
+        height, width = condition_shape[1], condition_shape[2]
+        if height is None or width is None or height % 16 or width % 16:
+            raise ValueError(
+                f"UNet needs a condition [B, H, W, C] with H and W multiples of 16, "
+                f"got {condition_shape}"
+            )
+        self._bottleneck_size = (height // 16, width // 16)
+        if self.noise_channels:
+            # Its size depends on the bottleneck's, hence built here rather than in
+            # __init__; still an attribute, so it is tracked and checkpointed.
+            self.noise_dense = keras.layers.Dense(
+                self.noise_channels * (height // 16) * (width // 16)
+            )
+
+    def call(self, condition, noise=None, training=False):
+        if self.noise_channels and noise is None:
+            raise ValueError(
+                f"UNet(noise_channels={self.noise_channels}) needs noise [B, nz]; "
+                "pass noise_channels=0 for a deterministic U-Net"
+            )
+        skip_0 = self.down_0(condition, training=training)
+        skip_1 = self.down_1(self.pool(skip_0), training=training)
+        skip_2 = self.down_2(self.pool(skip_1), training=training)
+        skip_3 = self.down_3(self.pool(skip_2), training=training)
+        x = self.bottleneck(self.pool(skip_3), training=training)
+        if self.noise_channels:
+            noise_maps = keras.ops.reshape(
+                self.noise_dense(noise), (-1, *self._bottleneck_size, self.noise_channels)
+            )
+            x = keras.ops.concatenate([x, keras.ops.cast(noise_maps, x.dtype)], axis=-1)
+        ups = (self.up_3, self.up_2, self.up_1, self.up_0)
+        for up, skip in zip(ups, (skip_3, skip_2, skip_1, skip_0)):
+            x = up(keras.ops.concatenate([self.upsample(x), skip], axis=-1), training=training)
+        return self.out(x)

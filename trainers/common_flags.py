@@ -1,0 +1,101 @@
+"""Flags every trainer shares (optimisation, loop, runtime), and flags -> config.
+
+Each trainer defines its own experiment flags, then calls `define_training_flags`
+with its config's defaults; `config_from_flags` fills any `TrainingSettings`
+subclass from the flags of the same names.
+"""
+
+import dataclasses
+import sys
+from typing import Callable, TypeVar
+
+from absl import app, flags, logging
+
+from tf_factorgan import strategies, trainer
+from tf_factorgan.experiments import common
+
+FLAGS = flags.FLAGS
+Config = TypeVar("Config", bound=common.TrainingSettings)
+
+
+def define_training_flags(defaults: common.TrainingSettings) -> None:
+    d = defaults
+    flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size.")
+    flags.DEFINE_integer("disc_iter", d.disc_iter, "Discriminator rounds per generator update.")
+    flags.DEFINE_float("lr", d.lr, "Adam learning rate of every network.")
+    flags.DEFINE_integer("nz", d.nz, "Noise dimensions (Uniform(-1, 1)).")
+    flags.DEFINE_enum("generator_objective", d.generator_objective, ["ns", "kl"],
+                      "Generator loss: non-saturating or KL (minus mean logit).")
+    flags.DEFINE_integer("steps", d.steps, "Generator updates in total.")
+    flags.DEFINE_integer("seed", d.seed, "Seed of data order, pairings, weights and noise.")
+    flags.DEFINE_string("out_path", d.out_path, "Root of all outputs.")
+    flags.DEFINE_string("experiment_name", d.experiment_name,
+                        f"Run folder under <out_path>/{d.EXPERIMENT}/.")
+    flags.DEFINE_bool("eval_only", d.eval_only, "Only evaluate the run's last checkpoint.")
+    flags.DEFINE_enum("strategy", d.strategy, list(strategies.STRATEGY_NAMES),
+                      "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+    flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the replica steps with XLA.")
+    flags.DEFINE_bool("mixed_precision", d.mixed_precision,
+                      "Compute in bfloat16 (float32 variables and losses); for GPUs/TPUs.")
+    flags.DEFINE_integer("intra_op_threads", d.intra_op_threads,
+                         "Threads per TensorFlow op (0 = TensorFlow's default).")
+    flags.DEFINE_integer("inter_op_threads", d.inter_op_threads,
+                         "Ops run concurrently (0 = TensorFlow's default).")
+    flags.DEFINE_integer("steps_per_call", d.steps_per_call, "Generator updates per tf.function call.")
+    flags.DEFINE_integer("log_every", d.log_every, "TensorBoard scalars every N steps.")
+    flags.DEFINE_integer("image_every", d.image_every, "TensorBoard images every N steps.")
+    flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps.")
+
+
+def config_from_flags(config_class: type[Config]) -> Config:
+    """The config whose fields take the values of the flags of the same names."""
+    names = [f.name for f in dataclasses.fields(config_class)]
+    values = {name: FLAGS[name].value for name in names if name in FLAGS}
+    try:
+        return config_class(**values)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+
+
+def quiet_info_logs() -> None:
+    """TensorFlow's INFO lines would bury the progress bar, unless --verbosity asks."""
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+
+
+def run_or_exit(run: Callable[[], dict]) -> dict:
+    """Runs an experiment; expected failures (missing data, bad files, unusable
+    checkpoints) end the program with their message instead of a traceback."""
+    try:
+        return run()
+    except (FileNotFoundError, ValueError, trainer.CheckpointError) as error:
+        sys.exit(f"error: {error}")
+
+
+def run_and_report(run: Callable[[], dict], run_dir: str, headline: Callable[[dict], str],
+                   outputs: tuple[str, ...]) -> None:
+    """Runs an experiment and prints its headline metrics and where its outputs are
+    (nothing after Ctrl-C: the loop already said where the checkpoint is)."""
+    metrics = run_or_exit(run)
+    if "interrupted_at_step" in metrics:
+        return
+    lines = [f"\n{headline(metrics)}", f"  {'metrics:':<13}{run_dir}/metrics.json"]
+    lines += [f"  {name.split('.')[0] + ':':<13}{run_dir}/{name}" for name in outputs]
+    lines.append(f"  {'TensorBoard:':<13}tensorboard --logdir {run_dir}/logs")
+    print("\n".join(lines))
+
+
+def define_image_data_flags(defaults) -> None:
+    """Flags of `image_data.ImageDataSettings`, shared by the image trainers."""
+    d = defaults
+    flags.DEFINE_enum("dataset", d.dataset, ["cityscapes", "edges2shoes"],
+                      "pix2pix dataset (edges2shoes: A becomes one grey channel).")
+    flags.DEFINE_string("dataset_dir", d.dataset_dir,
+                        "pix2pix folder with train/ and val/ (default: data/<dataset>, where "
+                        "trainers.download_pix2pix puts it).")
+    flags.DEFINE_integer("load_size", d.load_size, "Images are resized (bicubic) to this power of two.")
+    flags.DEFINE_integer("num_joint_samples", d.num_joint_samples,
+                         "Paired training images: the first N in file order.")
+    flags.DEFINE_integer("disc_channels", d.disc_channels, "First-layer filters of every discriminator.")
+    flags.DEFINE_integer("max_train_images", d.max_train_images, "Use only the first N training images (0 = all).")
+    flags.DEFINE_integer("max_val_images", d.max_val_images, "Use only the first N validation images (0 = all).")

@@ -1,0 +1,42 @@
+"""Trains conditional FactorGAN, a GAN or CycleGAN for photo -> label map translation
+and reports segmentation metrics.
+
+  python -m trainers.download_pix2pix --dataset=cityscapes --out_dir=data
+  python -m trainers.image2image --model=factorgan --num_joint_samples=100
+  python -m trainers.image2image --model=cyclegan --experiment_name=cyclegan
+
+Re-running the same command resumes from the last checkpoint; Ctrl-C saves and exits.
+"""
+
+from absl import app, flags
+
+from tf_factorgan.experiments import image2image
+from trainers import common_flags
+
+DEFAULTS = image2image.Image2ImageConfig()
+
+flags.DEFINE_enum("model", DEFAULTS.model, list(image2image.MODELS),
+                  "Conditional FactorGAN, GAN on the paired images, or CycleGAN on unpaired ones.")
+flags.DEFINE_integer("ngf", DEFAULTS.ngf, "U-Net width.")
+flags.DEFINE_float("cycle_weight", DEFAULTS.cycle_weight, "CycleGAN: weight of the L1 cycle loss.")
+flags.DEFINE_float("identity_weight", DEFAULTS.identity_weight,
+                   "CycleGAN: identity loss weight, as a fraction of --cycle_weight.")
+common_flags.define_image_data_flags(DEFAULTS)
+common_flags.define_training_flags(DEFAULTS)
+
+
+def main(argv):
+    del argv
+    common_flags.quiet_info_logs()
+    config = common_flags.config_from_flags(image2image.Image2ImageConfig)
+    common_flags.run_and_report(
+        lambda: image2image.run(config),
+        config.run_dir,
+        lambda m: f"MSE {m['mse']:.4f}" + (
+            f", pixel accuracy {m['pixel_accuracy']:.4f}" if m.get("pixel_accuracy") is not None else ""),
+        ("predictions.png", "generator.weights.h5"),
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
