@@ -8,6 +8,7 @@ VENV ?= .venv
 SHARED_DATA ?= ../shared/data
 # Offline MNIST when the project's shared data folder is there; otherwise download.
 MNIST_DIR ?= $(if $(wildcard $(SHARED_DATA)/mnist/train-images-idx3-ubyte.gz),$(abspath $(SHARED_DATA)/mnist),)
+MUSDB_DIR ?= $(if $(wildcard $(SHARED_DATA)/musdb18_sample/train),$(abspath $(SHARED_DATA)/musdb18_sample),)
 OUT_PATH ?= runs
 PY := $(VENV)/bin/python
 
@@ -26,7 +27,7 @@ demo: setup
 	  --out_path=$(OUT_PATH) $(if $(MNIST_DIR),--mnist_manual_dir=$(MNIST_DIR),)
 
 test: setup
-	FACTORGAN_MNIST_DIR=$(MNIST_DIR) $(PY) -m pytest -q tests
+	FACTORGAN_MNIST_DIR=$(MNIST_DIR) FACTORGAN_MUSDB_DIR=$(MUSDB_DIR) $(PY) -m pytest -q tests
 
 benchmark: setup
 	$(PY) -m benchmarks.paired_mnist_throughput

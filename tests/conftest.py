@@ -70,3 +70,23 @@ def edges_dir(tmp_path_factory):
 
     return write_pix2pix_dataset(str(tmp_path_factory.mktemp("edges2shoes")), num_train=12,
                                  num_val=6, height=32, kind="edges")
+
+
+@pytest.fixture(scope="session")
+def ffmpeg():
+    """Skips tests that decode audio with ffmpeg/ffprobe where they are missing."""
+    import shutil
+
+    if not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
+        pytest.skip("ffmpeg/ffprobe are not installed (sudo apt-get install ffmpeg)")
+
+
+@pytest.fixture(scope="session")
+def musdb_dir(ffmpeg):
+    """The two MUSDB18 preview tracks: $FACTORGAN_MUSDB_DIR or ../shared/data/musdb18_sample."""
+    path = os.environ.get("FACTORGAN_MUSDB_DIR") or os.path.join(
+        REPO_ROOT, "..", "shared", "data", "musdb18_sample"
+    )
+    if not os.path.isdir(os.path.join(path, "train")):
+        pytest.skip(f"no MUSDB18 sample tracks at {path} (set FACTORGAN_MUSDB_DIR)")
+    return path

@@ -68,7 +68,7 @@ def run_or_exit(run: Callable[[], dict]) -> dict:
     checkpoints) end the program with their message instead of a traceback."""
     try:
         return run()
-    except (FileNotFoundError, ValueError, trainer.CheckpointError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError, trainer.CheckpointError) as error:
         sys.exit(f"error: {error}")
 
 

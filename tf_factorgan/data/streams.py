@@ -78,17 +78,19 @@ def streams_dataset_fn(streams: dict[str, Stream], global_batch_size: int, seed:
     return dataset_fn
 
 
-def uint8_gatherer(pool: np.ndarray) -> Gather:
-    """`indices [B] -> float32 [B, ...]` rows of a uint8 pool scaled to [0, 1]."""
+def pool_gatherer(pool: np.ndarray) -> Gather:
+    """`indices [B] -> float32 [B, ...]` rows of a pool: uint8 images scaled to
+    [0, 1] (kept as uint8, a quarter of float32's memory), floats as they are."""
     table = tf.constant(pool)
-    return lambda indices: tf.cast(tf.gather(table, indices), tf.float32) / 255.0
+    scale = 1.0 / 255.0 if pool.dtype == np.uint8 else 1.0
+    return lambda indices: tf.cast(tf.gather(table, indices), tf.float32) * scale
 
 
 def aligned_streams(
     parts: list[np.ndarray], num_joint_samples: int, stream_parts: dict
 ) -> dict[str, Stream]:
-    """Streams over aligned data held as one uint8 array per part ([N, ...] each, row
-    n of every array from the same sample).
+    """Streams over aligned data held as one array per part ([N, ...] each, row n of
+    every array from the same sample; uint8 images or float features).
 
     stream_parts: key -> part (None: the joint stream), as `gan.data_streams`.
     The joint stream yields the first `num_joint_samples` samples whole (parts
@@ -96,12 +98,12 @@ def aligned_streams(
     """
 
     def joint_gather():
-        gathers = [uint8_gatherer(p[:num_joint_samples]) for p in parts]
+        gathers = [pool_gatherer(p[:num_joint_samples]) for p in parts]
         return lambda indices: tf.concat([g(indices) for g in gathers], axis=-1)
 
     return {
         key: Stream(num_joint_samples, joint_gather)
         if part is None
-        else Stream(len(parts[part]), lambda part=part: uint8_gatherer(parts[part]))
+        else Stream(len(parts[part]), lambda part=part: pool_gatherer(parts[part]))
         for key, part in stream_parts.items()
     }

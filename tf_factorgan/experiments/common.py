@@ -50,7 +50,9 @@ class TrainingSettings:
     def run_dir(self) -> str:
         return os.path.join(self.out_path, self.EXPERIMENT, self.experiment_name)
 
-    def gan_config(self, variant: Variant, conditional: bool = False) -> gan.GanConfig:
+    def gan_config(
+        self, variant: Variant, conditional: bool = False, condition_visible: bool = True
+    ) -> gan.GanConfig:
         return gan.GanConfig(
             variant=variant,
             batch_size=self.batch_size,
@@ -60,6 +62,7 @@ class TrainingSettings:
             generator_objective=self.generator_objective,
             jit_compile=self.jit_compile,
             conditional=conditional,
+            condition_visible=condition_visible,
         )
 
     def loop_config(self) -> trainer.LoopConfig:

@@ -1,0 +1,1 @@
+"""Audio signal path: resampling, STFT/ISTFT and magnitude spectrograms."""

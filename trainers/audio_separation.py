@@ -1,0 +1,57 @@
+"""Trains FactorGAN or a GAN for singing voice separation on MUSDB18 and scores the
+test songs with BSS Eval v4.
+
+  python -m trainers.audio_separation --musdb_root=/data/musdb18 --num_joint_songs=10
+  python -m trainers.audio_separation --musdb_root=/data/musdb18 --nofactorgan \
+      --experiment_name=gan
+
+Needs ffmpeg (Debian package `ffmpeg`) to decode the .stem.mp4 files (or pass
+--is_wav for the wav release). Re-running the same command resumes; Ctrl-C saves and
+exits. Separate any song afterwards with `python -m trainers.separate`.
+"""
+
+from absl import app, flags
+
+from tf_factorgan.experiments import audio_separation
+from trainers import common_flags
+
+DEFAULTS = audio_separation.AudioSeparationConfig()
+
+flags.DEFINE_string("musdb_root", DEFAULTS.musdb_root, "MUSDB18 folder with train/ and test/.")
+flags.DEFINE_bool("is_wav", DEFAULTS.is_wav, "The wav release (folders of stem .wav files).")
+flags.DEFINE_bool("factorgan", DEFAULTS.factorgan, "Conditional FactorGAN (else a GAN on the paired songs).")
+flags.DEFINE_integer("num_joint_songs", DEFAULTS.num_joint_songs,
+                     "Paired training songs (the first N of a seeded shuffle).")
+flags.DEFINE_integer("ngf", DEFAULTS.ngf, "U-Net width.")
+flags.DEFINE_integer("disc_channels", DEFAULTS.disc_channels, "First-layer filters of every discriminator.")
+flags.DEFINE_string("cache_dir", DEFAULTS.cache_dir,
+                    "Preprocessed spectrograms (default: <out_path>/musdb_cache).")
+flags.DEFINE_integer("snippet_stride", DEFAULTS.snippet_stride, "Frames between training snippets.")
+flags.DEFINE_float("eval_window_seconds", DEFAULTS.eval_window_seconds,
+                   "BSS Eval window (1 s: SiSEC 2018; the original code used 15).")
+flags.DEFINE_float("eval_hop_seconds", DEFAULTS.eval_hop_seconds, "BSS Eval hop.")
+flags.DEFINE_integer("max_eval_songs", DEFAULTS.max_eval_songs, "Score only the first N test songs (0 = all).")
+flags.DEFINE_integer("griffin_lim_iterations", DEFAULTS.griffin_lim_iterations,
+                     "Griffin-Lim iterations after the mixture-phase inversion.")
+common_flags.define_training_flags(DEFAULTS)
+
+
+def _headline(metrics: dict) -> str:
+    return ", ".join(
+        f"{source} SDR {metrics[f'{source}/SDR/median']:.2f} dB"
+        for source in ("vocals", "accompaniment") if f"{source}/SDR/median" in metrics
+    ) + " (median over songs of the median over frames)"
+
+
+def main(argv):
+    del argv
+    common_flags.quiet_info_logs()
+    config = common_flags.config_from_flags(audio_separation.AudioSeparationConfig)
+    common_flags.run_and_report(
+        lambda: audio_separation.run(config), config.run_dir, _headline,
+        ("generator.weights.h5", audio_separation.SEPARATOR_FILE),
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
