@@ -42,8 +42,10 @@ def test_every_listed_source_exists():
 
 def test_every_library_module_is_in_a_py_library():
     libraries = {s for t in _targets().values() if t["kind"] == "py_library" for s in t["srcs"]}
+    binaries = {s for t in _targets().values() if t["kind"] == "py_binary" for s in t["srcs"]}
     for package in ("tf_factorgan", "export", "serving"):
-        missing = _files(f"{package}/**/*.py") - libraries
+        # export/ also holds its command (a py_binary).
+        missing = _files(f"{package}/**/*.py") - libraries - (binaries if package == "export" else set())
         assert not missing, f"modules without a py_library: {sorted(missing)}"
 
 

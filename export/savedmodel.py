@@ -1,0 +1,440 @@
+"""SavedModels of trained generators in the TF Serving layout
+`<export_base>/<model_name>/<version>/`, published atomically.
+
+A version folder appears only once its SavedModel has been written, reloaded and
+checked against the in-process Keras model (`publish`), so TF Serving, which polls
+the model folder, never loads a half-written export.
+
+Modules (each a tf.Module with `serving_signatures()` for `tf.saved_model.save` and a
+`check(loaded)` for `publish`):
+
+  segmentation_module  photo -> Cityscapes label map (conditional U-Net)
+      serving_default(images float32 [N, H, W, 3] in [0, 1], seed int64 [])
+        -> label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32 [N, H, W] in 0..18
+      predict_uint8(images uint8 [N, H, W, 3], seed int64 []) -> the same outputs
+      predict_bytes(images string [N] encoded JPEG/PNG/BMP/GIF)
+        -> label_png string [N] PNG label maps of the inputs' sizes (export-time seed)
+  sampler_module       unconditional generator (Paired MNIST MLP, image-pairs ConvGenerator)
+      serving_default(num_samples int32 [], seed int64 []) -> samples float32 [n, ...]
+        (and `images` when the module was given `to_images`)
+  separation_module    mixture -> vocals and accompaniment (MaskingSeparator)
+      serving_default(waveform float32 [N, samples, channels], sample_rate int32 [])
+        -> vocals, accompaniment float32 [N, samples, channels]
+
+Noise follows `GanStep.sample/translate`: stateless uniform in [-1, 1] from
+seed=[seed, 0], so a request with the same seed gives the same output.
+"""
+
+import os
+import shutil
+import uuid
+from typing import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_factorgan.audio import spectrogram
+from tf_factorgan.audio.separation import WINDOW_FRAMES
+from tf_factorgan.audio.spectrogram import SpectrogramSettings
+from tf_factorgan.eval import segmentation
+
+ATOL = 1e-4
+TMP_PREFIX = ".tmp-"
+# Fixed check inputs: small, but big enough for two separation windows and odd sizes.
+_CHECK_IMAGE_SHAPE = (2, 20, 30, 3)
+_CHECK_SECONDS = 0.1
+
+
+# --- Versions and publishing ------------------------------------------------------
+
+
+def next_version(export_base: str, model_name: str) -> int:
+    """1 + the largest integer-named folder in `<export_base>/<model_name>/` (1 if none).
+
+    Other names (temporary `.tmp-*` folders, files) are ignored, as TF Serving does.
+    """
+    model_dir = os.path.join(export_base, model_name)
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [
+        int(name) for name in os.listdir(model_dir)
+        if name.isdigit() and os.path.isdir(os.path.join(model_dir, name))
+    ]
+    return max(versions, default=0) + 1
+
+
+def publish(
+    module_or_archive_writer,
+    export_base: str,
+    model_name: str,
+    check: Callable[[object], None],
+) -> str:
+    """Writes, reloads, checks and publishes one SavedModel version; returns its path.
+
+    Args:
+      module_or_archive_writer: a tf.Module with a `serving_signatures()` dict (saved with
+        `tf.saved_model.save`), or a callable `writer(path)` that writes a SavedModel
+        folder at `path` itself.
+      export_base: the TF Serving model base folder (created if missing).
+      model_name: the model's folder under it; a path component, not a path.
+      check: `check(loaded)` gets the `tf.saved_model.load`ed export and raises when
+        its outputs differ from the in-process model's.
+
+    The SavedModel is written into `<export_base>/<model_name>/.tmp-<uuid>` and only
+    renamed to `<version>` after `check` passed; on any failure the temporary folder
+    is removed and no version appears.
+    """
+    if not model_name or os.sep in model_name or model_name in (".", "..") or model_name.startswith("."):
+        raise ValueError(f"--model_name must be a plain folder name, got {model_name!r}")
+    model_dir = os.path.join(export_base, model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    tmp = os.path.join(model_dir, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+    try:
+        if isinstance(module_or_archive_writer, tf.Module):
+            tf.saved_model.save(
+                module_or_archive_writer, tmp, signatures=module_or_archive_writer.serving_signatures()
+            )
+        else:
+            module_or_archive_writer(tmp)
+        check(tf.saved_model.load(tmp))
+        # Two exporters may race for a number: rename fails onto an existing non-empty
+        # folder, so the loser takes the next one.
+        for _ in range(100):
+            version_dir = os.path.join(model_dir, str(next_version(export_base, model_name)))
+            try:
+                os.rename(tmp, version_dir)
+                return version_dir
+            except OSError:
+                if not os.path.isdir(version_dir):
+                    raise
+        raise RuntimeError(f"could not claim a version folder in {model_dir}")
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _assert_close(name: str, got, expected) -> None:
+    got, expected = np.asarray(got), np.asarray(expected)
+    if got.shape != expected.shape or got.dtype != expected.dtype:
+        raise AssertionError(
+            f"exported output {name}: {got.dtype}{list(got.shape)}, in-process "
+            f"{expected.dtype}{list(expected.shape)}"
+        )
+    if expected.dtype.kind in "iub":
+        # Class ids may flip where a colour lies halfway between two palette entries.
+        mismatch = np.mean(got != expected)
+        if mismatch > 1e-3:
+            raise AssertionError(f"exported output {name}: {mismatch:.2%} of values differ")
+        return
+    error = float(np.max(np.abs(got - expected), initial=0.0))
+    if not error <= ATOL:
+        raise AssertionError(
+            f"exported output {name} differs from the in-process model by {error:g} > {ATOL}"
+        )
+
+
+def _check_signature(loaded, signature: str, inputs: dict, expected: dict) -> None:
+    """Runs `loaded.signatures[signature](**inputs)` and compares with `expected`."""
+    if signature not in loaded.signatures:
+        raise AssertionError(f"export lacks signature {signature!r}: {list(loaded.signatures)}")
+    outputs = loaded.signatures[signature](**inputs)
+    if set(outputs) != set(expected):
+        raise AssertionError(
+            f"signature {signature} outputs {sorted(outputs)}, expected {sorted(expected)}"
+        )
+    for name, value in expected.items():
+        _assert_close(f"{signature}/{name}", outputs[name].numpy(), np.asarray(value))
+
+
+def _noise(batch_size, nz: int, seed) -> tf.Tensor:
+    """float32 [batch_size, nz] uniform in [-1, 1] from seed=[seed, 0] (as GanStep)."""
+    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    return tf.random.stateless_uniform([batch_size, nz], seed=seed, minval=-1.0, maxval=1.0)
+
+
+class _Held:
+    """Hides a Keras model from tf.Module's attribute tracking (see _ServingModule)."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+class _ServingModule(tf.Module):
+    """A tf.Module that tracks a Keras 3 model's variables but not the model itself:
+    saving a tracked Keras Model makes TF trace its `_default_save_signature`, which
+    calls it with its first input only and fails for two-input models such as the
+    U-Net."""
+
+    def _hold(self, model) -> None:
+        self._held = _Held(model)
+        # The tf.Variables inside the Keras variables: what the traced graphs capture.
+        self._model_variables = [getattr(v, "value", v) for v in model.variables]
+
+    @property
+    def model(self):
+        return self._held.model
+
+
+# --- Segmentation -----------------------------------------------------------------
+
+
+class SegmentationModule(_ServingModule):
+    """See `segmentation_module`."""
+
+    def __init__(self, generator, load_size: int, nz: int, seed: int):
+        super().__init__(name="segmentation")
+        self._hold(generator)
+        self.load_size = int(load_size)
+        self.nz = int(nz)
+        self.seed = int(seed)
+        self.serving_default = tf.function(
+            self._serve_float,
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
+                tf.TensorSpec([], tf.int64, name="seed"),
+            ],
+        )
+        self.predict_uint8 = tf.function(
+            self._serve_uint8,
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8, name="images"),
+                tf.TensorSpec([], tf.int64, name="seed"),
+            ],
+        )
+        self.predict_bytes = tf.function(
+            self._serve_bytes,
+            input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+        )
+
+    def serving_signatures(self) -> dict:
+        return {
+            "serving_default": self.serving_default.get_concrete_function(),
+            "predict_uint8": self.predict_uint8.get_concrete_function(),
+            "predict_bytes": self.predict_bytes.get_concrete_function(),
+        }
+
+    def segment(self, images, seed) -> dict:
+        """float [N, H, W, 3] in [0, 1], int seed -> {label_rgb float32 [N, H, W, 3] in
+        [0, 1], class_ids int32 [N, H, W]}. Plain TF ops: runs eagerly or traced."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        size = tf.shape(images)[1:3]
+        # The generator only knows load_size x load_size (its noise projection is
+        # built for that bottleneck); antialiasing keeps downscaling from aliasing.
+        resized = tf.image.resize(
+            images, [self.load_size, self.load_size], method="bilinear", antialias=True
+        )
+        noise = _noise(tf.shape(images)[0], self.nz, seed)
+        labels = self.model(resized, noise, training=False)
+        labels = tf.image.resize(
+            tf.cast(labels, tf.float32), size, method="bilinear", antialias=True
+        )
+        # Resizing can overshoot [0, 1] slightly.
+        labels = tf.clip_by_value(labels, 0.0, 1.0)
+        return {"label_rgb": labels, "class_ids": segmentation.train_ids(labels)}
+
+    def _serve_float(self, images, seed):
+        return self.segment(images, seed)
+
+    def _serve_uint8(self, images, seed):
+        return self.segment(tf.cast(images, tf.float32) / 255.0, seed)
+
+    def encode_labels(self, encoded) -> tf.Tensor:
+        """string [N] encoded images -> string [N] PNG label maps, one image at a time
+        (sizes may differ), with the export-time seed."""
+
+        def one(data):
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image.set_shape([None, None, 3])
+            rgb = self.segment(tf.cast(image, tf.float32)[None] / 255.0, self.seed)["label_rgb"]
+            return tf.io.encode_png(tf.cast(tf.round(rgb[0] * 255.0), tf.uint8))
+
+        return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([], tf.string))
+
+    def _serve_bytes(self, images):
+        return {"label_png": self.encode_labels(images)}
+
+    def check(self, loaded) -> None:
+        """Raises unless `loaded`'s signatures match this module run eagerly."""
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, _CHECK_IMAGE_SHAPE, dtype=np.uint8)
+        as_float = images.astype(np.float32) / 255.0
+        expected = {k: v.numpy() for k, v in self.segment(as_float, self.seed).items()}
+        seed = tf.constant(self.seed, tf.int64)
+        _check_signature(loaded, "serving_default", {"images": tf.constant(as_float), "seed": seed}, expected)
+        _check_signature(loaded, "predict_uint8", {"images": tf.constant(images), "seed": seed}, expected)
+        png = tf.stack([tf.io.encode_png(image) for image in images])
+        got = loaded.signatures["predict_bytes"](images=png)["label_png"].numpy()
+        decoded = np.stack([tf.io.decode_png(data).numpy() for data in got]).astype(np.float32)
+        # One image at a time, as predict_bytes runs them (each gets noise row 0).
+        singles = np.concatenate(
+            [self.segment(image[None], self.seed)["label_rgb"].numpy() for image in as_float]
+        )
+        # PNG stores 8 bits: half a level of rounding on top of the model's difference.
+        error = float(np.max(np.abs(decoded / 255.0 - singles)))
+        if error > 0.5 / 255.0 + ATOL:
+            raise AssertionError(f"predict_bytes label_png differs from the in-process model by {error:g}")
+
+
+def segmentation_module(generator, load_size: int, nz: int, seed: int) -> SegmentationModule:
+    """A servable photo -> label map model.
+
+    Args:
+      generator: built conditional U-Net, generator(images [N, S, S, 3] in [0, 1],
+        noise [N, nz]) -> label maps [N, S, S, 3] in [0, 1], S = load_size.
+      load_size: S, the size the generator was trained at; inputs of any H x W are
+        resized to S x S (bilinear, antialiased) and outputs back to H x W.
+      nz: noise size.
+      seed: the noise seed of predict_bytes (which has no seed input); serving_default
+        and predict_uint8 take theirs per request.
+
+    float32 `images` are serving_default's because TF Serving allows one dtype per
+    input name; uint8 clients call predict_uint8 or send encoded images to predict_bytes.
+    """
+    return SegmentationModule(generator, load_size, nz, seed)
+
+
+# --- Sampling ---------------------------------------------------------------------
+
+
+class SamplerModule(_ServingModule):
+    """See `sampler_module`."""
+
+    def __init__(self, generator, nz: int, output_shape: Sequence[int], to_images=None):
+        super().__init__(name="sampler")
+        self._hold(generator)
+        self.nz = int(nz)
+        self.output_shape = tuple(int(d) for d in output_shape)
+        self.to_images = to_images
+        self.serving_default = tf.function(
+            self.sample,
+            input_signature=[
+                tf.TensorSpec([], tf.int32, name="num_samples"),
+                tf.TensorSpec([], tf.int64, name="seed"),
+            ],
+        )
+
+    def serving_signatures(self) -> dict:
+        return {"serving_default": self.serving_default.get_concrete_function()}
+
+    def sample(self, num_samples, seed) -> dict:
+        """-> {samples float32 [num_samples, *output_shape]} (+ images via to_images)."""
+        tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
+        noise = _noise(num_samples, self.nz, seed)
+        samples = tf.cast(self.model(noise, training=False), tf.float32)
+        samples = tf.reshape(samples, [-1, *self.output_shape])
+        outputs = {"samples": samples}
+        if self.to_images is not None:
+            outputs["images"] = tf.convert_to_tensor(self.to_images(samples), tf.float32)
+        return outputs
+
+    def check(self, loaded) -> None:
+        expected = {k: v.numpy() for k, v in self.sample(3, 7).items()}
+        inputs = {"num_samples": tf.constant(3, tf.int32), "seed": tf.constant(7, tf.int64)}
+        _check_signature(loaded, "serving_default", inputs, expected)
+
+
+def sampler_module(generator, nz: int, output_shape: Sequence[int], to_images=None) -> SamplerModule:
+    """A servable unconditional generator.
+
+    Args:
+      generator: built model, generator(noise [N, nz] in [-1, 1]) -> [N, ...] float.
+      nz: noise size.
+      output_shape: one sample's shape, e.g. (1568,) for Paired MNIST or (64, 64, 4)
+        for image pairs.
+      to_images: optional TF function samples [N, *output_shape] -> float32 images
+        [N, H, W, C], added as output `images` (e.g. stacked MNIST digit pairs).
+    """
+    return SamplerModule(generator, nz, output_shape, to_images)
+
+
+# --- Separation -------------------------------------------------------------------
+
+
+class SeparationModule(_ServingModule):
+    """See `separation_module`."""
+
+    def __init__(self, separator, nz: int, seed: int, settings: SpectrogramSettings):
+        super().__init__(name="separation")
+        self._hold(separator)
+        self.nz = int(nz)
+        self.seed = int(seed)
+        self.settings = settings
+        self.serving_default = tf.function(
+            self.separate,
+            input_signature=[
+                tf.TensorSpec([None, None, None], tf.float32, name="waveform"),
+                tf.TensorSpec([], tf.int32, name="sample_rate"),
+            ],
+        )
+
+    def serving_signatures(self) -> dict:
+        return {"serving_default": self.serving_default.get_concrete_function()}
+
+    def separate(self, waveform, sample_rate) -> dict:
+        """float32 [N, samples, channels] at settings.sample_rate ->
+        {vocals, accompaniment} float32 [N, samples, channels]."""
+        settings = self.settings
+        waveform = tf.convert_to_tensor(waveform, tf.float32)
+        # No in-graph resampling: a cheap filter would not match the polyphase
+        # resampling the model was trained on, so clients resample.
+        tf.debugging.assert_equal(
+            tf.cast(sample_rate, tf.int32), tf.constant(settings.sample_rate, tf.int32),
+            message=f"sample_rate must be {settings.sample_rate} Hz: resample the waveform first",
+        )
+        batch, length = tf.shape(waveform)[0], tf.shape(waveform)[1]
+        channels_first = tf.transpose(waveform, [0, 2, 1])  # [N, C, samples]
+        mono = tf.reduce_mean(channels_first, axis=1)
+        log_spec = spectrogram.log_magnitude(spectrogram.stft(mono, settings))  # [N, T, F]
+        frames, bins = tf.shape(log_spec)[1], settings.num_bins
+        # Zero frames (silence in log1p) up to whole windows: simpler in a graph than
+        # the end-aligned last window of separation.window_starts, and the same for
+        # every window but the last.
+        num_windows = tf.maximum((frames + WINDOW_FRAMES - 1) // WINDOW_FRAMES, 1)
+        padded = tf.pad(log_spec, [[0, 0], [0, num_windows * WINDOW_FRAMES - frames], [0, 0]])
+        windows = tf.reshape(padded, [batch, num_windows, WINDOW_FRAMES, bins])
+        windows = tf.transpose(windows, [0, 1, 3, 2])  # [N, W, F, 128]
+        windows = tf.reshape(windows, [-1, bins, WINDOW_FRAMES, 1])
+        # Window w of every item gets noise row w, whatever the batch.
+        noise = tf.tile(_noise(num_windows, self.nz, self.seed), [batch, 1])
+        masks = tf.cast(self.model.mask(windows, noise, training=False), tf.float32)
+        masks = tf.reshape(masks, [batch, num_windows, bins, WINDOW_FRAMES])
+        masks = tf.reshape(tf.transpose(masks, [0, 1, 3, 2]), [batch, -1, bins])
+        mask = tf.clip_by_value(masks[:, None, :frames], 0.0, 1.0)  # [N, 1, T, F]
+        spec = spectrogram.stft(channels_first, settings)  # [N, C, T, F]
+
+        def source(share):
+            # Masking the complex STFT keeps the mixture's phase.
+            signal = spectrogram.istft(spec * tf.cast(share, tf.complex64), settings, length)
+            return tf.transpose(signal, [0, 2, 1])
+
+        return {"accompaniment": source(mask), "vocals": source(1.0 - mask)}
+
+    def check(self, loaded) -> None:
+        rng = np.random.default_rng(0)
+        length = int(self.settings.sample_rate * _CHECK_SECONDS)
+        waveform = (0.1 * rng.standard_normal((1, length, 2))).astype(np.float32)
+        rate = tf.constant(self.settings.sample_rate, tf.int32)
+        expected = {k: v.numpy() for k, v in self.separate(waveform, rate).items()}
+        _check_signature(
+            loaded, "serving_default", {"waveform": tf.constant(waveform), "sample_rate": rate}, expected
+        )
+
+
+def separation_module(
+    separator, nz: int, seed: int, settings: SpectrogramSettings = SpectrogramSettings()
+) -> SeparationModule:
+    """A servable singing voice separator.
+
+    Args:
+      separator: built MaskingSeparator (windows [B, num_bins, 128, 1] -> masks).
+      nz: noise size; seed: the noise seed (fixed at export: one song separates the
+        same way every time).
+      settings: the STFT the separator was trained with.
+
+    The signature's `sample_rate` must equal settings.sample_rate (22050 Hz); other
+    rates fail with InvalidArgument and the client resamples. Mono is channels = 1;
+    the mask comes from the channel mean and is applied to every channel's STFT.
+    Unlike `separation.separate`, the last window is zero-padded, not end-aligned, so
+    the last < 128 frames can separate slightly differently.
+    """
+    return SeparationModule(separator, nz, seed, settings)
