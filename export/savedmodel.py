@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_factorgan import gan
 from tf_factorgan.audio import spectrogram
 from tf_factorgan.audio.separation import WINDOW_FRAMES
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
@@ -146,12 +147,6 @@ def _check_signature(loaded, signature: str, inputs: dict, expected: dict) -> No
         _assert_close(f"{signature}/{name}", outputs[name].numpy(), np.asarray(value))
 
 
-def _noise(batch_size, nz: int, seed) -> tf.Tensor:
-    """float32 [batch_size, nz] uniform in [-1, 1] from seed=[seed, 0] (as GanStep)."""
-    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-    return tf.random.stateless_uniform([batch_size, nz], seed=seed, minval=-1.0, maxval=1.0)
-
-
 class _Held:
     """Hides a Keras model from tf.Module's attribute tracking (see _ServingModule)."""
 
@@ -223,7 +218,7 @@ class SegmentationModule(_ServingModule):
         resized = tf.image.resize(
             images, [self.load_size, self.load_size], method="bilinear", antialias=True
         )
-        noise = _noise(tf.shape(images)[0], self.nz, seed)
+        noise = gan.seeded_noise(tf.shape(images)[0], self.nz, seed)
         labels = self.model(resized, noise, training=False)
         labels = tf.image.resize(
             tf.cast(labels, tf.float32), size, method="bilinear", antialias=True
@@ -319,7 +314,7 @@ class SamplerModule(_ServingModule):
     def sample(self, num_samples, seed) -> dict:
         """-> {samples float32 [num_samples, *output_shape]} (+ images via to_images)."""
         tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
-        noise = _noise(num_samples, self.nz, seed)
+        noise = gan.seeded_noise(num_samples, self.nz, seed)
         samples = tf.cast(self.model(noise, training=False), tf.float32)
         samples = tf.reshape(samples, [-1, *self.output_shape])
         outputs = {"samples": samples}
@@ -395,7 +390,7 @@ class SeparationModule(_ServingModule):
         windows = tf.transpose(windows, [0, 1, 3, 2])  # [N, W, F, 128]
         windows = tf.reshape(windows, [-1, bins, WINDOW_FRAMES, 1])
         # Window w of every item gets noise row w, whatever the batch.
-        noise = tf.tile(_noise(num_windows, self.nz, self.seed), [batch, 1])
+        noise = tf.tile(gan.seeded_noise(num_windows, self.nz, self.seed), [batch, 1])
         masks = tf.cast(self.model.mask(windows, noise, training=False), tf.float32)
         masks = tf.reshape(masks, [batch, num_windows, bins, WINDOW_FRAMES])
         masks = tf.reshape(tf.transpose(masks, [0, 1, 3, 2]), [batch, -1, bins])

@@ -75,6 +75,16 @@ class GanConfig:
             )
 
 
+def seeded_noise(num_samples, nz: int, seed) -> tf.Tensor:
+    """float32 [num_samples, nz] Uniform(-1, 1) from the stateless seed [seed, 0].
+
+    Evaluation, image summaries, separation and exported graphs all draw their noise
+    here, so one seed gives the same output everywhere; `seed` may be a tensor.
+    """
+    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    return tf.random.stateless_uniform([num_samples, nz], seed=seed, minval=-1.0, maxval=1.0)
+
+
 class Randomness(tf.Module):
     """Noise and in-batch permutations, drawn per replica and checkpointed.
 
@@ -278,9 +288,7 @@ class GanStep:
     def _seeded_batches(self, num_samples: int, seed: int, batch_size: int, fn) -> np.ndarray:
         # Stateless noise keeps evaluation and image summaries reproducible and leaves
         # the training random stream untouched.
-        noise = tf.random.stateless_uniform(
-            [num_samples, self.config.nz], seed=[seed, 0], minval=-1.0, maxval=1.0
-        )
+        noise = seeded_noise(num_samples, self.config.nz, seed)
         return np.concatenate([
             np.asarray(fn(slice(i, i + batch_size), noise[i : i + batch_size]))
             for i in range(0, num_samples, batch_size)

@@ -27,12 +27,11 @@ import json
 import os
 from typing import ClassVar
 
-import keras
 import numpy as np
 import tensorflow as tf
 import tqdm
 
-from tf_factorgan import files, gan, images, strategies, trainer
+from tf_factorgan import files, gan, images, trainer
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.data import musdb, streams
@@ -153,18 +152,16 @@ def build_trainer(
     config: AudioSeparationConfig, data: AudioData, strategy: tf.distribute.Strategy
 ) -> trainer.Trainer:
     gan_config = config.gan_config()
-    strategies.per_replica_batch_size(strategy, config.batch_size)
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope(), common.model_precision(config):
-        models = gan.build_models(
+    step = common.build_step(
+        config, strategy, gan_config, PARTITION,
+        lambda: gan.build_models(
             gan_config,
             PARTITION,
             SAMPLE_SHAPE,
             make_generator=lambda: MaskingSeparator(ngf=config.ngf),
             make_discriminator=lambda name: ConvDiscriminator(filters=config.disc_channels, name=name),
-        )
-        randomness = gan.Randomness(config.seed)
-    step = gan.GanStep(models, gan_config, PARTITION, strategy, randomness)
+        ),
+    )
     pools = streams.aligned_streams(data.parts(), data.num_joint_snippets, step.data_streams())
     return trainer.Trainer(
         step,
@@ -180,7 +177,7 @@ def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
     seeded noise so that a song separates the same way every time."""
 
     def predict(windows):
-        noise = tf.random.stateless_uniform([len(windows), nz], seed=[seed, 0], minval=-1.0, maxval=1.0)
+        noise = gan.seeded_noise(len(windows), nz, seed)
         return separator.mask(tf.constant(windows, tf.float32), noise, training=False).numpy()
 
     return predict

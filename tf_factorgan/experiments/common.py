@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from tf_factorgan import files, gan, strategies, trainer
-from tf_factorgan.factorisation import Variant
+from tf_factorgan.factorisation import Partition, Variant
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +94,30 @@ def model_precision(settings: TrainingSettings) -> Iterator[None]:
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def build_step(
+    settings: TrainingSettings,
+    strategy: tf.distribute.Strategy,
+    gan_config: gan.GanConfig,
+    partition: Partition,
+    build_models: Callable[[], gan.GanModels],
+    step_class: type = gan.GanStep,
+    randomness_factory: Callable[[int], gan.Randomness] = gan.Randomness,
+    **step_kwargs,
+) -> gan.GanStep:
+    """Checks that the batch splits over the replicas, seeds the initial weights with
+    --seed, calls `build_models()` under the strategy's scope and the precision
+    policy, and returns `step_class` (GanStep or a subclass) over the result.
+
+    `randomness_factory(seed)` makes the per-replica random source (tests swap it).
+    """
+    strategies.per_replica_batch_size(strategy, settings.batch_size)
+    keras.utils.set_random_seed(settings.seed)
+    with strategy.scope(), model_precision(settings):
+        models = build_models()
+        randomness = randomness_factory(settings.seed)
+    return step_class(models, gan_config, partition, strategy, randomness, **step_kwargs)
 
 
 def train_or_restore(settings: TrainingSettings, loop: trainer.Trainer) -> trainer.LoopResult:

@@ -25,11 +25,10 @@ import dataclasses
 import os
 from typing import ClassVar
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_factorgan import cyclegan, gan, images, strategies, trainer
+from tf_factorgan import cyclegan, gan, images, trainer
 from tf_factorgan.eval import segmentation
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
@@ -86,32 +85,30 @@ def _build_step(config, data, strategy) -> gan.GanStep:
     a_shape = (*shape[:2], partition.sizes[0])
     b_shape = (*shape[:2], partition.sizes[1])
     make_discriminator = image_data.make_discriminator(config)
-    with strategy.scope(), common.model_precision(config):
-        if config.model == "cyclegan":
-            models = cyclegan.build_models(
+    if config.model == "cyclegan":
+        return common.build_step(
+            config, strategy, gan_config, partition,
+            lambda: cyclegan.build_models(
                 gan_config, a_shape, b_shape,
                 make_generator=lambda channels: UNet(channels, ngf=config.ngf, noise_channels=0),
                 make_discriminator=make_discriminator,
-            )
-        else:
-            models = gan.build_models(
-                gan_config, partition, shape,
-                make_generator=lambda: UNet(b_shape[-1], ngf=config.ngf),
-                make_discriminator=make_discriminator,
-            )
-        randomness = gan.Randomness(config.seed)
-    if config.model == "cyclegan":
-        return cyclegan.CycleGanStep(
-            models, gan_config, partition, strategy, randomness, config.cycle_weights()
+            ),
+            step_class=cyclegan.CycleGanStep,
+            weights=config.cycle_weights(),
         )
-    return gan.GanStep(models, gan_config, partition, strategy, randomness)
+    return common.build_step(
+        config, strategy, gan_config, partition,
+        lambda: gan.build_models(
+            gan_config, partition, shape,
+            make_generator=lambda: UNet(b_shape[-1], ngf=config.ngf),
+            make_discriminator=make_discriminator,
+        ),
+    )
 
 
 def build_trainer(
     config: Image2ImageConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
 ) -> trainer.Trainer:
-    strategies.per_replica_batch_size(strategy, config.batch_size)
-    keras.utils.set_random_seed(config.seed)
     step = _build_step(config, data, strategy)
     return trainer.Trainer(
         step,

@@ -18,11 +18,10 @@ import dataclasses
 import os
 from typing import ClassVar
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_factorgan import gan, images, strategies, trainer
+from tf_factorgan import gan, images, trainer
 from tf_factorgan.eval import ls_metric
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
@@ -71,18 +70,16 @@ def build_trainer(
 ) -> trainer.Trainer:
     gan_config = config.gan_config()
     partition, shape = data.partition, data.sample_shape
-    strategies.per_replica_batch_size(strategy, config.batch_size)
-    keras.utils.set_random_seed(config.seed)
-    with strategy.scope(), common.model_precision(config):
-        models = gan.build_models(
+    step = common.build_step(
+        config, strategy, gan_config, partition,
+        lambda: gan.build_models(
             gan_config,
             partition,
             shape,
             make_generator=lambda: ConvGenerator(config.load_size, shape[-1], ngf=config.ngf),
             make_discriminator=image_data.make_discriminator(config),
-        )
-        randomness = gan.Randomness(config.seed)
-    step = gan.GanStep(models, gan_config, partition, strategy, randomness)
+        ),
+    )
     return trainer.Trainer(
         step,
         image_data.make_dataset_fn(config, data, step),

@@ -13,11 +13,10 @@ import functools
 import os
 from typing import ClassVar, Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_factorgan import gan, images, strategies, trainer
+from tf_factorgan import gan, images, trainer
 from tf_factorgan.data import mnist, streams
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition, Variant
@@ -140,18 +139,17 @@ def build_trainer(
     `randomness_factory(seed)` makes the per-replica random source (tests swap it).
     """
     gan_config = config.gan_config()
-    strategies.per_replica_batch_size(strategy, config.batch_size)
-    keras.utils.set_random_seed(config.seed)  # initial weights follow --seed
-    with strategy.scope(), common.model_precision(config):
-        models = gan.build_models(
+    step = common.build_step(
+        config, strategy, gan_config, PARTITION,
+        lambda: gan.build_models(
             gan_config,
             PARTITION,
             (mnist.PAIR_SIZE,),
             make_generator=lambda: MLPGenerator(mnist.PAIR_SIZE),
             make_discriminator=lambda name: MLPDiscriminator(name=name),
-        )
-        randomness = randomness_factory(config.seed)
-    step = gan.GanStep(models, gan_config, PARTITION, strategy, randomness)
+        ),
+        randomness_factory=randomness_factory,
+    )
     return trainer.Trainer(
         step,
         make_dataset_fn(config, data),
