@@ -6,8 +6,10 @@
 rebuilds the generator from `<run_dir>/generator.weights.h5` (written after training)
 and the settings in `<run_dir>/metrics.json` ("config") or, for audio,
 `<run_dir>/separator.json`; writes, reloads and checks the SavedModel and publishes it
-as `<export_base>/<model_name>/<version>/` (see `export/savedmodel.py`). Prints the
-version folder.
+as `<export_base>/<model_name>/<version>/` (see `export/savedmodel.py`), then rewrites
+`<export_base>/models.config` to list every model there (see `serving/config.py`).
+Prints both paths; `python -m serving.serve --model_config_file=<that file>` serves
+them.
 
 Kinds and the experiments they fit (the experiment is the run folder's parent name,
 `<out_path>/<experiment>/<experiment_name>`, unless --experiment says otherwise):
@@ -19,6 +21,7 @@ Kinds and the experiments they fit (the experiment is the run folder's parent na
 
 import json
 import os
+import sys
 
 from absl import app, flags
 
@@ -143,13 +146,21 @@ def build_module(run_dir: str, kind: str, experiment: str = ""):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from export import savedmodel
+    from trainers.common_flags import quiet_info_logs
 
-    module = build_module(FLAGS.run_dir, FLAGS.kind, FLAGS.experiment)
-    path = savedmodel.publish(
-        module, FLAGS.export_base, FLAGS.model_name or FLAGS.kind, module.check
-    )
-    print(path)
+    quiet_info_logs()
+    from export import savedmodel
+    from serving import config
+
+    try:
+        module = build_module(FLAGS.run_dir, FLAGS.kind, FLAGS.experiment)
+        path = savedmodel.publish(
+            module, FLAGS.export_base, FLAGS.model_name or FLAGS.kind, module.check
+        )
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
+    print(f"exported: {path}")
+    print(f"serving config: {config.write_for_export_base(FLAGS.export_base)}")
 
 
 if __name__ == "__main__":

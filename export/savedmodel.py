@@ -9,20 +9,24 @@ Modules (each a tf.Module with `serving_signatures()` for `tf.saved_model.save` 
 `check(loaded)` for `publish`):
 
   segmentation_module  photo -> Cityscapes label map (conditional U-Net)
-      serving_default(images float32 [N, H, W, 3] in [0, 1], seed int64 [])
+      serving_default(images float32 [N, H, W, 3] in [0, 1])
         -> label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32 [N, H, W] in 0..18
-      predict_uint8(images uint8 [N, H, W, 3], seed int64 []) -> the same outputs
+      predict_uint8(images uint8 [N, H, W, 3] in 0..255) -> the same outputs
+      predict_seeded(images float32 [N, H, W, 3], seed int64 [N]) -> the same outputs
       predict_bytes(images string [N] encoded JPEG/PNG/BMP/GIF)
-        -> label_png string [N] PNG label maps of the inputs' sizes (export-time seed)
+        -> label_png_bytes string [N] PNG label maps of the inputs' sizes
   sampler_module       unconditional generator (Paired MNIST MLP, image-pairs ConvGenerator)
       serving_default(num_samples int32 [], seed int64 []) -> samples float32 [n, ...]
         (and `images` when the module was given `to_images`)
   separation_module    mixture -> vocals and accompaniment (MaskingSeparator)
-      serving_default(waveform float32 [N, samples, channels], sample_rate int32 [])
-        -> vocals, accompaniment float32 [N, samples, channels]
+      serving_default(waveform float32 [N, samples] or [N, samples, channels] at any
+        rate, sample_rate int32 []) -> vocals, accompaniment shaped like waveform
 
-Noise follows `GanStep.sample/translate`: stateless uniform in [-1, 1] from
-seed=[seed, 0], so a request with the same seed gives the same output.
+Noise is stateless uniform in [-1, 1] from seed=[seed, 0] (`gan.seeded_noise`): a
+request with the same seed gives the same output. Segmentation draws one noise row per
+image from its seed and separation one row for every window, so results do not depend
+on how a request is batched. TF Serving's REST API returns string outputs whose names
+end in `_bytes` base64-encoded, hence `label_png_bytes`.
 """
 
 import os
@@ -34,16 +38,16 @@ import numpy as np
 import tensorflow as tf
 
 from tf_factorgan import gan
-from tf_factorgan.audio import spectrogram
-from tf_factorgan.audio.separation import WINDOW_FRAMES
+from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.eval import segmentation
 
 ATOL = 1e-4
 TMP_PREFIX = ".tmp-"
-# Fixed check inputs: small, but big enough for two separation windows and odd sizes.
+# Fixed check inputs: odd image sizes; audio long enough for two full separation
+# windows and an end-aligned third (259 frames).
 _CHECK_IMAGE_SHAPE = (2, 20, 30, 3)
-_CHECK_SECONDS = 0.1
+_CHECK_SECONDS = 3.0
 
 
 # --- Versions and publishing ------------------------------------------------------
@@ -182,44 +186,44 @@ class SegmentationModule(_ServingModule):
         self.load_size = int(load_size)
         self.nz = int(nz)
         self.seed = int(seed)
+        images = lambda dtype: tf.TensorSpec([None, None, None, 3], dtype, name="images")  # noqa: E731
         self.serving_default = tf.function(
-            self._serve_float,
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),
-                tf.TensorSpec([], tf.int64, name="seed"),
-            ],
+            lambda images: self.segment(images), input_signature=[images(tf.float32)]
         )
         self.predict_uint8 = tf.function(
-            self._serve_uint8,
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.uint8, name="images"),
-                tf.TensorSpec([], tf.int64, name="seed"),
-            ],
+            lambda images: self.segment(tf.cast(images, tf.float32) / 255.0),
+            input_signature=[images(tf.uint8)],
+        )
+        self.predict_seeded = tf.function(
+            self.segment,
+            input_signature=[images(tf.float32), tf.TensorSpec([None], tf.int64, name="seed")],
         )
         self.predict_bytes = tf.function(
-            self._serve_bytes,
+            lambda images: {"label_png_bytes": self.encode_labels(images)},
             input_signature=[tf.TensorSpec([None], tf.string, name="images")],
         )
 
     def serving_signatures(self) -> dict:
-        return {
-            "serving_default": self.serving_default.get_concrete_function(),
-            "predict_uint8": self.predict_uint8.get_concrete_function(),
-            "predict_bytes": self.predict_bytes.get_concrete_function(),
-        }
+        names = ("serving_default", "predict_uint8", "predict_seeded", "predict_bytes")
+        return {name: getattr(self, name).get_concrete_function() for name in names}
 
-    def segment(self, images, seed) -> dict:
-        """float [N, H, W, 3] in [0, 1], int seed -> {label_rgb float32 [N, H, W, 3] in
-        [0, 1], class_ids int32 [N, H, W]}. Plain TF ops: runs eagerly or traced."""
+    def segment(self, images, seed=None) -> dict:
+        """float [N, H, W, 3] in [0, 1], int64 seeds [N] (default: the export seed for
+        every image) -> {label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32
+        [N, H, W]}. Plain TF ops: runs eagerly or traced."""
         images = tf.convert_to_tensor(images, tf.float32)
-        size = tf.shape(images)[1:3]
+        batch, size = tf.shape(images)[0], tf.shape(images)[1:3]
+        if seed is None:
+            seed = tf.fill([batch], tf.constant(self.seed, tf.int64))
+        tf.debugging.assert_equal(
+            tf.size(seed), batch, message="seed must hold one value per image ([N])"
+        )
         # The generator only knows load_size x load_size (its noise projection is
         # built for that bottleneck); antialiasing keeps downscaling from aliasing.
         resized = tf.image.resize(
             images, [self.load_size, self.load_size], method="bilinear", antialias=True
         )
-        noise = gan.seeded_noise(tf.shape(images)[0], self.nz, seed)
-        labels = self.model(resized, noise, training=False)
+        labels = self.model(resized, gan.noise_per_seed(seed, self.nz), training=False)
         labels = tf.image.resize(
             tf.cast(labels, tf.float32), size, method="bilinear", antialias=True
         )
@@ -227,47 +231,41 @@ class SegmentationModule(_ServingModule):
         labels = tf.clip_by_value(labels, 0.0, 1.0)
         return {"label_rgb": labels, "class_ids": segmentation.train_ids(labels)}
 
-    def _serve_float(self, images, seed):
-        return self.segment(images, seed)
-
-    def _serve_uint8(self, images, seed):
-        return self.segment(tf.cast(images, tf.float32) / 255.0, seed)
-
     def encode_labels(self, encoded) -> tf.Tensor:
         """string [N] encoded images -> string [N] PNG label maps, one image at a time
-        (sizes may differ), with the export-time seed."""
+        (sizes may differ), with the export seed."""
 
         def one(data):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
             image.set_shape([None, None, 3])
-            rgb = self.segment(tf.cast(image, tf.float32)[None] / 255.0, self.seed)["label_rgb"]
+            rgb = self.segment(tf.cast(image, tf.float32)[None] / 255.0)["label_rgb"]
             return tf.io.encode_png(tf.cast(tf.round(rgb[0] * 255.0), tf.uint8))
 
         return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([], tf.string))
-
-    def _serve_bytes(self, images):
-        return {"label_png": self.encode_labels(images)}
 
     def check(self, loaded) -> None:
         """Raises unless `loaded`'s signatures match this module run eagerly."""
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, _CHECK_IMAGE_SHAPE, dtype=np.uint8)
         as_float = images.astype(np.float32) / 255.0
-        expected = {k: v.numpy() for k, v in self.segment(as_float, self.seed).items()}
-        seed = tf.constant(self.seed, tf.int64)
-        _check_signature(loaded, "serving_default", {"images": tf.constant(as_float), "seed": seed}, expected)
-        _check_signature(loaded, "predict_uint8", {"images": tf.constant(images), "seed": seed}, expected)
-        png = tf.stack([tf.io.encode_png(image) for image in images])
-        got = loaded.signatures["predict_bytes"](images=png)["label_png"].numpy()
-        decoded = np.stack([tf.io.decode_png(data).numpy() for data in got]).astype(np.float32)
-        # One image at a time, as predict_bytes runs them (each gets noise row 0).
-        singles = np.concatenate(
-            [self.segment(image[None], self.seed)["label_rgb"].numpy() for image in as_float]
+        expected = {k: v.numpy() for k, v in self.segment(as_float).items()}
+        _check_signature(loaded, "serving_default", {"images": tf.constant(as_float)}, expected)
+        _check_signature(loaded, "predict_uint8", {"images": tf.constant(images)}, expected)
+        seeds = np.arange(len(images), dtype=np.int64) + 11
+        _check_signature(
+            loaded, "predict_seeded",
+            {"images": tf.constant(as_float), "seed": tf.constant(seeds)},
+            {k: v.numpy() for k, v in self.segment(as_float, seeds).items()},
         )
+        png = tf.stack([tf.io.encode_png(image) for image in images])
+        got = loaded.signatures["predict_bytes"](images=png)["label_png_bytes"].numpy()
+        decoded = np.stack([tf.io.decode_png(data).numpy() for data in got]).astype(np.float32)
         # PNG stores 8 bits: half a level of rounding on top of the model's difference.
-        error = float(np.max(np.abs(decoded / 255.0 - singles)))
+        error = float(np.max(np.abs(decoded / 255.0 - expected["label_rgb"])))
         if error > 0.5 / 255.0 + ATOL:
-            raise AssertionError(f"predict_bytes label_png differs from the in-process model by {error:g}")
+            raise AssertionError(
+                f"predict_bytes label_png_bytes differs from the in-process model by {error:g}"
+            )
 
 
 def segmentation_module(generator, load_size: int, nz: int, seed: int) -> SegmentationModule:
@@ -279,11 +277,11 @@ def segmentation_module(generator, load_size: int, nz: int, seed: int) -> Segmen
       load_size: S, the size the generator was trained at; inputs of any H x W are
         resized to S x S (bilinear, antialiased) and outputs back to H x W.
       nz: noise size.
-      seed: the noise seed of predict_bytes (which has no seed input); serving_default
-        and predict_uint8 take theirs per request.
+      seed: the noise seed of every image unless predict_seeded is given seeds.
 
-    float32 `images` are serving_default's because TF Serving allows one dtype per
-    input name; uint8 clients call predict_uint8 or send encoded images to predict_bytes.
+    Every image's noise comes from its own seed (`gan.noise_per_seed`), so an image
+    gets the same label map alone or in any batch. TF Serving allows one dtype per
+    input name and no optional inputs, hence one signature per input variant.
     """
     return SegmentationModule(generator, load_size, nz, seed)
 
@@ -357,7 +355,8 @@ class SeparationModule(_ServingModule):
         self.serving_default = tf.function(
             self.separate,
             input_signature=[
-                tf.TensorSpec([None, None, None], tf.float32, name="waveform"),
+                # Unknown rank: mono [N, samples] and multichannel [N, samples, C].
+                tf.TensorSpec(None, tf.float32, name="waveform"),
                 tf.TensorSpec([], tf.int32, name="sample_rate"),
             ],
         )
@@ -365,54 +364,42 @@ class SeparationModule(_ServingModule):
     def serving_signatures(self) -> dict:
         return {"serving_default": self.serving_default.get_concrete_function()}
 
+    def predict_mask(self, windows) -> tf.Tensor:
+        """windows [B, bins, 128, 1] -> masks in [0, 1]; every window gets the same
+        noise row, as in `audio_separation.mask_predictor`."""
+        noise = tf.tile(gan.noise_per_seed([self.seed], self.nz), [tf.shape(windows)[0], 1])
+        return self.model.mask(windows, noise, training=False)
+
     def separate(self, waveform, sample_rate) -> dict:
-        """float32 [N, samples, channels] at settings.sample_rate ->
-        {vocals, accompaniment} float32 [N, samples, channels]."""
-        settings = self.settings
+        """float32 [N, samples] or [N, samples, channels] at `sample_rate` Hz ->
+        {vocals, accompaniment} float32 shaped like `waveform`."""
         waveform = tf.convert_to_tensor(waveform, tf.float32)
-        # No in-graph resampling: a cheap filter would not match the polyphase
-        # resampling the model was trained on, so clients resample.
-        tf.debugging.assert_equal(
-            tf.cast(sample_rate, tf.int32), tf.constant(settings.sample_rate, tf.int32),
-            message=f"sample_rate must be {settings.sample_rate} Hz: resample the waveform first",
+        tf.debugging.assert_rank_in(
+            waveform, [2, 3],
+            message="waveform must be [N, samples] (mono) or [N, samples, channels]",
         )
-        batch, length = tf.shape(waveform)[0], tf.shape(waveform)[1]
-        channels_first = tf.transpose(waveform, [0, 2, 1])  # [N, C, samples]
-        mono = tf.reduce_mean(channels_first, axis=1)
-        log_spec = spectrogram.log_magnitude(spectrogram.stft(mono, settings))  # [N, T, F]
-        frames, bins = tf.shape(log_spec)[1], settings.num_bins
-        # Zero frames (silence in log1p) up to whole windows: simpler in a graph than
-        # the end-aligned last window of separation.window_starts, and the same for
-        # every window but the last.
-        num_windows = tf.maximum((frames + WINDOW_FRAMES - 1) // WINDOW_FRAMES, 1)
-        padded = tf.pad(log_spec, [[0, 0], [0, num_windows * WINDOW_FRAMES - frames], [0, 0]])
-        windows = tf.reshape(padded, [batch, num_windows, WINDOW_FRAMES, bins])
-        windows = tf.transpose(windows, [0, 1, 3, 2])  # [N, W, F, 128]
-        windows = tf.reshape(windows, [-1, bins, WINDOW_FRAMES, 1])
-        # Window w of every item gets noise row w, whatever the batch.
-        noise = tf.tile(gan.seeded_noise(num_windows, self.nz, self.seed), [batch, 1])
-        masks = tf.cast(self.model.mask(windows, noise, training=False), tf.float32)
-        masks = tf.reshape(masks, [batch, num_windows, bins, WINDOW_FRAMES])
-        masks = tf.reshape(tf.transpose(masks, [0, 1, 3, 2]), [batch, -1, bins])
-        mask = tf.clip_by_value(masks[:, None, :frames], 0.0, 1.0)  # [N, 1, T, F]
-        spec = spectrogram.stft(channels_first, settings)  # [N, C, T, F]
-
-        def source(share):
-            # Masking the complex STFT keeps the mixture's phase.
-            signal = spectrogram.istft(spec * tf.cast(share, tf.complex64), settings, length)
-            return tf.transpose(signal, [0, 2, 1])
-
-        return {"accompaniment": source(mask), "vocals": source(1.0 - mask)}
+        tf.debugging.assert_positive(sample_rate, message="sample_rate must be positive (Hz)")
+        shape = tf.shape(waveform)
+        as_3d = tf.reshape(waveform, [shape[0], shape[1], -1])
+        sources = separation.separate_in_graph(
+            as_3d, sample_rate, self.predict_mask, self.settings
+        )
+        return {name: tf.reshape(value, shape) for name, value in sources.items()}
 
     def check(self, loaded) -> None:
+        """The export against `separation.separate` (the NumPy path of the CLI) at the
+        model rate, where both resample nothing, for mono and stereo."""
         rng = np.random.default_rng(0)
-        length = int(self.settings.sample_rate * _CHECK_SECONDS)
-        waveform = (0.1 * rng.standard_normal((1, length, 2))).astype(np.float32)
-        rate = tf.constant(self.settings.sample_rate, tf.int32)
-        expected = {k: v.numpy() for k, v in self.separate(waveform, rate).items()}
-        _check_signature(
-            loaded, "serving_default", {"waveform": tf.constant(waveform), "sample_rate": rate}, expected
-        )
+        rate = self.settings.sample_rate
+        stereo = (0.1 * rng.standard_normal((int(rate * _CHECK_SECONDS), 2))).astype(np.float32)
+        predict = lambda windows: self.predict_mask(tf.constant(windows)).numpy()  # noqa: E731
+        for waveform in (stereo, stereo[:, 0]):
+            expected = separation.separate(waveform, rate, predict, self.settings)
+            _check_signature(
+                loaded, "serving_default",
+                {"waveform": tf.constant(waveform[None]), "sample_rate": tf.constant(rate, tf.int32)},
+                {name: value[None] for name, value in expected.items()},
+            )
 
 
 def separation_module(
@@ -426,10 +413,8 @@ def separation_module(
         same way every time).
       settings: the STFT the separator was trained with.
 
-    The signature's `sample_rate` must equal settings.sample_rate (22050 Hz); other
-    rates fail with InvalidArgument and the client resamples. Mono is channels = 1;
-    the mask comes from the channel mean and is applied to every channel's STFT.
-    Unlike `separation.separate`, the last window is zero-padded, not end-aligned, so
-    the last < 128 frames can separate slightly differently.
+    The signature resamples any `sample_rate` to settings.sample_rate (22050 Hz) and
+    back in the graph, then runs `separation.separate_in_graph`: mono downmix for the
+    mask, which is applied to every channel's own STFT.
     """
     return SeparationModule(separator, nz, seed, settings)

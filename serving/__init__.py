@@ -1,1 +1,3 @@
-"""TF Serving model config, development server and clients (its own issue: #5)."""
+"""Serving exported generators through the TF Serving API: model config files
+(`config`), wire formats (`wire`), a development server (`repository`, `dev_server`,
+`serve`) and clients (`client`, `cli`)."""

@@ -90,3 +90,48 @@ def musdb_dir(ffmpeg):
     if not os.path.isdir(os.path.join(path, "train")):
         pytest.skip(f"no MUSDB18 sample tracks at {path} (set FACTORGAN_MUSDB_DIR)")
     return path
+
+
+# Tiny freshly initialised generators, exported as the serving tests' models.
+SERVING_NZ = 4
+SERVING_LOAD_SIZE = 16
+
+
+@pytest.fixture(scope="session")
+def serving_exports(tmp_path_factory):
+    """An export base with `segmentation` (U-Net, 16x16) and `separation` (masking
+    U-Net) version 1 and its models.config; returns (export_base, {name: module})."""
+    from export import savedmodel
+    from serving import config
+    from tf_factorgan.models.masking import MaskingSeparator
+    from tf_factorgan.models.unet import UNet
+
+    base = str(tmp_path_factory.mktemp("exports"))
+    tf.keras.utils.set_random_seed(0)
+    generator = UNet(3, ngf=2)
+    generator(tf.zeros([1, SERVING_LOAD_SIZE, SERVING_LOAD_SIZE, 3]), tf.zeros([1, SERVING_NZ]))
+    separator = MaskingSeparator(ngf=2)
+    separator(tf.zeros([1, 256, 128, 1]), tf.zeros([1, SERVING_NZ]))
+    modules = {
+        "segmentation": savedmodel.segmentation_module(generator, SERVING_LOAD_SIZE, SERVING_NZ, seed=3),
+        "separation": savedmodel.separation_module(separator, SERVING_NZ, seed=5),
+    }
+    for name, module in modules.items():
+        savedmodel.publish(module, base, name, module.check)
+    config.write_for_export_base(base)
+    return base, modules
+
+
+@pytest.fixture(scope="session")
+def dev_server(serving_exports):
+    """The development server over `serving_exports` on free ports (4 MiB body limit,
+    so that the oversized-payload test stays small)."""
+    from serving import config
+    from serving.dev_server import DevServer
+    from serving.repository import ModelRepository
+
+    base, _ = serving_exports
+    repository = ModelRepository(config.parse(os.path.join(base, config.CONFIG_FILE)))
+    server = DevServer(repository, rest_port=0, grpc_port=0, max_request_bytes=4 << 20).start()
+    yield server
+    server.stop()

@@ -44,8 +44,9 @@ def test_every_library_module_is_in_a_py_library():
     libraries = {s for t in _targets().values() if t["kind"] == "py_library" for s in t["srcs"]}
     binaries = {s for t in _targets().values() if t["kind"] == "py_binary" for s in t["srcs"]}
     for package in ("tf_factorgan", "export", "serving"):
-        # export/ also holds its command (a py_binary).
-        missing = _files(f"{package}/**/*.py") - libraries - (binaries if package == "export" else set())
+        # export/ and serving/ also hold their commands (py_binaries).
+        commands = binaries if package in ("export", "serving") else set()
+        missing = _files(f"{package}/**/*.py") - libraries - commands
         assert not missing, f"modules without a py_library: {sorted(missing)}"
 
 

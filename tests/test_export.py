@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from export import savedmodel
-from tf_factorgan.audio import spectrogram
+from tf_factorgan.audio import separation, spectrogram
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.models.masking import MaskingSeparator
 from tf_factorgan.models.mlp import MLPGenerator
@@ -46,7 +46,10 @@ def segmentation_export(tmp_path_factory):
 def _spec(signature):
     args, kwargs = signature.structured_input_signature
     assert not args
-    return {name: (spec.dtype, spec.shape.as_list()) for name, spec in kwargs.items()}
+    return {
+        name: (spec.dtype, None if spec.shape.rank is None else spec.shape.as_list())
+        for name, spec in kwargs.items()
+    }
 
 
 def _outputs(signature):
@@ -56,40 +59,53 @@ def _outputs(signature):
 def test_segmentation_signatures(segmentation_export):
     _, _, path, loaded = segmentation_export
     assert os.path.basename(path) == "1"
-    assert set(loaded.signatures) == {"serving_default", "predict_uint8", "predict_bytes"}
-    default = loaded.signatures["serving_default"]
-    assert _spec(default) == {
-        "images": (tf.float32, [None, None, None, 3]), "seed": (tf.int64, []),
-    }
-    assert _outputs(default) == {
+    assert set(loaded.signatures) == {"serving_default", "predict_uint8", "predict_seeded", "predict_bytes"}
+    outputs = {
         "label_rgb": (tf.float32, [None, None, None, 3]), "class_ids": (tf.int32, [None, None, None]),
     }
-    assert _spec(loaded.signatures["predict_uint8"])["images"] == (tf.uint8, [None, None, None, 3])
+    images = [None, None, None, 3]
+    assert _spec(loaded.signatures["serving_default"]) == {"images": (tf.float32, images)}
+    assert _spec(loaded.signatures["predict_uint8"]) == {"images": (tf.uint8, images)}
+    assert _spec(loaded.signatures["predict_seeded"]) == {
+        "images": (tf.float32, images), "seed": (tf.int64, [None]),
+    }
+    for name in ("serving_default", "predict_uint8", "predict_seeded"):
+        assert _outputs(loaded.signatures[name]) == outputs
     assert _spec(loaded.signatures["predict_bytes"]) == {"images": (tf.string, [None])}
-    assert _outputs(loaded.signatures["predict_bytes"]) == {"label_png": (tf.string, [None])}
+    assert _outputs(loaded.signatures["predict_bytes"]) == {"label_png_bytes": (tf.string, [None])}
+
+
+def _by_hand(generator, as_float, seed):
+    """The Keras model by hand: resize in, generator with seed noise, resize out."""
+    noise = tf.random.stateless_uniform([1, NZ], seed=[seed, 0], minval=-1.0, maxval=1.0)
+    small = tf.image.resize(as_float, [LOAD_SIZE, LOAD_SIZE], antialias=True)
+    expected = tf.image.resize(generator(small, noise), as_float.shape[1:3], antialias=True)
+    return np.clip(expected.numpy(), 0, 1)
 
 
 def test_segmentation_matches_keras(segmentation_export):
     generator, _, _, loaded = segmentation_export
-    images = np.random.default_rng(1).integers(0, 256, (1, 20, 30, 3), dtype=np.uint8)
+    images = np.random.default_rng(1).integers(0, 256, (2, 20, 30, 3), dtype=np.uint8)
     as_float = images.astype(np.float32) / 255.0
-    out = loaded.signatures["serving_default"](images=tf.constant(as_float), seed=tf.constant(5, tf.int64))
-    assert out["label_rgb"].shape == (1, 20, 30, 3) and out["label_rgb"].dtype == tf.float32
-    assert out["class_ids"].shape == (1, 20, 30) and out["class_ids"].dtype == tf.int32
+    out = loaded.signatures["serving_default"](images=tf.constant(as_float))
+    assert out["label_rgb"].shape == (2, 20, 30, 3) and out["class_ids"].shape == (2, 20, 30)
     ids = out["class_ids"].numpy()
     assert ids.min() >= 0 and ids.max() <= 18
     rgb = out["label_rgb"].numpy()
-    assert rgb.min() >= 0.0 and rgb.max() <= 1.0
+    # Every image gets the export seed's noise (3), whatever its place in the batch.
+    for i in range(2):
+        np.testing.assert_allclose(rgb[i : i + 1], _by_hand(generator, as_float[i : i + 1], 3), atol=1e-4)
 
-    # The Keras model by hand: resize in, generator with seed-5 noise, resize out.
-    noise = tf.random.stateless_uniform([1, NZ], seed=[5, 0], minval=-1.0, maxval=1.0)
-    small = tf.image.resize(as_float, [LOAD_SIZE, LOAD_SIZE], antialias=True)
-    expected = tf.image.resize(generator(small, noise), [20, 30], antialias=True)
-    np.testing.assert_allclose(rgb, np.clip(expected.numpy(), 0, 1), atol=1e-4)
-
-    uint8 = loaded.signatures["predict_uint8"](images=tf.constant(images), seed=tf.constant(5, tf.int64))
+    uint8 = loaded.signatures["predict_uint8"](images=tf.constant(images))
     np.testing.assert_allclose(uint8["label_rgb"].numpy(), rgb, atol=1e-5)
     np.testing.assert_array_equal(uint8["class_ids"].numpy(), ids)
+
+    seeded = loaded.signatures["predict_seeded"](images=as_float, seed=tf.constant([5, 6], tf.int64))
+    for i, seed in enumerate((5, 6)):
+        np.testing.assert_allclose(
+            seeded["label_rgb"].numpy()[i : i + 1], _by_hand(generator, as_float[i : i + 1], seed), atol=1e-4
+        )
+    assert np.abs(seeded["label_rgb"].numpy() - rgb).max() > 1e-3  # the seed matters
 
 
 def test_segmentation_predict_bytes_png_round_trip(segmentation_export):
@@ -98,10 +114,10 @@ def test_segmentation_predict_bytes_png_round_trip(segmentation_export):
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     out = loaded.signatures["predict_bytes"](images=tf.constant([buffer.getvalue()]))
-    assert out["label_png"].shape == (1,)
-    label = np.asarray(Image.open(io.BytesIO(out["label_png"].numpy()[0])))
+    assert out["label_png_bytes"].shape == (1,)
+    label = np.asarray(Image.open(io.BytesIO(out["label_png_bytes"].numpy()[0])))
     assert label.shape == (20, 30, 3) and label.dtype == np.uint8
-    expected = module.segment(image[None].astype(np.float32) / 255.0, module.seed)["label_rgb"]
+    expected = module.segment(image[None].astype(np.float32) / 255.0)["label_rgb"]
     assert np.max(np.abs(label / 255.0 - expected.numpy()[0])) <= 0.5 / 255 + 1e-4
 
 
@@ -129,34 +145,52 @@ def separation_export(tmp_path_factory):
 
 
 @pytest.mark.parametrize("channels", [1, 2])
-def test_separation_shapes_and_values(separation_export, channels):
+def test_separation_at_the_model_rate_matches_the_cli_path(separation_export, channels):
+    """At 22050 Hz nothing is resampled: the graph equals `separation.separate` (the
+    NumPy path of trainers.separate) on a song of three windows (end-aligned last)."""
     module, loaded = separation_export
     signature = loaded.signatures["serving_default"]
-    assert _spec(signature) == {
-        "waveform": (tf.float32, [None, None, None]), "sample_rate": (tf.int32, []),
-    }
-    waveform = 0.1 * np.random.default_rng(channels).standard_normal((2, 3000, channels))
+    assert _spec(signature) == {"waveform": (tf.float32, None), "sample_rate": (tf.int32, [])}
+    waveform = 0.1 * np.random.default_rng(channels).standard_normal((40000, channels))
     waveform = waveform.astype(np.float32)
-    out = signature(waveform=tf.constant(waveform), sample_rate=tf.constant(22050))
+    predict = lambda windows: module.predict_mask(tf.constant(windows)).numpy()  # noqa: E731
+    expected = separation.separate(waveform, 22050, predict)
+    out = signature(waveform=tf.constant(waveform[None]), sample_rate=tf.constant(22050))
     assert set(out) == {"vocals", "accompaniment"}
-    expected = module.separate(waveform, 22050)
     for name in ("vocals", "accompaniment"):
-        assert out[name].shape == waveform.shape and out[name].dtype == tf.float32
-        np.testing.assert_allclose(out[name].numpy(), expected[name].numpy(), atol=1e-4)
+        assert out[name].shape == (1, 40000, channels) and out[name].dtype == tf.float32
+        np.testing.assert_allclose(out[name].numpy()[0], expected[name], atol=1e-4)
     # The masks split the mixture: the sources add up to its STFT round trip.
     settings = SpectrogramSettings()
-    channels_first = np.transpose(waveform, [0, 2, 1])
-    round_trip = spectrogram.istft(spectrogram.stft(channels_first, settings), settings, 3000)
-    total = (out["vocals"] + out["accompaniment"]).numpy()
-    np.testing.assert_allclose(total, np.transpose(round_trip.numpy(), [0, 2, 1]), atol=1e-4)
+    round_trip = spectrogram.istft(spectrogram.stft(waveform.T, settings), settings, 40000).numpy().T
+    total = (out["vocals"] + out["accompaniment"]).numpy()[0]
+    np.testing.assert_allclose(total, round_trip, atol=1e-4)
 
 
-def test_separation_rejects_other_rates(separation_export):
+def test_separation_resamples_any_rate(separation_export):
+    """44.1 kHz stereo and 16 kHz mono come back at their own rate and shape; the
+    sources add up to the mixture (tones below both Nyquist limits)."""
     _, loaded = separation_export
-    with pytest.raises(tf.errors.InvalidArgumentError, match="sample_rate must be 22050"):
-        loaded.signatures["serving_default"](
-            waveform=tf.zeros([1, 1000, 1]), sample_rate=tf.constant(44100)
-        )
+    signature = loaded.signatures["serving_default"]
+    for rate, shape in ((44100, (2, 30000, 2)), (16000, (1, 12000))):
+        t = np.arange(shape[1]) / rate
+        tone = 0.1 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.sin(2 * np.pi * 2500 * t)
+        waveform = np.broadcast_to(tone.reshape(1, -1, *[1] * (len(shape) - 2)), shape).astype(np.float32)
+        out = signature(waveform=tf.constant(waveform), sample_rate=tf.constant(rate))
+        total = (out["vocals"] + out["accompaniment"]).numpy()
+        assert total.shape == shape
+        inner = slice(rate // 20, -rate // 20)  # past the STFT's first-hop fade
+        error = np.abs(total - waveform)[:, inner].max()
+        assert error < 2e-3, (rate, error)
+
+
+def test_separation_rejects_bad_inputs(separation_export):
+    _, loaded = separation_export
+    signature = loaded.signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="sample_rate must be positive"):
+        signature(waveform=tf.zeros([1, 1000, 1]), sample_rate=tf.constant(0))
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError), match="waveform must be"):
+        signature(waveform=tf.zeros([1000]), sample_rate=tf.constant(22050))
 
 
 def test_versions_count_up_and_failures_leave_nothing(tmp_path):
@@ -223,3 +257,70 @@ def test_cli_exports_an_image2image_run(tmp_path):
     os.remove(run_dir / "generator.weights.h5")
     with pytest.raises(FileNotFoundError, match="generator.weights.h5"):
         export.build_module(str(run_dir), "segmentation")
+
+
+def _write_run(run_dir, generator, **files):
+    import json
+
+    run_dir.mkdir(parents=True)
+    generator.save_weights(str(run_dir / "generator.weights.h5"))
+    for name, value in files.items():
+        (run_dir / name).write_text(json.dumps(value))
+
+
+def test_cli_exports_sampler_runs(tmp_path):
+    """image_pairs and paired_mnist runs become sampler exports with their shapes."""
+    from export import export
+    from tf_factorgan.data import mnist
+    from tf_factorgan.models.conv import ConvGenerator
+
+    tf.keras.utils.set_random_seed(0)
+    conv = ConvGenerator(16, 4, ngf=2)
+    conv(tf.zeros([1, NZ]))
+    config = {"dataset": "edges2shoes", "load_size": 16, "ngf": 2, "nz": NZ, "seed": 1}
+    _write_run(tmp_path / "image_pairs" / "run", conv, **{"metrics.json": {"config": config}})
+    module = export.build_module(str(tmp_path / "image_pairs" / "run"), "samples")
+    assert module.sample(2, 0)["samples"].shape == (2, 16, 16, 4)
+
+    mlp = MLPGenerator(mnist.PAIR_SIZE)
+    mlp(tf.zeros([1, NZ]))
+    _write_run(tmp_path / "paired_mnist" / "run", mlp, **{"metrics.json": {"config": {"nz": NZ, "seed": 2}}})
+    module = export.build_module(str(tmp_path / "paired_mnist" / "run"), "samples")
+    out = module.sample(3, 0)
+    assert out["samples"].shape == (3, mnist.PAIR_SIZE) and out["images"].shape == (3, 56, 28, 1)
+
+    with pytest.raises(ValueError, match="config lacks 'nz'"):
+        _write_run(tmp_path / "paired_mnist" / "bad", mlp, **{"metrics.json": {"config": {"seed": 2}}})
+        export.build_module(str(tmp_path / "paired_mnist" / "bad"), "samples")
+
+
+def test_export_command_publishes_a_separation_run_and_its_config(tmp_path):
+    """`python -m export.export` on an audio run: a version folder, then models.config."""
+    import subprocess
+    import sys
+
+    from serving import config as serving_config
+    from tests.conftest import REPO_ROOT
+    from tf_factorgan.experiments import audio_separation
+
+    settings = {"spectrogram": {"sample_rate": 22050, "n_fft": 512, "hop": 256}, "snippet_frames": 128}
+    _write_run(tmp_path / "audio_separation" / "run", _separator(),
+               **{audio_separation.SEPARATOR_FILE: {"ngf": 2, "nz": NZ, "seed": 4, **settings}})
+    command = [
+        sys.executable, "-m", "export.export", f"--run_dir={tmp_path / 'audio_separation' / 'run'}",
+        "--kind=separation", f"--export_base={tmp_path / 'exports'}",
+    ]
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        f"exported: {tmp_path / 'exports' / 'separation' / '1'}",
+        f"serving config: {tmp_path / 'exports' / 'models.config'}",
+    ]
+    parsed = serving_config.parse(str(tmp_path / "exports" / "models.config"))
+    assert [m.name for m in parsed.model_config_list.config] == ["separation"]
+
+    result = subprocess.run(
+        command[:4] + ["--kind=segmentation"] + command[5:], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0 and "--kind=segmentation exports runs of" in result.stderr

@@ -85,6 +85,19 @@ def seeded_noise(num_samples, nz: int, seed) -> tf.Tensor:
     return tf.random.stateless_uniform([num_samples, nz], seed=seed, minval=-1.0, maxval=1.0)
 
 
+def noise_per_seed(seeds, nz: int) -> tf.Tensor:
+    """int [N] seeds -> float32 [N, nz]; row i is `seeded_noise(1, nz, seeds[i])`.
+
+    Served models draw noise this way: an item's output then depends on its own seed
+    only, not on its position in a batch, so it is the same sent alone or batched.
+    """
+    return tf.map_fn(
+        lambda seed: seeded_noise(1, nz, seed)[0],
+        tf.convert_to_tensor(seeds, tf.int64),
+        fn_output_signature=tf.TensorSpec([nz], tf.float32),
+    )
+
+
 class Randomness(tf.Module):
     """Noise and in-batch permutations, drawn per replica and checkpointed.
 

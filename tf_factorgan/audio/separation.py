@@ -405,6 +405,102 @@ def _masked_sources(
     }
 
 
+# --- Separation in a graph (exported SavedModels) ---------------------------------
+
+
+def separate_in_graph(
+    waveform,
+    sample_rate,
+    predict_mask: Callable[[tf.Tensor], tf.Tensor],
+    settings: SpectrogramSettings = SpectrogramSettings(),
+    batch_size: int = 16,
+) -> dict[str, tf.Tensor]:
+    """`separate` in TF ops only (no Griffin-Lim), for exported SavedModels.
+
+    Args:
+      waveform: float32 [N, samples, channels], N mixtures of equal length.
+      sample_rate: their rate in Hz, an int or scalar int tensor; any rate. Resampling
+        is `spectrogram.resample_tf` (windowed sinc) where `separate` uses SciPy's
+        polyphase filter, so the two agree exactly only at settings.sample_rate.
+      predict_mask: TF function windows float32 [B, bins, 128, 1] -> masks of the same
+        shape in [0, 1] (accompaniment share).
+      settings: the STFT the model was trained with.
+      batch_size: windows per predict_mask call; bounds memory on long songs.
+
+    Returns:
+      {"vocals", "accompaniment"}: float32 [N, samples, channels] at `sample_rate`.
+      Windows and stitching are those of `separate` (end-aligned last window).
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    length = tf.shape(waveform)[1]
+    channels_first = tf.transpose(waveform, [0, 2, 1])  # [N, C, samples]
+    at_model_rate = spectrogram.resample_tf(channels_first, sample_rate, settings.sample_rate)
+    mono = tf.reduce_mean(at_model_rate, axis=1)
+    log_spec = spectrogram.log_magnitude(spectrogram.stft(mono, settings))  # [N, T, F]
+    mask = _full_mask_in_graph(log_spec, predict_mask, batch_size)[:, None]  # [N, 1, T, F]
+    spec = spectrogram.stft(at_model_rate, settings)  # [N, C, T, F]
+    model_length = tf.shape(at_model_rate)[-1]
+
+    def source(share):
+        # Masking the complex STFT keeps the mixture's phase.
+        signal = spectrogram.istft(spec * tf.cast(share, tf.complex64), settings, model_length)
+        # ceil(ceil(L r'/r) r/r') >= L: the round trip never comes back short.
+        signal = spectrogram.resample_tf(signal, settings.sample_rate, sample_rate)[..., :length]
+        return tf.transpose(signal, [0, 2, 1])
+
+    return {"vocals": source(1.0 - mask), "accompaniment": source(mask)}
+
+
+def _window_starts_in_graph(num_frames) -> tf.Tensor:
+    """`window_starts` for a scalar int32 tensor: int32 [num_windows]."""
+    covered = tf.maximum(num_frames, WINDOW_FRAMES)
+    num_full = covered // WINDOW_FRAMES
+    # One end-aligned window more when the full ones stop short of the last frame.
+    num_extra = tf.minimum(covered - num_full * WINDOW_FRAMES, 1)
+    return tf.concat(
+        [tf.range(num_full) * WINDOW_FRAMES, tf.fill([num_extra], covered - WINDOW_FRAMES)], 0
+    )
+
+
+def _full_mask_in_graph(log_spec, predict_mask, batch_size: int) -> tf.Tensor:
+    """log1p magnitudes [N, T, F] -> mask [N, T, F]: `predict_full_mask` in TF ops."""
+    batch, num_frames = tf.shape(log_spec)[0], tf.shape(log_spec)[1]
+    bins = log_spec.shape[-1]
+    starts = _window_starts_in_graph(num_frames)
+    num_windows = tf.size(starts)
+    # Songs shorter than a window are zero-padded (silence in log1p), as in cut_windows.
+    padded = tf.pad(log_spec, [[0, 0], [0, tf.maximum(WINDOW_FRAMES - num_frames, 0)], [0, 0]])
+    windows = tf.gather(padded, starts[:, None] + tf.range(WINDOW_FRAMES), axis=1)  # [N, W, 128, F]
+    windows = tf.reshape(tf.transpose(windows, [0, 1, 3, 2]), [-1, bins, WINDOW_FRAMES, 1])
+    masks = _in_batches(predict_mask, windows, batch_size)
+    masks = tf.reshape(masks, [batch, num_windows, bins, WINDOW_FRAMES])
+    masks = tf.clip_by_value(tf.transpose(masks, [0, 1, 3, 2]), 0.0, 1.0)  # [N, W, 128, F]
+    # The full windows in order, then only the new frames of the end-aligned one.
+    num_full = tf.maximum(num_frames, WINDOW_FRAMES) // WINDOW_FRAMES
+    remainder = tf.maximum(num_frames, WINDOW_FRAMES) - num_full * WINDOW_FRAMES
+    body = tf.reshape(masks[:, :num_full], [batch, -1, bins])
+    tail = tf.reshape(masks[:, num_full:], [batch, -1, bins])[:, WINDOW_FRAMES - remainder :]
+    return tf.concat([body, tail], axis=1)[:, :num_frames]
+
+
+def _in_batches(predict_mask, windows, batch_size: int) -> tf.Tensor:
+    """predict_mask over windows [B, F, T, 1], `batch_size` at a time, one after the
+    other (parallel_iterations=1 keeps only one batch's activations alive)."""
+    count = tf.shape(windows)[0]
+    # Short songs are one smaller batch, not a batch padded with silent windows.
+    size = tf.maximum(tf.minimum(count, batch_size), 1)
+    padded_count = (count + size - 1) // size * size
+    windows = tf.pad(windows, [[0, padded_count - count], [0, 0], [0, 0], [0, 0]])
+    batches = tf.reshape(windows, [-1, size, *windows.shape[1:]])
+    masks = tf.map_fn(
+        lambda batch: tf.cast(predict_mask(batch), tf.float32),
+        batches,
+        fn_output_signature=tf.TensorSpec([None, *windows.shape[1:]], tf.float32),
+        parallel_iterations=1,
+    )
+    return tf.reshape(masks, [-1, *windows.shape[1:]])[:count]
+
+
 # --- Oracle -----------------------------------------------------------------------
 
 

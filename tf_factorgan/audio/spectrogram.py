@@ -7,7 +7,9 @@ convolutional discriminators need. Networks see log1p magnitudes; separated magn
 go back to audio with the mixture's phase (`istft`) or Griffin-Lim (`griffin_lim`).
 
 STFT/ISTFT use `tf.signal` so that training, separation and an exported SavedModel share
-one implementation. Resampling and downmixing are data preparation and use NumPy/SciPy.
+one implementation. Data preparation resamples and downmixes with NumPy/SciPy
+(`resample`); an exported SavedModel, which takes audio at any rate, resamples in its
+graph with `resample_tf`.
 """
 
 import dataclasses
@@ -77,6 +79,112 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     common = math.gcd(from_rate, to_rate)
     out = scipy.signal.resample_poly(audio, to_rate // common, from_rate // common, axis=0)
     return out.astype(audio.dtype if audio.dtype.kind == "f" else np.float64, copy=False)
+
+
+# Filter weights per chunk of `resample_tf`; a chunk also gathers one input sample per
+# weight and channel. This bounds its memory whatever the rates and the signal length.
+_RESAMPLE_BLOCK_WEIGHTS = 2**21
+_KAISER_BETA = 8.6  # window side lobes ~-86 dB
+_ROLLOFF = 0.95  # cutoff / lower Nyquist: room for the transition band below Nyquist
+
+
+def resample_tf(
+    signal, from_rate, to_rate, zero_crossings: int = 16, *, block_size: int | None = None
+) -> tf.Tensor:
+    """Band-limited resampling in TF ops (traceable with tensor rates, SavedModel-safe).
+
+    Args:
+      signal: float32 [..., samples], resampled along the last axis; leading axes
+        (batch, channels) may be unknown when traced.
+      from_rate, to_rate: rates in Hz, >= 1; Python ints or scalar int32/int64 tensors.
+      zero_crossings: sinc zero crossings on each side of an output sample, at the
+        cutoff; taps are 2 * ceil(zero_crossings / (0.95 * min(1, to/from))).
+      block_size: output samples per chunk; default keeps a chunk to ~2M weights.
+
+    Returns:
+      float32 [..., ceil(samples * to_rate / from_rate)] (`resample`'s length); `signal`
+      itself when the rates are equal.
+
+    Windowed-sinc interpolation (Kaiser, beta 8.6) with the low-pass cutoff at 0.95 of
+    the lower Nyquist. Output m sits at input position m * from / to, split exactly in
+    int64 so that hours of audio do not drift; input beyond the ends counts as zero, as
+    in `resample`. Measured (44100 or 48000 -> 22050, zero_crossings 16): within 0.03 dB
+    up to 0.82 of the lower Nyquist, -6 dB at 0.95; content from 1.09 of it is
+    attenuated by >= 52 dB, from 1.125 by >= 87 dB. On noise below 0.8 of the lower
+    Nyquist the result differs from `resample` (SciPy, with a less sharp filter) by
+    59-62 dB below the signal for 8000/16000/44100/44101/48000 <-> 22050, away from the
+    ends. 10 s of 44.1 kHz stereo to 22050 Hz and back takes ~0.5 s in a tf.function
+    (~0.8 s eager) on two CPU cores.
+    """
+    if not isinstance(zero_crossings, int) or zero_crossings < 1:
+        raise ValueError(
+            f"resample_tf zero_crossings must be a positive int, got {zero_crossings!r}"
+        )
+    signal = tf.convert_to_tensor(signal, tf.float32)
+    from_rate = tf.cast(from_rate, tf.int64)
+    to_rate = tf.cast(to_rate, tf.int64)
+    positive = tf.debugging.assert_positive(
+        tf.stack([from_rate, to_rate]), message="resample_tf from_rate/to_rate must be positive"
+    )
+    with tf.control_dependencies([positive]):  # before anything divides by a rate
+        from_rate, to_rate = tf.identity(from_rate), tf.identity(to_rate)
+
+    def resampled():
+        shape = tf.shape(signal, out_type=tf.int64)
+        length, channels = shape[-1], tf.reduce_prod(shape[:-1])
+        out_length = (length * to_rate + from_rate - 1) // from_rate
+        # The cutoff as a fraction of the input Nyquist; the sinc is stretched by 1/cutoff.
+        ratio = tf.cast(to_rate, tf.float32) / tf.cast(from_rate, tf.float32)
+        cutoff = _ROLLOFF * tf.minimum(1.0, ratio)
+        half_width = zero_crossings / cutoff
+        reach = tf.cast(tf.math.ceil(half_width), tf.int64)
+        offsets = tf.range(1 - reach, reach + 1)  # taps, relative to floor(position)
+        block = tf.cast(block_size or _RESAMPLE_BLOCK_WEIGHTS // (2 * reach) + 1, tf.int64)
+        flat = tf.reshape(signal, tf.stack([channels, length]))
+        padded = tf.pad(flat, [[0, 0], [reach, reach]])
+
+        def weights(remainder):  # int64 [n], (m * from) % to -> float32 [n, taps]
+            fraction = tf.cast(remainder, tf.float32) / tf.cast(to_rate, tf.float32)
+            t = tf.cast(offsets, tf.float32) - fraction[:, None]
+            x = math.pi * cutoff * tf.where(t == 0, 1.0, t)
+            sinc = tf.where(t == 0, 1.0, tf.sin(x) / x)
+            inside = tf.maximum(0.0, 1 - tf.square(t / half_width))
+            window = tf.math.bessel_i0(_KAISER_BETA * tf.sqrt(inside))
+            return cutoff / float(np.i0(_KAISER_BETA)) * sinc * window
+
+        # Weights repeat every to / gcd(from, to) outputs (1 for 44100 -> 22050, 147 for
+        # 48000 -> 22050). A table of one period, when no larger than a chunk's weights,
+        # spares computing sin and I0 per output (2.5x faster); rates with a longer
+        # period (96000 for 44101 -> 96000) compute them per output.
+        gcd = tf.while_loop(lambda a, b: b > 0, lambda a, b: (b, a % b), (from_rate, to_rate))[0]
+        period = to_rate // gcd
+        use_table = period <= block
+        table = tf.cond(
+            use_table,
+            lambda: weights(tf.range(period) * from_rate % to_rate),
+            lambda: tf.zeros(tf.stack([0, 2 * reach])),
+        )
+
+        def chunk(start):
+            m = start + tf.range(block)
+            position = m * from_rate
+            w = tf.cond(
+                use_table,
+                lambda: tf.gather(table, m % period),
+                lambda: weights(position % to_rate),
+            )
+            # The last chunk's outputs past out_length (cut below) may reach past the padding.
+            index = (position // to_rate)[:, None] + offsets + reach
+            index = tf.minimum(index, length + 2 * reach - 1)
+            return tf.reduce_sum(tf.gather(padded, index, axis=1) * w, axis=-1)
+
+        # One chunk at a time (parallel_iterations=1): memory stays one chunk's worth.
+        starts = tf.range(tf.maximum((out_length + block - 1) // block, 1)) * block
+        out = tf.map_fn(chunk, starts, fn_output_signature=tf.float32, parallel_iterations=1)
+        out = tf.reshape(tf.transpose(out, [1, 0, 2]), tf.stack([channels, -1]))[:, :out_length]
+        return tf.reshape(out, tf.concat([shape[:-1], out_length[None]], axis=0))
+
+    return tf.cond(tf.equal(from_rate, to_rate), lambda: signal, resampled)
 
 
 def stft(signal, settings: SpectrogramSettings) -> tf.Tensor:

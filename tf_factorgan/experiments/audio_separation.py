@@ -173,11 +173,12 @@ def build_trainer(
 
 
 def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
-    """`windows [B, 256, 128, 1] -> masks` of a separator in inference mode, with
-    seeded noise so that a song separates the same way every time."""
+    """`windows [B, 256, 128, 1] -> masks` of a separator in inference mode. Every
+    window gets the same seeded noise row, so a song separates the same way every
+    time, however its windows are batched (as in the exported SavedModel)."""
 
     def predict(windows):
-        noise = gan.seeded_noise(len(windows), nz, seed)
+        noise = gan.noise_per_seed(np.full([len(windows)], seed), nz)
         return separator.mask(tf.constant(windows, tf.float32), noise, training=False).numpy()
 
     return predict

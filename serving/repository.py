@@ -1,0 +1,203 @@
+"""The models a development server holds: loading by version policy, lookup, status,
+metadata and checked predict calls (the transport-independent half of
+`serving.dev_server`).
+
+Loading follows TF Serving: a model's versions are the integer-named folders under its
+base_path; `model_version_policy` picks the latest N (default 1), all, or specific
+ones; `version_labels` name versions. Versions are loaded once at start.
+"""
+
+import os
+import re
+import threading
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving.wire import ServingError, invalid
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+def _not_found(message: str) -> ServingError:
+    return ServingError("NOT_FOUND", message)
+
+
+class Servable:
+    """One loaded version: its SavedModel, signatures and SignatureDef protos."""
+
+    def __init__(self, name: str, version: int, path: str):
+        self.name, self.version, self.path = name, version, path
+        self.model = tf.saved_model.load(path)
+        self.signatures = dict(self.model.signatures)
+        saved_model = saved_model_pb2.SavedModel()
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            saved_model.ParseFromString(f.read())
+        self.signature_defs = saved_model.meta_graphs[0].signature_def
+
+    def input_specs(self, signature_name: str) -> dict:
+        """{input name: tf.TensorSpec} of a signature (NOT_FOUND if unknown)."""
+        return dict(self._signature(signature_name).structured_input_signature[1])
+
+    def _signature(self, signature_name: str):
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        if signature_name not in self.signatures:
+            raise _not_found(
+                f"signature_name {signature_name!r} is not a signature of model "
+                f"{self.name!r} version {self.version}; it has {sorted(self.signatures)}"
+            )
+        return self.signatures[signature_name]
+
+    def predict(self, signature_name: str, inputs: dict, output_filter=()) -> dict:
+        """{input: array} -> {output: array}, with the inputs checked against the
+        signature first (names, dtypes, shapes) and graph errors as INVALID_ARGUMENT."""
+        function = self._signature(signature_name)
+        specs = self.input_specs(signature_name)
+        if set(inputs) != set(specs):
+            raise invalid(
+                f"inputs {sorted(inputs)} do not match signature "
+                f"{signature_name or DEFAULT_SIGNATURE!r}, which takes {sorted(specs)}"
+            )
+        tensors = {name: _checked(name, np.asarray(value), specs[name]) for name, value in inputs.items()}
+        unknown = set(output_filter) - set(function.structured_outputs)
+        if unknown:
+            raise invalid(
+                f"output_filter {sorted(unknown)} names no output of the signature; it has "
+                f"{sorted(function.structured_outputs)}"
+            )
+        try:
+            outputs = function(**tensors)
+        except tf.errors.InvalidArgumentError as error:
+            # Inputs the graph refuses (undecodable image, failed assertion).
+            names = sorted(specs)
+            about = f"input {names[0]!r}" if len(names) == 1 else f"inputs {names}"
+            raise invalid(f"{about}: {_graph_message(error)}") from error
+        except tf.errors.OpError as error:
+            raise ServingError("INTERNAL", _graph_message(error)) from error
+        return {
+            name: value.numpy() for name, value in outputs.items()
+            if not output_filter or name in output_filter
+        }
+
+
+def _graph_message(error: tf.errors.OpError) -> str:
+    """The op's own message out of a graph error (which also lists Python frames and
+    node names), without the "assertion failed: [...]" wrapping."""
+    lines = [
+        line for line in error.message.splitlines()
+        if line and not line[0].isspace()
+        and not line.startswith(("Graph execution error", "Detected at node"))
+    ]
+    message = lines[-1] if lines else error.message
+    return re.sub(r"^assertion failed: \[(.*?)\s*\] (\[|$)", r"\1 \2", message).strip()
+
+
+def _checked(name: str, array: np.ndarray, spec: tf.TensorSpec) -> tf.Tensor:
+    if array.dtype == object or array.dtype.kind in "SU":
+        dtype = tf.string
+    else:
+        dtype = tf.as_dtype(array.dtype)
+    if dtype != spec.dtype:
+        raise invalid(f"input {name!r} must be {spec.dtype.name}, got {dtype.name}")
+    if not spec.shape.is_compatible_with(array.shape):
+        expected = "any" if spec.shape.rank is None else [d if d is not None else -1 for d in spec.shape.as_list()]
+        raise invalid(
+            f"input {name!r} must have shape {expected} (-1: any size), got {list(array.shape)}"
+        )
+    return tf.constant(array, dtype=spec.dtype)
+
+
+class ModelRepository:
+    """The models of a ModelServerConfig, loaded; thread-safe for lookups."""
+
+    def __init__(self, config: model_server_config_pb2.ModelServerConfig, config_dir: str = "."):
+        self._lock = threading.Lock()
+        self._models: dict[str, dict[int, Servable]] = {}
+        self._labels: dict[str, dict[str, int]] = {}
+        for model in config.model_config_list.config:
+            base = model.base_path
+            if not os.path.isabs(base):
+                base = os.path.join(config_dir, base)
+            versions = _chosen_versions(model, base)
+            self._models[model.name] = {v: Servable(model.name, v, os.path.join(base, str(v))) for v in versions}
+            self._labels[model.name] = dict(model.version_labels)
+            for label, version in self._labels[model.name].items():
+                if version not in self._models[model.name]:
+                    raise ValueError(
+                        f"model {model.name!r}: version_labels {label!r} names version "
+                        f"{version}, which is not loaded ({sorted(self._models[model.name])})"
+                    )
+
+    @property
+    def model_names(self) -> list:
+        return sorted(self._models)
+
+    def resolve(self, name: str, version=None, label: str = "") -> Servable:
+        """The servable of `name` at `version` / `label` (default: the latest)."""
+        with self._lock:
+            versions = self._models.get(name)
+            if versions is None:
+                raise _not_found(f"model {name!r} is not served; this server has {self.model_names}")
+            if label:
+                if label not in self._labels[name]:
+                    raise _not_found(f"model {name!r} has no version label {label!r}")
+                version = self._labels[name][label]
+            if version is None or version == 0:
+                return versions[max(versions)]
+            if int(version) not in versions:
+                raise _not_found(
+                    f"model {name!r} has no version {version}; served versions are {sorted(versions)}"
+                )
+            return versions[int(version)]
+
+    def status(self, name: str, version=None, label: str = "") -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatusResponse: every loaded version, or the one asked for."""
+        if version or label:
+            servables = [self.resolve(name, version, label)]
+        else:
+            self.resolve(name)  # NOT_FOUND for unknown models
+            servables = [self._models[name][v] for v in sorted(self._models[name])]
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for servable in servables:
+            status = response.model_version_status.add()
+            status.version = servable.version
+            status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+            status.status.SetInParent()  # error_code OK, as TF Serving reports it
+        return response
+
+    def metadata(self, name: str, version=None, label: str = "") -> get_model_metadata_pb2.GetModelMetadataResponse:
+        """GetModelMetadataResponse with the "signature_def" metadata TF Serving gives."""
+        servable = self.resolve(name, version, label)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = name
+        response.model_spec.version.value = servable.version
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature_def in servable.signature_defs.items():
+            if not key.startswith("__"):  # TF-internal entries such as __saved_model_init_op
+                signature_map.signature_def[key].CopyFrom(signature_def)
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
+
+
+def _chosen_versions(model, base: str) -> list:
+    if not os.path.isdir(base):
+        raise FileNotFoundError(f"model {model.name!r}: base_path {base} is not a folder")
+    present = sorted(int(v) for v in os.listdir(base) if v.isdigit() and os.path.isdir(os.path.join(base, v)))
+    if not present:
+        raise FileNotFoundError(
+            f"model {model.name!r}: base_path {base} holds no version folders (1/, 2/, ...)"
+        )
+    policy = model.model_version_policy
+    which = policy.WhichOneof("policy_choice")
+    if which == "all":
+        return present
+    if which == "specific":
+        missing = sorted(set(policy.specific.versions) - set(present))
+        if missing:
+            raise FileNotFoundError(f"model {model.name!r}: versions {missing} not under {base}")
+        return sorted(set(policy.specific.versions))
+    count = policy.latest.num_versions if which == "latest" else 1
+    return present[-max(count, 1):]

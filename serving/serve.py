@@ -1,0 +1,70 @@
+"""Serves exported models with the development server (REST and gRPC).
+
+  python -m serving.serve --model_config_file=exports/models.config
+
+Flag names follow `tensorflow_model_server` (--port for gRPC, --rest_api_port), so the
+same command line works for both; use TF Serving in production (README, "Serving").
+--export_base serves every model folder of an export base without a config file.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("model_config_file", None, "ModelServerConfig text proto (models.config).")
+flags.DEFINE_string("export_base", None, "Serve every model under this folder instead.")
+flags.DEFINE_string("host", "localhost", "Interface to listen on (0.0.0.0: all).")
+flags.DEFINE_integer("port", 8500, "gRPC port (0: any free port).")
+flags.DEFINE_integer("rest_api_port", 8501, "REST port (0: any free port).")
+flags.DEFINE_integer("max_request_mb", 1024, "Largest request body accepted, in MiB.", lower_bound=1)
+flags.DEFINE_integer("threads", 16, "Concurrent gRPC calls.", lower_bound=1)
+FLAGS = flags.FLAGS
+
+
+def _config():
+    from serving import config
+
+    if bool(FLAGS.model_config_file) == bool(FLAGS.export_base):
+        raise ValueError("give exactly one of --model_config_file and --export_base")
+    if FLAGS.model_config_file:
+        path = FLAGS.model_config_file
+        return config.parse(path), os.path.dirname(os.path.abspath(path))
+    return config.for_models(config.model_folders(FLAGS.export_base)), os.getcwd()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from trainers.common_flags import quiet_info_logs
+
+    quiet_info_logs()
+    from serving.dev_server import DevServer
+    from serving.repository import ModelRepository
+
+    try:
+        model_config, config_dir = _config()
+        repository = ModelRepository(model_config, config_dir)
+        server = DevServer(
+            repository, FLAGS.host, FLAGS.rest_api_port, FLAGS.port,
+            FLAGS.max_request_mb << 20, FLAGS.threads,
+        )
+    except (FileNotFoundError, ValueError, OSError) as error:
+        sys.exit(f"error: {error}")
+    server.start()
+    models = ", ".join(
+        f"{name} (version {repository.resolve(name).version})" for name in repository.model_names
+    )
+    print(
+        f"serving {models}\n  REST http://{server.host}:{server.rest_port}/v1/models/<name>\n"
+        f"  gRPC {server.host}:{server.grpc_port}\nCtrl-C stops.",
+        flush=True,
+    )
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    app.run(main)

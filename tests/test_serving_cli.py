@@ -1,0 +1,86 @@
+"""The serving commands as a user runs them: `serving.serve` serves an export folder,
+and `serving.cli` segments an image and separates a song over REST and gRPC."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from serving import client as serving_client
+from tests.conftest import REPO_ROOT
+
+
+def _run(*args, check=True):
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    result = subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def _address(server, protocol):
+    return f"localhost:{server.rest_port if protocol == 'rest' else server.grpc_port}"
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_cli_segments_and_separates(dev_server, tmp_path, protocol):
+    image = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "photo.jpg", quality=95)
+    flags = [f"--protocol={protocol}", f"--server={_address(dev_server, protocol)}"]
+    out = _run("-m", "serving.cli", "segment", str(tmp_path / "photo.jpg"), "-o", str(tmp_path / "labels.png"), *flags)
+    assert f"label map: {tmp_path / 'labels.png'}" in out.stdout
+    png = (tmp_path / "labels.png").read_bytes()
+    assert Image.open(io.BytesIO(png)).size == (40, 24)
+    reference = serving_client.GrpcClient(_address(dev_server, "grpc"))
+    assert png == serving_client.segment_image(reference, "segmentation", (tmp_path / "photo.jpg").read_bytes())
+
+    audio = (0.1 * np.random.default_rng(1).standard_normal((11025, 2))).astype(np.float32)
+    soundfile.write(tmp_path / "song.wav", audio, 11025, subtype="FLOAT")
+    _run("-m", "serving.cli", "separate", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out"), *flags)
+    expected = serving_client.separate_audio(reference, "separation", audio, 11025)
+    for name in ("vocals", "accompaniment"):
+        written, rate = soundfile.read(tmp_path / "out" / f"{name}.wav", dtype="float32", always_2d=True)
+        assert rate == 11025 and written.shape == audio.shape
+        np.testing.assert_array_equal(written, expected[name])
+
+
+def test_cli_reports_errors(dev_server, tmp_path):
+    (tmp_path / "photo.png").write_bytes(b"not a png")
+    result = _run(
+        "-m", "serving.cli", "segment", str(tmp_path / "photo.png"), "-o", str(tmp_path / "x.png"),
+        f"--server={_address(dev_server, 'rest')}", check=False,
+    )
+    assert result.returncode != 0
+    assert "INVALID_ARGUMENT" in result.stderr and "'images'" in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_serve_command(serving_exports):
+    base, _ = serving_exports
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.serve", f"--model_config_file={base}/models.config",
+         "--port=0", "--rest_api_port=0"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = [process.stdout.readline() for _ in range(4)]
+        assert lines[0].startswith("serving segmentation (version 1), separation (version 1)"), lines
+        rest = lines[1].split("http://")[1].split("/")[0]
+        grpc_address = lines[2].split()[1]
+        for client in (serving_client.RestClient(rest), serving_client.GrpcClient(grpc_address)):
+            assert client.status("separation")["model_version_status"][0]["state"] == "AVAILABLE"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+
+    result = _run("-m", "serving.serve", f"--export_base={base}", "--model_config_file=x", check=False)
+    assert result.returncode != 0 and "exactly one of --model_config_file and --export_base" in result.stderr
