@@ -8,6 +8,7 @@ same command line works for both; use TF Serving in production (README, "Serving
 """
 
 import os
+import signal
 import sys
 
 from absl import app, flags
@@ -60,6 +61,8 @@ def main(argv):
         f"  gRPC {server.host}:{server.grpc_port}\nCtrl-C stops.",
         flush=True,
     )
+    # Docker and systemd stop with SIGTERM: finish the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
         server.wait()
     except KeyboardInterrupt:

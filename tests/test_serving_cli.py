@@ -79,7 +79,7 @@ def test_serve_command(serving_exports):
         for client in (serving_client.RestClient(rest), serving_client.GrpcClient(grpc_address)):
             assert client.status("separation")["model_version_status"][0]["state"] == "AVAILABLE"
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)  # as docker stop does
         assert process.wait(timeout=60) == 0
 
     result = _run("-m", "serving.serve", f"--export_base={base}", "--model_config_file=x", check=False)
