@@ -374,11 +374,17 @@ class SeparationModule(_ServingModule):
         """float32 [N, samples] or [N, samples, channels] at `sample_rate` Hz ->
         {vocals, accompaniment} float32 shaped like `waveform`."""
         waveform = tf.convert_to_tensor(waveform, tf.float32)
-        tf.debugging.assert_rank_in(
-            waveform, [2, 3],
-            message="waveform must be [N, samples] (mono) or [N, samples, channels]",
-        )
-        tf.debugging.assert_positive(sample_rate, message="sample_rate must be positive (Hz)")
+        checks = [
+            tf.debugging.assert_rank_in(
+                waveform, [2, 3],
+                message="waveform must be [N, samples] (mono) or [N, samples, channels]",
+            ),
+            tf.debugging.assert_positive(sample_rate, message="sample_rate must be positive (Hz)"),
+        ]
+        # Graph ops run in any order: without this, a slice of a rank-1 waveform could
+        # fail first with a message that names no input.
+        with tf.control_dependencies([check for check in checks if check is not None]):
+            waveform, sample_rate = tf.identity(waveform), tf.identity(sample_rate)
         shape = tf.shape(waveform)
         as_3d = tf.reshape(waveform, [shape[0], shape[1], -1])
         sources = separation.separate_in_graph(
