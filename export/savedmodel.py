@@ -367,7 +367,7 @@ class SeparationModule(_ServingModule):
     def predict_mask(self, windows) -> tf.Tensor:
         """windows [B, bins, 128, 1] -> masks in [0, 1]; every window gets the same
         noise row, as in `audio_separation.mask_predictor`."""
-        noise = tf.tile(gan.noise_per_seed([self.seed], self.nz), [tf.shape(windows)[0], 1])
+        noise = gan.repeated_noise(tf.shape(windows)[0], self.nz, self.seed)
         return self.model.mask(windows, noise, training=False)
 
     def separate(self, waveform, sample_rate) -> dict:

@@ -19,7 +19,6 @@ import threading
 import grpc
 import numpy as np
 import tensorflow as tf
-from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -35,7 +34,6 @@ from serving.wire import ServingError
 DEFAULT_TIMEOUT_SECONDS = 600.0
 # Big enough for a whole song as float32 (a 10-minute stereo 44.1 kHz song is 212 MB).
 MAX_MESSAGE_BYTES = 1 << 30
-_CODE_OF_HTTP_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
 
 
 def _version_path(model: str, version=None, label: str = "") -> str:
@@ -87,7 +85,7 @@ class RestClient:
                 "INTERNAL", f"{method} {path}: HTTP {response.status}, not JSON: {payload[:200]!r}"
             ) from error
         if response.status != 200:
-            code = _CODE_OF_HTTP_STATUS.get(response.status, "INTERNAL")
+            code = wire.CODE_OF_HTTP_STATUS.get(response.status, "INTERNAL")
             raise ServingError(code, decoded.get("error", f"HTTP {response.status}"))
         return decoded
 
@@ -162,12 +160,12 @@ class GrpcClient:
     def status(self, model: str, version=None, label: str = "") -> dict:
         request = get_model_status_pb2.GetModelStatusRequest()
         self._spec(request.model_spec, model, version, label)
-        return _as_json(self._call(self._models.GetModelStatus, request))
+        return wire.proto_json(self._call(self._models.GetModelStatus, request))
 
     def metadata(self, model: str, version=None, label: str = "") -> dict:
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._spec(request.model_spec, model, version, label)
-        return _as_json(self._call(self._prediction.GetModelMetadata, request))
+        return wire.proto_json(self._call(self._prediction.GetModelMetadata, request))
 
     def predict(
         self, model: str, inputs: dict, signature_name: str = "serving_default",
@@ -182,12 +180,6 @@ class GrpcClient:
             request.inputs[name].CopyFrom(wire.to_tensor_proto(value))
         response = self._call(self._prediction.Predict, request)
         return {name: wire.from_tensor_proto(proto, name) for name, proto in response.outputs.items()}
-
-
-def _as_json(message) -> dict:
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
 
 
 def connect(protocol: str, address: str = "", timeout: float = DEFAULT_TIMEOUT_SECONDS):

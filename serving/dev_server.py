@@ -26,7 +26,6 @@ import threading
 import urllib.parse
 
 import grpc
-from google.protobuf import json_format
 from tensorflow_serving.apis import (
     model_service_pb2_grpc,
     predict_pb2,
@@ -45,12 +44,6 @@ _PATH = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<verb>/metadata|:[a-z]+)?$"
 )
-
-
-def _proto_json(message) -> dict:
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
 
 
 # --- REST -------------------------------------------------------------------------
@@ -120,8 +113,8 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             raise ServingError("NOT_FOUND", f"{verb} needs POST")
         args = (route["name"], route["version"], route["label"] or "")
         if verb == "/metadata":
-            return _proto_json(self.repository.metadata(*args))
-        return _proto_json(self.repository.status(*args))
+            return wire.proto_json(self.repository.metadata(*args))
+        return wire.proto_json(self.repository.status(*args))
 
     def _post(self, route: dict) -> dict:
         if route["verb"] != ":predict":

@@ -21,6 +21,7 @@ import http
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import json_format
 
 ROW_KEY, COLUMNAR_KEY = "instances", "inputs"
 
@@ -32,6 +33,12 @@ HTTP_STATUS = {
     "RESOURCE_EXHAUSTED": http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     "UNAVAILABLE": http.HTTPStatus.SERVICE_UNAVAILABLE,
     "INTERNAL": http.HTTPStatus.INTERNAL_SERVER_ERROR,
+}
+
+
+# And back, for clients: the code a REST status stands for.
+CODE_OF_HTTP_STATUS = {
+    400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE",
 }
 
 
@@ -51,6 +58,14 @@ class ServingError(Exception):
 
 def invalid(message: str) -> ServingError:
     return ServingError("INVALID_ARGUMENT", message)
+
+
+def proto_json(message) -> dict:
+    """A response proto as TF Serving's REST API renders it: proto field names, and
+    fields at their default values included (e.g. "error_code": "OK")."""
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 # --- JSON values ------------------------------------------------------------------
@@ -99,15 +114,10 @@ def _strings(value, field: str) -> np.ndarray:
         raise invalid(f"{field}: expected strings or {{\"b64\": ...}}, got {type(item).__name__}")
 
     decoded = decode(value)
-    try:
-        array = np.empty(np.shape(decoded), dtype=object) if isinstance(decoded, list) else None
-    except ValueError as error:
-        raise invalid(f"{field}: lists of unequal lengths ({error})") from error
-    if array is None:
-        return np.array(decoded, dtype=object)
-    try:
+    try:  # an object array keeps bytes as they are (no NUL stripping, any lengths)
+        array = np.empty(np.shape(decoded), dtype=object)
         array[...] = decoded
-    except ValueError as error:
+    except ValueError as error:  # NumPy refuses ragged nesting
         raise invalid(f"{field}: lists of unequal lengths ({error})") from error
     return array
 

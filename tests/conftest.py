@@ -92,9 +92,29 @@ def musdb_dir(ffmpeg):
     return path
 
 
-# Tiny freshly initialised generators, exported as the serving tests' models.
+# Tiny freshly initialised generators, exported by the export and serving tests.
 SERVING_NZ = 4
 SERVING_LOAD_SIZE = 16
+
+
+def tiny_unet():
+    """A seeded U-Net segmentation generator: 16x16 photos, noise size 4, ngf 2."""
+    from tf_factorgan.models.unet import UNet
+
+    tf.keras.utils.set_random_seed(0)
+    generator = UNet(3, ngf=2)
+    generator(tf.zeros([1, SERVING_LOAD_SIZE, SERVING_LOAD_SIZE, 3]), tf.zeros([1, SERVING_NZ]))
+    return generator
+
+
+def tiny_separator():
+    """A seeded masking separator for 256x128 windows, noise size 4, ngf 2."""
+    from tf_factorgan.models.masking import MaskingSeparator
+
+    tf.keras.utils.set_random_seed(0)
+    separator = MaskingSeparator(ngf=2)
+    separator(tf.zeros([1, 256, 128, 1]), tf.zeros([1, SERVING_NZ]))
+    return separator
 
 
 @pytest.fixture(scope="session")
@@ -103,18 +123,11 @@ def serving_exports(tmp_path_factory):
     U-Net) version 1 and its models.config; returns (export_base, {name: module})."""
     from export import savedmodel
     from serving import config
-    from tf_factorgan.models.masking import MaskingSeparator
-    from tf_factorgan.models.unet import UNet
 
     base = str(tmp_path_factory.mktemp("exports"))
-    tf.keras.utils.set_random_seed(0)
-    generator = UNet(3, ngf=2)
-    generator(tf.zeros([1, SERVING_LOAD_SIZE, SERVING_LOAD_SIZE, 3]), tf.zeros([1, SERVING_NZ]))
-    separator = MaskingSeparator(ngf=2)
-    separator(tf.zeros([1, 256, 128, 1]), tf.zeros([1, SERVING_NZ]))
     modules = {
-        "segmentation": savedmodel.segmentation_module(generator, SERVING_LOAD_SIZE, SERVING_NZ, seed=3),
-        "separation": savedmodel.separation_module(separator, SERVING_NZ, seed=5),
+        "segmentation": savedmodel.segmentation_module(tiny_unet(), SERVING_LOAD_SIZE, SERVING_NZ, seed=3),
+        "separation": savedmodel.separation_module(tiny_separator(), SERVING_NZ, seed=5),
     }
     for name, module in modules.items():
         savedmodel.publish(module, base, name, module.check)

@@ -12,32 +12,16 @@ from PIL import Image
 from export import savedmodel
 from tf_factorgan.audio import separation, spectrogram
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
-from tf_factorgan.models.masking import MaskingSeparator
+from tests.conftest import SERVING_LOAD_SIZE as LOAD_SIZE
+from tests.conftest import SERVING_NZ as NZ
+from tests.conftest import tiny_separator, tiny_unet
 from tf_factorgan.models.mlp import MLPGenerator
-from tf_factorgan.models.unet import UNet
-
-NZ = 4
-LOAD_SIZE = 16
-
-
-def _unet():
-    tf.keras.utils.set_random_seed(0)
-    generator = UNet(3, ngf=2)
-    generator(tf.zeros([1, LOAD_SIZE, LOAD_SIZE, 3]), tf.zeros([1, NZ]))
-    return generator
-
-
-def _separator():
-    tf.keras.utils.set_random_seed(0)
-    separator = MaskingSeparator(ngf=2)
-    separator(tf.zeros([1, 256, 128, 1]), tf.zeros([1, NZ]))
-    return separator
 
 
 @pytest.fixture(scope="module")
 def segmentation_export(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("exports"))
-    generator = _unet()
+    generator = tiny_unet()
     module = savedmodel.segmentation_module(generator, LOAD_SIZE, NZ, seed=3)
     path = savedmodel.publish(module, base, "seg", module.check)
     return generator, module, path, tf.saved_model.load(path)
@@ -139,7 +123,7 @@ def test_sampler_export(tmp_path):
 @pytest.fixture(scope="module")
 def separation_export(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("exports"))
-    module = savedmodel.separation_module(_separator(), NZ, seed=1, settings=SpectrogramSettings())
+    module = savedmodel.separation_module(tiny_separator(), NZ, seed=1, settings=SpectrogramSettings())
     path = savedmodel.publish(module, base, "sep", module.check)
     return module, tf.saved_model.load(path)
 
@@ -246,7 +230,7 @@ def test_cli_exports_an_image2image_run(tmp_path):
     config = {"dataset": "cityscapes", "load_size": LOAD_SIZE, "ngf": 2, "model": "factorgan",
               "nz": NZ, "seed": 3}
     (run_dir / "metrics.json").write_text(json.dumps({"config": config}))
-    generator = _unet()
+    generator = tiny_unet()
     generator.save_weights(str(run_dir / "generator.weights.h5"))
     module = export.build_module(str(run_dir), "segmentation")
     path = savedmodel.publish(module, str(tmp_path / "exports"), "seg", module.check)
@@ -304,7 +288,7 @@ def test_export_command_publishes_a_separation_run_and_its_config(tmp_path):
     from tf_factorgan.experiments import audio_separation
 
     settings = {"spectrogram": {"sample_rate": 22050, "n_fft": 512, "hop": 256}, "snippet_frames": 128}
-    _write_run(tmp_path / "audio_separation" / "run", _separator(),
+    _write_run(tmp_path / "audio_separation" / "run", tiny_separator(),
                **{audio_separation.SEPARATOR_FILE: {"ngf": 2, "nz": NZ, "seed": 4, **settings}})
     command = [
         sys.executable, "-m", "export.export", f"--run_dir={tmp_path / 'audio_separation' / 'run'}",

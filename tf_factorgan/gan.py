@@ -98,6 +98,12 @@ def noise_per_seed(seeds, nz: int) -> tf.Tensor:
     )
 
 
+def repeated_noise(count, nz: int, seed) -> tf.Tensor:
+    """float32 [count, nz], every row `seeded_noise(1, nz, seed)`: the one noise vector
+    of every window of a separated song, however the windows are batched."""
+    return tf.tile(seeded_noise(1, nz, seed), [count, 1])
+
+
 class Randomness(tf.Module):
     """Noise and in-batch permutations, drawn per replica and checkpointed.
 

@@ -451,22 +451,25 @@ def separate_in_graph(
     return {"vocals": source(1.0 - mask), "accompaniment": source(mask)}
 
 
-def _window_starts_in_graph(num_frames) -> tf.Tensor:
-    """`window_starts` for a scalar int32 tensor: int32 [num_windows]."""
+def _window_layout_in_graph(num_frames) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`window_starts` for a scalar int32 tensor: (starts int32 [num_windows], the
+    number of full windows from frame 0, the frames the end-aligned window adds)."""
     covered = tf.maximum(num_frames, WINDOW_FRAMES)
     num_full = covered // WINDOW_FRAMES
+    remainder = covered - num_full * WINDOW_FRAMES
     # One end-aligned window more when the full ones stop short of the last frame.
-    num_extra = tf.minimum(covered - num_full * WINDOW_FRAMES, 1)
-    return tf.concat(
-        [tf.range(num_full) * WINDOW_FRAMES, tf.fill([num_extra], covered - WINDOW_FRAMES)], 0
-    )
+    starts = tf.concat([
+        tf.range(num_full) * WINDOW_FRAMES,
+        tf.fill([tf.minimum(remainder, 1)], covered - WINDOW_FRAMES),
+    ], 0)
+    return starts, num_full, remainder
 
 
 def _full_mask_in_graph(log_spec, predict_mask, batch_size: int) -> tf.Tensor:
     """log1p magnitudes [N, T, F] -> mask [N, T, F]: `predict_full_mask` in TF ops."""
     batch, num_frames = tf.shape(log_spec)[0], tf.shape(log_spec)[1]
     bins = log_spec.shape[-1]
-    starts = _window_starts_in_graph(num_frames)
+    starts, num_full, remainder = _window_layout_in_graph(num_frames)
     num_windows = tf.size(starts)
     # Songs shorter than a window are zero-padded (silence in log1p), as in cut_windows.
     padded = tf.pad(log_spec, [[0, 0], [0, tf.maximum(WINDOW_FRAMES - num_frames, 0)], [0, 0]])
@@ -476,8 +479,6 @@ def _full_mask_in_graph(log_spec, predict_mask, batch_size: int) -> tf.Tensor:
     masks = tf.reshape(masks, [batch, num_windows, bins, WINDOW_FRAMES])
     masks = tf.clip_by_value(tf.transpose(masks, [0, 1, 3, 2]), 0.0, 1.0)  # [N, W, 128, F]
     # The full windows in order, then only the new frames of the end-aligned one.
-    num_full = tf.maximum(num_frames, WINDOW_FRAMES) // WINDOW_FRAMES
-    remainder = tf.maximum(num_frames, WINDOW_FRAMES) - num_full * WINDOW_FRAMES
     body = tf.reshape(masks[:, :num_full], [batch, -1, bins])
     tail = tf.reshape(masks[:, num_full:], [batch, -1, bins])[:, WINDOW_FRAMES - remainder :]
     return tf.concat([body, tail], axis=1)[:, :num_frames]

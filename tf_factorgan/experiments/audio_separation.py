@@ -178,7 +178,7 @@ def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
     time, however its windows are batched (as in the exported SavedModel)."""
 
     def predict(windows):
-        noise = gan.noise_per_seed(np.full([len(windows)], seed), nz)
+        noise = gan.repeated_noise(len(windows), nz, seed)
         return separator.mask(tf.constant(windows, tf.float32), noise, training=False).numpy()
 
     return predict
