@@ -31,6 +31,21 @@ def synthetic_digits(count: int, seed: int = 0) -> mnist.Digits:
     return mnist.Digits(images, labels.astype(np.int64))
 
 
+def summary_values(log_dir: str) -> list:
+    """(step, tag, Summary.Value) of every summary in the event files of log_dir."""
+    values = []
+    for name in sorted(os.listdir(log_dir)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
+            values += [(event.step, value.tag, value) for value in event.summary.value]
+    return values
+
+
+def scalars(log_dir: str, tag: str) -> list:
+    """[(step, value)] of the scalar `tag` (tf.summary.scalar) in log_dir, in order."""
+    return [(step, float(tf.make_ndarray(value.tensor)))
+            for step, t, value in summary_values(log_dir) if t == tag]
+
+
 @pytest.fixture
 def digits():
     return synthetic_digits(600, seed=1), synthetic_digits(200, seed=2)

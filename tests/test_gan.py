@@ -226,3 +226,55 @@ def test_hidden_condition_is_not_shown_to_the_joint_discriminators():
                               tf.constant(1, tf.int64), 8, tf.Variable(0, dtype=tf.int64))
     assert np.isfinite(float(metrics["discriminator/q_dependency/loss"]))
     assert models.discriminators["p_dependency"].hidden_1.layer.kernel.shape[0] == 6
+
+
+class CountingRandomness(gan.Randomness):
+    """Counts the fake batches a step draws (noise calls, as traced)."""
+
+    def __init__(self, seed):
+        super().__init__(seed)
+        self.noise_calls = 0
+
+    def noise(self, batch_size, nz):
+        self.noise_calls += 1
+        return super().noise(batch_size, nz)
+
+
+@pytest.mark.parametrize("variant, fake_batches, expected", [
+    (Variant.FACTORGAN, "per_discriminator", 3),  # marginal_0, marginal_1, q_dependency
+    (Variant.FACTORGAN, "shared", 1),
+    (Variant.FACTORGAN_NO_CP, "per_discriminator", 3),
+    (Variant.GAN, "per_discriminator", 1),
+])
+def test_each_discriminator_draws_its_own_fakes(digits, variant, fake_batches, expected):
+    config = _config(variant, fake_batches=fake_batches)
+    data = paired_mnist.build_data(config, *digits)
+    loop = paired_mnist.build_trainer(config, data, tf.distribute.get_strategy(), CountingRandomness)
+    step = loop.gan_step
+    batch = next(iter(loop.dataset_fn(tf.distribute.InputContext(), 0)))
+    step._discriminator_round(batch, GLOBAL_BATCH)  # eagerly: one call per draw
+    assert step.randomness.noise_calls == expected
+
+
+def test_network_settings_reach_the_built_models(digits):
+    from tf_factorgan.models import spectral
+
+    def built(**settings):
+        config = _config(**settings)
+        return paired_mnist.build_trainer(
+            config, paired_mnist.build_data(config, *digits), tf.distribute.get_strategy()
+        ).gan_step.models
+
+    models = built()  # defaults: the original code's
+    assert isinstance(models.discriminators["p_dependency"].hidden_1, spectral.ReparametrizedSpectralNorm)
+    bias = models.generator.out.bias.numpy()
+    assert np.abs(bias).max() > 0 and np.abs(bias).max() <= 1 / np.sqrt(128)  # torch init
+    assert all(o.epsilon == pytest.approx(1e-8) for o in models.optimizers())
+    models = built(spectral_norm="project", init="glorot", adam_epsilon=1e-7)
+    assert isinstance(models.discriminators["marginal_0"].logit, spectral.ProjectedSpectralNorm)
+    np.testing.assert_array_equal(models.generator.out.bias.numpy(), 0)  # Keras' zeros
+    assert models.generator_optimizer.epsilon == pytest.approx(1e-7)
+    with pytest.raises(ValueError, match="--fake_batches"):
+        _config(fake_batches="some").gan_config()
+    with pytest.raises(ValueError, match="--adam_epsilon"):
+        _config(adam_epsilon=0.0).gan_config()

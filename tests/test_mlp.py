@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_factorgan.models.mlp import MLPDiscriminator, MLPGenerator
+from tf_factorgan.models.spectral import PROJECT, spectral_norm_scope
 
 
 def test_generator_maps_noise_to_unit_interval():
@@ -12,9 +13,10 @@ def test_generator_maps_noise_to_unit_interval():
     assert [w.shape for w in gen.trainable_weights[::2]] == [(50, 128), (128, 128), (128, 1568)]
 
 
-def test_spectral_normalisation_acts_only_in_training_calls():
+def test_projected_spectral_normalisation_acts_only_in_training_calls():
     keras.utils.set_random_seed(0)  # power iteration's speed depends on the spectrum
-    disc = MLPDiscriminator()
+    with spectral_norm_scope(PROJECT):
+        disc = MLPDiscriminator()
     x = tf.random.normal([8, 20])
     disc(x)
     kernels = [layer.layer.kernel for layer in (disc.hidden_1, disc.hidden_2, disc.logit)]
@@ -32,3 +34,21 @@ def test_spectral_normalisation_acts_only_in_training_calls():
         assert abs(sigma - 1.0) < 1e-2, sigma
     u = [layer.vector_u for layer in (disc.hidden_1, disc.hidden_2, disc.logit)]
     assert all(not v.trainable for v in u) and len(disc.non_trainable_weights) == 3
+
+
+def test_reparametrized_discriminator_is_1_lipschitz_per_layer_after_training_calls():
+    keras.utils.set_random_seed(0)
+    disc = MLPDiscriminator()
+    x = tf.random.normal([8, 20])
+    disc(x)
+    layers = (disc.hidden_1, disc.hidden_2, disc.logit)
+    for layer in layers:
+        layer.layer.kernel.assign(layer.layer.kernel * 5.0)
+    before = [layer.layer.kernel.numpy() for layer in layers]
+    for _ in range(100):
+        disc(x, training=True)
+    for layer, kernel in zip(layers, before):
+        np.testing.assert_array_equal(layer.layer.kernel.numpy(), kernel)  # W is not projected
+        true_sigma = np.linalg.svd(kernel, compute_uv=False)[0]
+        np.testing.assert_allclose(float(layer.sigma()), true_sigma, rtol=1e-2)
+    assert len(disc.non_trainable_weights) == 3

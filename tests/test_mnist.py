@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests.conftest import synthetic_digits
 from tf_factorgan.data import mnist, streams
@@ -68,3 +69,45 @@ def test_official_files_load_offline(mnist_dir, tmp_path_factory):
     test = mnist.load_mnist("test", manual_dir=mnist_dir, data_dir=data_dir)
     assert test.images.shape == (10000, 28, 28) and test.images.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(test.labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+
+
+def _indexed_digits(labels):
+    """Digits whose first two pixels spell their own index, so gathered samples can be
+    traced back to the images they came from."""
+    n = len(labels)
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.arange(n) % 256, np.arange(n) // 256
+    return mnist.Digits(images, np.asarray(labels, np.int64))
+
+
+def _image_index(flat_digit):
+    pixels = np.round(np.asarray(flat_digit) * 255).astype(np.int64)
+    return pixels[:, 0] + 256 * pixels[:, 1]
+
+
+def test_redrawn_pairing_draws_new_lower_digits_with_lambda_statistics():
+    labels = np.random.default_rng(3).integers(0, 10, size=2000)
+    paired = mnist.PairedDigits.build(_indexed_digits(labels), 0.9, seed=0)
+    probs = np.bincount(labels, minlength=10) / len(labels)
+    upper = tf.constant(np.tile(np.arange(50), 200), tf.int64)  # each item 200 times
+    gather = mnist.pair_gatherer(paired, None, mnist.REDRAW_EACH_EPOCH, 0.9, seed=5)
+    samples = gather(upper).numpy()
+    up, low = _image_index(samples[:, :784]), _image_index(samples[:, 784:])
+    np.testing.assert_array_equal(up, upper.numpy())  # upper digits stay
+    assert low.max() < len(labels)  # lower digits from the same set
+    same = np.mean(labels[up] == labels[low])
+    assert abs(same - (0.9 + 0.1 * np.sum(probs**2))) < 0.02
+    # Item 0's partners vary from draw to draw; a fixed pairing never changes.
+    assert len(set(low[upper.numpy() == 0])) > 20
+    fixed = mnist.pair_gatherer(paired, None, mnist.FIXED, 0.9, seed=5)(upper).numpy()
+    assert len(set(_image_index(fixed[:, 784:])[upper.numpy() == 0])) == 1
+    # The marginal stream of lower digits alone draws the same way; seeds repeat.
+    lower_only = mnist.pair_gatherer(paired, 1, mnist.REDRAW_EACH_EPOCH, 0.9, seed=5)(upper)
+    np.testing.assert_array_equal(_image_index(lower_only.numpy()), low)
+    other_seed = mnist.pair_gatherer(paired, 1, mnist.REDRAW_EACH_EPOCH, 0.9, seed=6)(upper)
+    assert not np.array_equal(_image_index(other_seed.numpy()), low)
+
+
+def test_pairing_flag_is_checked():
+    with pytest.raises(ValueError, match="--pairing must be one of"):
+        paired_mnist.PairedMnistConfig(pairing="sometimes")

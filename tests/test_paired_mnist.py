@@ -3,10 +3,11 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, scalars, summary_values
 from tf_factorgan.experiments import paired_mnist
 from tf_factorgan.factorisation import Variant
 
@@ -40,6 +41,57 @@ def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
         _tiny_config(tmp_path, eval_only=True), data, tf.distribute.get_strategy())
     assert again["fid_upper"] == pytest.approx(metrics["fid_upper"], rel=1e-6)
     assert again["dependency_distance"] == pytest.approx(metrics["dependency_distance"])
+
+
+def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, digits, monkeypatch):
+    from tensorboard.plugins.hparams import metadata as hparams_metadata
+    from tf_factorgan.eval import mnist_classifier_training, paired_mnist_metrics
+
+    loads, sizes = [], []
+    load, evaluate = (mnist_classifier_training.train_or_load_classifier,
+                      paired_mnist_metrics.evaluate_paired_mnist)
+    monkeypatch.setattr(mnist_classifier_training, "train_or_load_classifier",
+                        lambda *a, **k: loads.append(1) or load(*a, **k))
+    monkeypatch.setattr(paired_mnist_metrics, "evaluate_paired_mnist",
+                        lambda model, fake, real: sizes.append(len(fake))
+                        or evaluate(model, fake, real))
+    config = _tiny_config(tmp_path, steps=6, eval_every=2, eval_every_samples=50)
+    metrics = paired_mnist.run_with_data(
+        config, paired_mnist.build_data(config, *digits), tf.distribute.get_strategy())
+    assert loads == [1] and sizes == [50, 50, 100]  # one classifier; final on eval_samples
+    log_dir = str(tmp_path / "paired_mnist" / "tiny" / "logs")
+    for key in paired_mnist.HEADLINE_METRICS:
+        curve = scalars(log_dir, f"eval/{key}")
+        assert [step for step, _ in curve] == [2, 4, 6]
+        assert curve[-1][1] == pytest.approx(metrics[key]) and min(v for _, v in curve) >= 0
+
+    values = {tag: value for _, tag, value in summary_values(log_dir)}
+    config_text = tf.make_ndarray(values["config"].tensor).item().decode()
+    assert "| eval_every | `2` |" in config_text and "| variant | `factorgan` |" in config_text
+    start = hparams_metadata.parse_session_start_info_plugin_data(
+        values[hparams_metadata.SESSION_START_INFO_TAG].metadata.plugin_data.content)
+    assert start.hparams["variant"].string_value == "factorgan"
+    assert start.hparams["num_joint_samples"].number_value == 40
+    assert start.hparams["use_real_dep_disc"].bool_value is True
+    assert start.hparams["mnist_manual_dir"].string_value == "None"
+    experiment = hparams_metadata.parse_experiment_plugin_data(
+        values[hparams_metadata.EXPERIMENT_TAG].metadata.plugin_data.content)
+    assert [m.name.tag for m in experiment.metric_infos] == [
+        "eval/fid_upper", "eval/fid_lower", "eval/dependency_distance"]
+
+
+def test_pairs_grid_frames_each_pair_and_marks_its_two_digits():
+    samples = np.concatenate([np.full([3, 784], 1.0), np.full([3, 784], 0.75)], axis=1)
+    grid = paired_mnist.pairs_grid(samples, columns=2)[..., 0]
+    # Cells of 28 + 1 + 28 rows and 28 columns, 2 grey pixels around and between them.
+    assert grid.shape == (2 * 59 + 2, 2 * 30 + 2)
+    for frame in (grid[:2], grid[59:61], grid[118:], grid[:, :2], grid[:, 30:32], grid[:, 60:]):
+        assert np.all(frame == 0.5)
+    for top, left in ((2, 2), (2, 32), (61, 2)):
+        assert np.all(grid[top : top + 28, left : left + 28] == 1.0)  # upper digit
+        assert np.all(grid[top + 28, left : left + 28] == 0.25)  # the line between
+        assert np.all(grid[top + 29 : top + 57, left : left + 28] == 0.75)  # lower digit
+    assert np.all(grid[61:118, 32:60] == 0.0)  # the empty fourth cell
 
 
 def test_eval_only_without_a_checkpoint_says_so(tmp_path, digits):

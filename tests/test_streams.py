@@ -16,7 +16,7 @@ def test_index_batches_cover_every_item_once_per_epoch():
 
 def _pool(values):
     table = np.asarray(values, np.float32)
-    return streams.Stream(len(table), lambda: lambda idx: tf.gather(tf.constant(table), idx))
+    return streams.Stream(len(table), lambda seed: lambda idx: tf.gather(tf.constant(table), idx))
 
 
 def _batches(dataset_fn, start_step, count, num_replicas=1, pipeline=0):
@@ -50,7 +50,7 @@ def test_aligned_streams_join_the_paired_subset_and_keep_parts_whole():
     b = a + 1
     pools = streams.aligned_streams([a, b], 3, {"joint": None, "marginal_1": 1})
     assert pools["joint"].num_items == 3 and pools["marginal_1"].num_items == 6
-    joint = pools["joint"].make_gather()(tf.constant([2, 0], tf.int64)).numpy() * 255
+    joint = pools["joint"].make_gather(0)(tf.constant([2, 0], tf.int64)).numpy() * 255
     np.testing.assert_allclose(joint, [[20, 21], [0, 1]], atol=1e-4)
-    lower = pools["marginal_1"].make_gather()(tf.constant([5], tf.int64)).numpy() * 255
+    lower = pools["marginal_1"].make_gather(0)(tf.constant([5], tf.int64)).numpy() * 255
     np.testing.assert_allclose(lower, [[51]], atol=1e-4)

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import re
 import signal
@@ -59,6 +60,8 @@ def test_resume_restores_identical_state_and_continues(tmp_path, digits):
 def test_negative_intervals_are_refused():
     with pytest.raises(ValueError, match="--log_every must be >= 0"):
         trainer.LoopConfig(steps=1, log_every=-1)
+    with pytest.raises(ValueError, match="--eval_every must be >= 0"):
+        trainer.LoopConfig(steps=1, eval_every=-2)
 
 
 def test_corrupted_checkpoint_is_reported_with_its_path(tmp_path, digits):
@@ -90,3 +93,37 @@ def test_ctrl_c_saves_a_checkpoint_and_returns(tmp_path, digits):
     assert result.interrupted and 0 < result.step < 10**6
     assert tf.train.latest_checkpoint(loop.checkpoint_dir).endswith(f"ckpt-{result.step}")
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_eval_fn_runs_at_multiples_of_eval_every_once_across_a_resume(tmp_path, digits):
+    from tests.conftest import scalars
+
+    calls = []
+
+    def loop_with_eval(steps):
+        config = _config(tmp_path, steps=steps, steps_per_call=4, log_every=0, image_every=0,
+                         checkpoint_every=4)
+        loop = paired_mnist.build_trainer(config, paired_mnist.build_data(config, *digits),
+                                          tf.distribute.get_strategy())
+        loop.loop = dataclasses.replace(loop.loop, eval_every=2)
+
+        def eval_fn(step):
+            # Evaluated at its step's weights, before that step's checkpoint.
+            calls.append((step, int(loop.step.numpy()),
+                          tf.train.latest_checkpoint(loop.checkpoint_dir)))
+            return {"score": step / 2}
+
+        loop.eval_fn = eval_fn
+        return loop
+
+    assert loop_with_eval(6).run().step == 6
+    # 2 and 4, not 6: the experiment's final evaluation takes the last step.
+    assert [c[:2] for c in calls] == [(2, 2), (4, 4)]
+    assert calls[1][2] is None  # ckpt-4 is written after the evaluation at 4
+    calls.clear()
+    assert loop_with_eval(10).run().step == 10  # resumes from ckpt-6
+    assert [c[:2] for c in calls] == [(8, 8)]
+    assert calls[0][2].endswith("ckpt-6")
+    log_dir = os.path.join(str(tmp_path), "paired_mnist", "run", "logs")
+    assert scalars(log_dir, "eval/score") == [(2, 1.0), (4, 2.0), (8, 4.0)]
+

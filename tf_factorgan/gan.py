@@ -2,7 +2,8 @@
 
 One training step is `disc_iter` discriminator rounds followed by one generator update
 (Stoller et al. 2020, Algorithm 1). In each round every marginal discriminator, then
-D_P, then D_Q takes one Adam step on a fresh fake batch that all of them share. The
+D_P, then D_Q takes one Adam step; each discriminator that sees fakes draws its own
+fresh fake batch, as the original code does (`fake_batches="shared"`: one for all). The
 step runs per replica under `strategy.run`; losses are averaged over the global batch
 and the Keras optimizers all-reduce (sum) the gradients across replicas.
 
@@ -26,6 +27,11 @@ from tf_factorgan.factorisation import Partition, Variant
 # Data keys of one discriminator round's batch.
 JOINT_KEY = "joint"
 
+# How a discriminator round draws its fakes.
+PER_DISCRIMINATOR = "per_discriminator"
+SHARED = "shared"
+FAKE_BATCHES = (PER_DISCRIMINATOR, SHARED)
+
 
 def marginal_key(part: int) -> str:
     return f"marginal_{part}"
@@ -46,6 +52,9 @@ class GanConfig:
     beta_2: float = 0.999
     nz: int = 50
     generator_objective: str = "ns"
+    # PyTorch's Adam default (Keras': 1e-7), as the original code.
+    adam_epsilon: float = 1e-8
+    fake_batches: str = PER_DISCRIMINATOR
     jit_compile: bool = False
     conditional: bool = False
     # Conditional models only: False hides part 0 (the generator's input, e.g. a
@@ -61,6 +70,12 @@ class GanConfig:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.nz < 1:
             raise ValueError(f"--nz must be >= 1, got {self.nz}")
+        if not self.adam_epsilon > 0:
+            raise ValueError(f"--adam_epsilon must be > 0, got {self.adam_epsilon}")
+        if self.fake_batches not in FAKE_BATCHES:
+            raise ValueError(
+                f"--fake_batches must be one of {FAKE_BATCHES}, got {self.fake_batches!r}"
+            )
         if self.generator_objective not in losses.GENERATOR_OBJECTIVES:
             raise ValueError(
                 f"generator objective must be one of {losses.GENERATOR_OBJECTIVES}, "
@@ -202,7 +217,8 @@ def data_streams(config: GanConfig, num_parts: int) -> dict[str, Optional[int]]:
 def make_adam(config: GanConfig, name: str) -> keras.optimizers.Optimizer:
     """The Adam of one network (unbuilt: build it under the strategy's scope)."""
     return optimizers.FusedAdam(
-        config.lr, beta_1=config.beta_1, beta_2=config.beta_2, name=f"adam_{name}"
+        config.lr, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.adam_epsilon,
+        name=f"adam_{name}",
     )
 
 
@@ -358,23 +374,33 @@ class GanStep:
         accuracy = self._average(losses.discriminator_accuracy(real_logits, fake_logits))
         return {f"discriminator/{name}/loss": loss, f"discriminator/{name}/accuracy": accuracy}
 
+    def _fakes(self, batch: dict, batch_size: int):
+        """`() -> fake batch` (no gradient to the generator) of one round: a fresh
+        batch per call, or the round's one batch again with fake_batches="shared"."""
+        draw = lambda: tf.stop_gradient(self.generate(batch, batch_size))
+        if self.config.fake_batches == PER_DISCRIMINATOR:
+            return draw
+        shared = draw()
+        return lambda: shared
+
     def _discriminator_round(self, batch: dict, batch_size: int) -> dict:
         variant = self.config.variant
-        fake = tf.stop_gradient(self.generate(batch, batch_size))
+        fakes = self._fakes(batch, batch_size)
         metrics = {}
         visible = self._visible
         if not variant.is_factorised:
-            metrics.update(self._update_discriminator("joint", visible(batch[JOINT_KEY]), visible(fake)))
+            metrics.update(self._update_discriminator("joint", visible(batch[JOINT_KEY]), visible(fakes())))
             return metrics
-        fake_parts = self.partition.split(fake)
         for part in variant.marginal_parts(self.partition.num_parts):
             key = marginal_key(part)
-            metrics.update(self._update_discriminator(key, batch[key], fake_parts[part]))
+            fake_part = self.partition.split(fakes())[part]
+            metrics.update(self._update_discriminator(key, batch[key], fake_part))
         if variant.uses_p_dependency:
             joint = batch[JOINT_KEY]
             metrics.update(self._update_discriminator(
                 "p_dependency", visible(joint), visible(self._shuffled(joint))
             ))
+        fake = fakes()
         metrics.update(self._update_discriminator(
             "q_dependency", visible(fake), visible(self._shuffled(fake))
         ))

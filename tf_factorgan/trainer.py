@@ -5,7 +5,8 @@ subclass such as `cyclegan.CycleGanStep`) on a distributed dataset and leaves mo
 data and evaluation to the experiment. What it uses of the step: `strategy`,
 `config.batch_size`, `config.lr`, `models.trackables()` / `models.optimizers()`,
 `randomness`, and `train_step(iterator, num_steps, per_replica_batch, step)` returning
-metrics that include "generator/loss".
+metrics that include "generator/loss". Periodic evaluation is the experiment's
+`eval_fn(step) -> {name: scalar}`, written as `eval/<name>`.
 """
 
 import contextlib
@@ -35,6 +36,8 @@ class LoopConfig:
     steps_per_call: generator updates inside one `tf.function` call.
     log_every / image_every / checkpoint_every: in generator updates (0 = never,
       except that a checkpoint is always written at the end).
+    eval_every: the trainer's `eval_fn` runs at every multiple of it below `steps`
+      (0 = never; the experiment's final evaluation covers the last step).
     """
 
     steps: int
@@ -43,13 +46,14 @@ class LoopConfig:
     image_every: int = 1000
     checkpoint_every: int = 1000
     max_checkpoints: int = 3
+    eval_every: int = 0
 
     def __post_init__(self):
         if self.steps < 0:
             raise ValueError(f"--steps must be >= 0, got {self.steps}")
         if self.steps_per_call < 1:
             raise ValueError(f"--steps_per_call must be >= 1, got {self.steps_per_call}")
-        for name in ("log_every", "image_every", "checkpoint_every"):
+        for name in ("log_every", "image_every", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0 (0 = never), got {getattr(self, name)}")
 
@@ -79,6 +83,12 @@ class Trainer:
       image_summary_fn: `() -> [N, H, W, C]` images in [0, 1] for TensorBoard (a grid
         of samples or of input | prediction | truth rows); it should use fixed noise
         and inputs, so that the images of successive steps are comparable.
+      eval_fn: `step -> {name: scalar}`, called (on every worker, like the final
+        evaluation) at each multiple of `loop.eval_every` that this run reaches below
+        `loop.steps`, after that step's logs and images and before its checkpoint, so a
+        run resumed from a checkpoint never repeats an evaluation it already wrote.
+        The values go to TensorBoard as `eval/<name>` at that step: the tags of the
+        final metrics (`common.write_metrics`), so both form one curve.
     """
 
     def __init__(
@@ -88,6 +98,7 @@ class Trainer:
         out_dir: str,
         loop: LoopConfig,
         image_summary_fn: Optional[Callable[[], np.ndarray]] = None,
+        eval_fn: Optional[Callable[[int], dict]] = None,
     ):
         self.gan_step = gan_step
         self.out_dir = out_dir
@@ -95,6 +106,7 @@ class Trainer:
         self.dataset_fn = dataset_fn
         self.loop = loop
         self.image_summary_fn = image_summary_fn
+        self.eval_fn = eval_fn
         self.is_chief = strategies.is_chief(self.strategy)
         self.per_replica_batch = strategies.per_replica_batch_size(
             self.strategy, gan_step.config.batch_size
@@ -182,6 +194,14 @@ class Trainer:
         with self.writer.as_default(step=step):
             tf.summary.image("samples", self.image_summary_fn()[None], max_outputs=1)
 
+    def evaluate(self, step: int) -> None:
+        """Runs `eval_fn(step)` and writes its values as `eval/<name>` at `step`."""
+        metrics = self.eval_fn(step)
+        with self.writer.as_default(step=step):
+            for name, value in metrics.items():
+                tf.summary.scalar(f"eval/{name}", float(value))
+        self.writer.flush()
+
     def run(self) -> LoopResult:
         """Trains from the restored step to `loop.steps`; returns where it stopped."""
         start = self.restore()
@@ -194,6 +214,8 @@ class Trainer:
         iterator = iter(dataset)
         step, last_log_step, last_log_time = start, start, time.perf_counter()
         rate, path = 0.0, None
+        # Evaluations stop below the last step: the experiment's final one takes it.
+        eval_every = loop.eval_every if self.eval_fn is not None else 0
         bar = tqdm.tqdm(
             total=loop.steps, initial=start, unit="step", disable=not self.is_chief,
             dynamic_ncols=True, desc="training",
@@ -205,6 +227,7 @@ class Trainer:
                     _next_event(step, loop.log_every, loop.steps),
                     _next_event(step, loop.image_every, loop.steps),
                     _next_event(step, loop.checkpoint_every, loop.steps),
+                    _next_event(step, eval_every, loop.steps),
                 )
                 metrics = self.gan_step.train_step(
                     iterator, tf.constant(target - step, tf.int64), self.per_replica_batch, self.step
@@ -221,6 +244,11 @@ class Trainer:
                     )
                 if loop.image_every and step % loop.image_every == 0:
                     self.write_images(step)
+                if eval_every and step % eval_every == 0 and step < loop.steps:
+                    started = time.perf_counter()
+                    self.evaluate(step)
+                    # Evaluation time does not count against the training rate.
+                    last_log_time += time.perf_counter() - started
                 if loop.checkpoint_every and step % loop.checkpoint_every == 0:
                     path = self.save()
         interrupted = self._stop_requested and step < loop.steps

@@ -11,8 +11,9 @@ from typing import Callable, TypeVar
 
 from absl import app, flags, logging
 
-from tf_factorgan import strategies, trainer
+from tf_factorgan import gan, strategies, trainer
 from tf_factorgan.experiments import common
+from tf_factorgan.models import initialisation, spectral
 
 FLAGS = flags.FLAGS
 Config = TypeVar("Config", bound=common.TrainingSettings)
@@ -26,6 +27,16 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
     flags.DEFINE_integer("nz", d.nz, "Noise dimensions (Uniform(-1, 1)).")
     flags.DEFINE_enum("generator_objective", d.generator_objective, ["ns", "kl"],
                       "Generator loss: non-saturating or KL (minus mean logit).")
+    flags.DEFINE_enum("spectral_norm", d.spectral_norm, list(spectral.SPECTRAL_NORMS),
+                      "Discriminators' spectral norm: W / sigma in the forward pass (as the "
+                      "original code) or Keras' projection of the kernel after each step.")
+    flags.DEFINE_enum("init", d.init, list(initialisation.INITS),
+                      "Initial weights of every network: PyTorch's default (as the original "
+                      "code) or Keras' Glorot.")
+    flags.DEFINE_float("adam_epsilon", d.adam_epsilon, "Adam's epsilon (PyTorch's default 1e-8).")
+    flags.DEFINE_enum("fake_batches", d.fake_batches, list(gan.FAKE_BATCHES),
+                      "Each discriminator of a round gets its own fresh fake batch (as the "
+                      "original code), or all share one.")
     flags.DEFINE_integer("steps", d.steps, "Generator updates in total.")
     flags.DEFINE_integer("seed", d.seed, "Seed of data order, pairings, weights and noise.")
     flags.DEFINE_string("out_path", d.out_path, "Root of all outputs.")
@@ -44,6 +55,13 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
     flags.DEFINE_integer("steps_per_call", d.steps_per_call, "Generator updates per tf.function call.")
     flags.DEFINE_integer("log_every", d.log_every, "TensorBoard scalars every N steps.")
     flags.DEFINE_integer("image_every", d.image_every, "TensorBoard images every N steps.")
+    flags.DEFINE_integer("eval_every", d.eval_every,
+                         "Also evaluate every N steps during training, on --eval_every_samples "
+                         "samples, into the final metrics' TensorBoard curves (0 = only at the "
+                         "end; Paired MNIST, other experiments ignore it).")
+    flags.DEFINE_integer("eval_every_samples", d.eval_every_samples,
+                         "Samples of each --eval_every evaluation (the final one keeps its own "
+                         "count).")
     flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps.")
 
 

@@ -8,6 +8,7 @@ Re-running the same command resumes from the last checkpoint; Ctrl-C saves and e
 
 from absl import app, flags
 
+from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist
 from trainers import common_flags
 
@@ -18,6 +19,9 @@ flags.DEFINE_bool("use_real_dep_disc", DEFAULTS.use_real_dep_disc,
                   "Train the p-dependency discriminator on paired data (else FactorGAN-no-cp).")
 flags.DEFINE_integer("num_joint_samples", DEFAULTS.num_joint_samples, "Paired training samples.")
 flags.DEFINE_float("same_digit_prob", DEFAULTS.same_digit_prob, "Lambda: P(lower digit label := upper label).")
+flags.DEFINE_enum("pairing", DEFAULTS.pairing, list(mnist.PAIRINGS),
+                  "fixed: every paired sample keeps its lower digit; redraw_each_epoch: new "
+                  "lower digits every pass over the data, as the original code in effect.")
 flags.DEFINE_string("mnist_manual_dir", None,
                     "Folder with the four official MNIST .gz files (offline); unset: download.")
 flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir (default: its own).")

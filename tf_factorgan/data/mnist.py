@@ -4,7 +4,10 @@ A Paired MNIST sample is an upper and a lower digit stacked to 56x28 and flatten
 1568 values in [0, 1]. With probability `same_digit_prob` (lambda) the lower digit has
 the upper digit's label; otherwise its label is drawn from the empirical label
 distribution. The lower image is then drawn uniformly among the images of that label in
-the same subset. Pairings are fixed once per dataset from a seed.
+the same subset. Pairings are fixed once per dataset from a seed ("fixed", the paper's
+stated intent) or drawn anew at every pass over the data ("redraw_each_epoch"): the
+original code caches its pairing in a DataLoader worker that is a new process every
+epoch, so in effect its paired samples get new lower digits each epoch.
 """
 
 import dataclasses
@@ -26,6 +29,9 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 MANUAL_DIR_FLAG = "--mnist_manual_dir"
+FIXED = "fixed"
+REDRAW_EACH_EPOCH = "redraw_each_epoch"
+PAIRINGS = (FIXED, REDRAW_EACH_EPOCH)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,19 +131,65 @@ class PairedDigits:
         return np.concatenate([flat[self.pairs[:, 0]], flat[self.pairs[:, 1]]], 1) / np.float32(255)
 
 
-def pair_gatherer(paired: PairedDigits, part: Optional[int] = None):
-    """Returns `indices [B] -> float32 samples` of `paired`.
+def pair_gatherer(
+    paired: PairedDigits,
+    part: Optional[int] = None,
+    pairing: str = FIXED,
+    same_digit_prob: float = 0.0,
+    seed: int = 0,
+):
+    """Returns `indices [B] -> float32 samples` of `paired`, values in [0, 1].
 
     part None gives whole pairs [B, 1568]; part 0 / 1 gives only the upper / lower
-    digits [B, 784], values in [0, 1].
+    digits [B, 784]. With pairing "fixed" the lower digit is `paired.pairs`'; with
+    "redraw_each_epoch" every call draws it anew for each upper digit as
+    `pair_digits` does (label kept with probability `same_digit_prob`, else drawn
+    from the label frequencies; then a uniform image of that label), from a random
+    generator seeded by `seed`. Every index stream visits each item once per epoch,
+    so this is the original code's per-epoch redraw.
     """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"--pairing must be one of {PAIRINGS}, got {pairing!r}")
     images = tf.constant(paired.digits.images.reshape(-1, DIGIT_SIZE))
-    pairs = tf.constant(paired.pairs if part is None else paired.pairs[:, part : part + 1])
-    width = DIGIT_SIZE * pairs.shape[1]
+    columns = [0, 1] if part is None else [part]
+    width = DIGIT_SIZE * len(columns)
+    if pairing == FIXED:
+        pairs = tf.constant(paired.pairs[:, columns])
+        lookup = lambda indices: tf.gather(pairs, indices)
+    else:
+        lookup = _redrawn_pairs(paired.digits.labels, same_digit_prob, seed, columns)
 
     def gather(indices):
-        flat = tf.gather(images, tf.reshape(tf.gather(pairs, indices), [-1]))
+        flat = tf.gather(images, tf.reshape(lookup(indices), [-1]))
         return tf.reshape(tf.cast(flat, tf.float32) / 255.0, [-1, width])
 
     return gather
 
+
+def _redrawn_pairs(labels: np.ndarray, same_digit_prob: float, seed: int, columns: list[int]):
+    """`upper indices [B] -> int64 [B, len(columns)]` (upper, lower) index columns with
+    a freshly drawn lower digit per row; the in-graph twin of `pair_digits`."""
+    labels = np.asarray(labels, np.int64)
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    by_label = tf.constant(np.argsort(labels, kind="stable"))
+    offsets = tf.constant(np.concatenate([[0], np.cumsum(counts)[:-1]]))
+    counts_t = tf.constant(counts)
+    label_cdf = tf.constant(np.cumsum(counts) / len(labels), tf.float32)
+    labels_t = tf.constant(labels)
+    generator = tf.random.Generator.from_seed(seed)
+
+    def lookup(indices):
+        indices = tf.cast(indices, tf.int64)
+        size = tf.shape(indices)
+        upper_labels = tf.gather(labels_t, indices)
+        keep = generator.uniform(size) < same_digit_prob
+        drawn = tf.searchsorted(label_cdf[:-1], generator.uniform(size), side="right")
+        lower_labels = tf.where(keep, upper_labels, tf.cast(drawn, tf.int64))
+        count = tf.gather(counts_t, lower_labels)
+        rank = tf.minimum(
+            tf.cast(generator.uniform(size) * tf.cast(count, tf.float32), tf.int64), count - 1
+        )
+        lower = tf.gather(by_label, tf.gather(offsets, lower_labels) + rank)
+        return tf.gather(tf.stack([indices, lower], axis=1), columns, axis=1)
+
+    return lookup

@@ -21,12 +21,14 @@ Gather = Callable[[tf.Tensor], tf.Tensor]
 class Stream:
     """A pool of `num_items` samples.
 
-    make_gather: builds `int64 [B] indices -> float32 [B, ...]`; called inside the
-      input pipeline, so the pool's constants live where that pipeline runs.
+    make_gather: `seed -> (int64 [B] indices -> float32 [B, ...])`; called inside the
+      input pipeline, so the pool's constants live where that pipeline runs. `seed`
+      (an int, new per worker, stream and resume point) seeds whatever the gather
+      draws at random (e.g. Paired MNIST's redrawn pairings); most gathers ignore it.
     """
 
     num_items: int
-    make_gather: Callable[[], Gather]
+    make_gather: Callable[[int], Gather]
 
 
 def index_batches(num_items: int, batch_size: int, seed: int) -> tf.data.Dataset:
@@ -65,12 +67,15 @@ def streams_dataset_fn(streams: dict[str, Stream], global_batch_size: int, seed:
         batch = context.get_per_replica_batch_size(global_batch_size)
         seeds = np.random.SeedSequence(
             [seed, context.input_pipeline_id, start_step]
-        ).generate_state(len(streams))
+        ).generate_state(2 * len(streams)).reshape(len(streams), 2)
         indices = tf.data.Dataset.zip({
-            key: index_batches(stream.num_items, batch, int(stream_seed))
-            for (key, stream), stream_seed in zip(streams.items(), seeds)
+            key: index_batches(stream.num_items, batch, int(index_seed))
+            for (key, stream), (index_seed, _) in zip(streams.items(), seeds)
         })
-        gathers = {key: stream.make_gather() for key, stream in streams.items()}
+        gathers = {
+            key: stream.make_gather(int(gather_seed))
+            for (key, stream), (_, gather_seed) in zip(streams.items(), seeds)
+        }
         return indices.map(
             lambda idx: {key: gathers[key](idx[key]) for key in gathers}
         ).prefetch(tf.data.AUTOTUNE)
@@ -97,13 +102,13 @@ def aligned_streams(
     joined along the last axis); marginal stream i yields part i of all N samples.
     """
 
-    def joint_gather():
+    def joint_gather(seed):
         gathers = [pool_gatherer(p[:num_joint_samples]) for p in parts]
         return lambda indices: tf.concat([g(indices) for g in gathers], axis=-1)
 
     return {
         key: Stream(num_joint_samples, joint_gather)
         if part is None
-        else Stream(len(parts[part]), lambda part=part: pool_gatherer(parts[part]))
+        else Stream(len(parts[part]), lambda seed, part=part: pool_gatherer(parts[part]))
         for key, part in stream_parts.items()
     }

@@ -321,4 +321,7 @@ def run_with_data(config: AudioSeparationConfig, data: AudioData, strategy) -> d
         num_training_snippets=len(data.snippets),
         num_joint_snippets=data.num_joint_snippets,
     )
-    return common.train_and_evaluate(config, loop, evaluate_and_keep, details, write_outputs)
+    return common.train_and_evaluate(
+        config, loop, evaluate_and_keep, details, write_outputs,
+        metric_keys=("vocals/SDR/median", "accompaniment/SDR/median"),
+    )

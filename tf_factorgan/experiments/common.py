@@ -7,14 +7,17 @@ An experiment module (paired_mnist, image_pairs, image2image) subclasses
 
 import contextlib
 import dataclasses
+import enum
+import json
 import os
-from typing import Callable, ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator, Sequence
 
 import keras
 import tensorflow as tf
 
 from tf_factorgan import files, gan, strategies, trainer
 from tf_factorgan.factorisation import Partition, Variant
+from tf_factorgan.models import initialisation, spectral
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +34,13 @@ class TrainingSettings:
     lr: float = 1e-4
     nz: int = 50
     generator_objective: str = "ns"
+    # How the networks are parametrised and initialised, and how a discriminator round
+    # draws its fakes; the defaults are the original code's (README, "Training as the
+    # original", has the ablation that chose them).
+    spectral_norm: str = spectral.REPARAMETRIZE
+    init: str = initialisation.TORCH
+    adam_epsilon: float = 1e-8
+    fake_batches: str = gan.PER_DISCRIMINATOR
     steps: int = 20000
     seed: int = 1337
     out_path: str = "runs"
@@ -44,6 +54,10 @@ class TrainingSettings:
     steps_per_call: int = 50
     log_every: int = 100
     image_every: int = 1000
+    # Evaluation during training every N steps (0 = only the final one), on fewer
+    # samples than the final evaluation; experiments without an eval_fn ignore it.
+    eval_every: int = 0
+    eval_every_samples: int = 2000
     checkpoint_every: int = 1000
 
     @property
@@ -60,6 +74,8 @@ class TrainingSettings:
             lr=self.lr,
             nz=self.nz,
             generator_objective=self.generator_objective,
+            adam_epsilon=self.adam_epsilon,
+            fake_batches=self.fake_batches,
             jit_compile=self.jit_compile,
             conditional=conditional,
             condition_visible=condition_visible,
@@ -72,6 +88,7 @@ class TrainingSettings:
             log_every=self.log_every,
             image_every=self.image_every,
             checkpoint_every=self.checkpoint_every,
+            eval_every=self.eval_every,
         )
 
 
@@ -107,15 +124,20 @@ def build_step(
     **step_kwargs,
 ) -> gan.GanStep:
     """Checks that the batch splits over the replicas, seeds the initial weights with
-    --seed, calls `build_models()` under the strategy's scope and the precision
-    policy, and returns `step_class` (GanStep or a subclass) over the result.
+    --seed, calls `build_models()` under the strategy's scope, the precision policy
+    and the --spectral_norm form, draws every network's initial weights as --init
+    says, and returns `step_class` (GanStep or a subclass) over the result.
 
     `randomness_factory(seed)` makes the per-replica random source (tests swap it).
     """
     strategies.per_replica_batch_size(strategy, settings.batch_size)
     keras.utils.set_random_seed(settings.seed)
-    with strategy.scope(), model_precision(settings):
+    with strategy.scope(), model_precision(settings), spectral.spectral_norm_scope(
+        settings.spectral_norm
+    ):
         models = build_models()
+        for index, network in enumerate(models.networks()):
+            initialisation.initialise(network, settings.init, seed=[settings.seed, index])
         randomness = randomness_factory(settings.seed)
     return step_class(models, gan_config, partition, strategy, randomness, **step_kwargs)
 
@@ -154,16 +176,70 @@ def write_metrics(loop: trainer.Trainer, metrics: dict, scalar_keys) -> None:
     files.write_json(os.path.join(loop.out_dir, "metrics.json"), metrics)
 
 
+def _hparam_value(value):
+    """A value TensorBoard's HParams plugin takes: bool, int, float or str."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if value is None:
+        return "None"
+    return json.dumps(value, default=str)
+
+
+def flat_config(config: dict, prefix: str = "") -> dict:
+    """Nested settings as {"a.b": scalar-or-str}: the run's hparams."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _hparam_value(value)
+    return flat
+
+
+def config_markdown(flat: dict) -> str:
+    """A two-column markdown table of the settings (TensorBoard's Text tab)."""
+    rows = ["| setting | value |", "| --- | --- |"]
+    rows += [f"| {k} | `{str(v).replace('|', '&#124;')}` |" for k, v in sorted(flat.items())]
+    return "\n".join(rows)
+
+
+def write_run_config(loop: trainer.Trainer, config: dict, metric_keys: Sequence[str] = ()) -> None:
+    """On the chief: the run's settings as TensorBoard hparams (the HParams tab, with
+    `eval/<key>` of `metric_keys` as its metric columns) and as a `config` text table,
+    at step 0. A resumed run writes them again, unchanged."""
+    from tensorboard.plugins.hparams import api as hp
+
+    if not loop.is_chief:
+        return
+    flat = flat_config(config)
+    with loop.writer.as_default(step=0):
+        if metric_keys:
+            # The metric columns; without them the tab would list every scalar tag.
+            hp.hparams_config(
+                hparams=[hp.HParam(name) for name in flat],
+                metrics=[hp.Metric(f"eval/{key}", display_name=key) for key in metric_keys],
+            )
+        hp.hparams(flat)
+        tf.summary.text("config", config_markdown(flat))
+    loop.writer.flush()
+
+
 def train_and_evaluate(
     settings: TrainingSettings,
     loop: trainer.Trainer,
     evaluate: Callable[[], dict],
     details: dict,
     write_outputs: Callable[[dict], None],
+    metric_keys: Sequence[str] = (),
 ) -> dict:
-    """Trains (or restores, with --eval_only), evaluates and, on the chief, writes the
-    outputs. Returns the metrics with `details` and the run's metadata, or
-    {"interrupted_at_step": step} when Ctrl-C stopped training."""
+    """Writes the run's settings and `details` to TensorBoard (hparams with
+    `metric_keys` as the metrics, and a `config` text), trains (or restores, with
+    --eval_only), evaluates and, on the chief, writes the outputs. Returns the metrics
+    with `details` and the run's metadata, or {"interrupted_at_step": step} when
+    Ctrl-C stopped training."""
+    write_run_config(loop, {**dataclasses.asdict(settings), **details}, metric_keys)
     result = train_or_restore(settings, loop)
     if result.interrupted:
         return {"interrupted_at_step": result.step}

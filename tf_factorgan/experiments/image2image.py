@@ -154,5 +154,6 @@ def run_with_data(
     details = dict(model=config.model, dataset=config.dataset,
                    num_joint_samples=config.num_joint_samples)
     return common.train_and_evaluate(
-        config, loop, lambda: evaluate(config, data, loop), details, write_outputs
+        config, loop, lambda: evaluate(config, data, loop), details, write_outputs,
+        metric_keys=("mse", "pixel_accuracy") if config.dataset == "cityscapes" else ("mse",),
     )

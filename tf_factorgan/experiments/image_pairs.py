@@ -125,5 +125,6 @@ def run_with_data(
     details = dict(variant=config.variant.value, dataset=config.dataset,
                    num_joint_samples=config.num_joint_samples)
     return common.train_and_evaluate(
-        config, loop, lambda: evaluate(config, data, loop), details, write_outputs
+        config, loop, lambda: evaluate(config, data, loop), details, write_outputs,
+        metric_keys=("ls_mean", "ls_std"),
     )

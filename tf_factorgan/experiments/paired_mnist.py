@@ -11,7 +11,7 @@ Output under `<out_path>/paired_mnist/<experiment_name>/`:
 import dataclasses
 import functools
 import os
-from typing import ClassVar, Optional
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +23,12 @@ from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models.mlp import MLPDiscriminator, MLPGenerator
 
 PARTITION = Partition((mnist.DIGIT_SIZE, mnist.DIGIT_SIZE))
+# The metrics of metrics.json that TensorBoard shows as eval/<key> (and HParams columns).
+HEADLINE_METRICS = ("fid_upper", "fid_lower", "dependency_distance")
+# Grids: a mid-grey frame of PAIR_PADDING pixels around each pair, and a one-pixel
+# dark-grey line between its upper and lower digit.
+PAIR_PADDING = 2
+DIGIT_SEPARATOR = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +41,10 @@ class PairedMnistConfig(common.TrainingSettings):
     use_real_dep_disc: bool = True
     num_joint_samples: int = 100
     same_digit_prob: float = 0.9
+    # "fixed": each paired sample keeps the lower digit drawn once from the seed (the
+    # paper's stated intent); "redraw_each_epoch": every pass over the data draws new
+    # lower digits, which is what the original code does in effect (README).
+    pairing: str = mnist.FIXED
     # One thread per op lets the small networks of a step run side by side (~1.45x).
     intra_op_threads: int = 1
     mnist_manual_dir: Optional[str] = None
@@ -58,6 +68,8 @@ class PairedMnistConfig(common.TrainingSettings):
                 "--use_real_dep_disc needs --factorgan: the plain GAN has no dependency "
                 "discriminators (pass --nouse_real_dep_disc with --nofactorgan)"
             )
+        if self.pairing not in mnist.PAIRINGS:
+            raise ValueError(f"--pairing must be one of {mnist.PAIRINGS}, got {self.pairing!r}")
         if self.eval_samples < 2:
             raise ValueError(f"--eval_samples must be >= 2, got {self.eval_samples}")
 
@@ -114,7 +126,9 @@ def make_dataset_fn(config: PairedMnistConfig, data: PairedMnistData):
     pools = {}
     for key, part in gan.data_streams(config.gan_config(), PARTITION.num_parts).items():
         paired = data.joint if part is None else data.full
-        pools[key] = streams.Stream(len(paired), functools.partial(mnist.pair_gatherer, paired, part))
+        pools[key] = streams.Stream(len(paired), functools.partial(
+            mnist.pair_gatherer, paired, part, config.pairing, config.same_digit_prob
+        ))
     return streams.streams_dataset_fn(pools, config.batch_size, config.seed)
 
 
@@ -123,9 +137,19 @@ def pairs_to_images(samples: np.ndarray) -> np.ndarray:
     return np.reshape(samples, [-1, 2 * mnist.IMAGE_SIZE, mnist.IMAGE_SIZE, 1])
 
 
+def pairs_grid(samples: np.ndarray, columns: int = 8) -> np.ndarray:
+    """[N, 1568] pairs -> [H, W, 1] grid of 57x28 cells (upper digit, a one-pixel
+    DIGIT_SEPARATOR line, lower digit), each framed by PAIR_PADDING mid-grey pixels."""
+    pairs = pairs_to_images(samples)
+    size = mnist.IMAGE_SIZE
+    line = np.full([len(pairs), 1, size, 1], DIGIT_SEPARATOR, np.float32)
+    cells = np.concatenate([pairs[:, :size], line, pairs[:, size:]], axis=1)
+    return images.image_grid(cells, columns, padding=PAIR_PADDING)
+
+
 def sample_grid(gan_step: gan.GanStep, num_samples: int = 64) -> np.ndarray:
     """[H, W, 1] grid of pairs from fixed noise, so successive grids are comparable."""
-    return images.image_grid(pairs_to_images(gan_step.sample(num_samples, seed=0)))
+    return pairs_grid(gan_step.sample(num_samples, seed=0))
 
 
 def build_trainer(
@@ -133,11 +157,19 @@ def build_trainer(
     data: PairedMnistData,
     strategy: tf.distribute.Strategy,
     randomness_factory=gan.Randomness,
+    classifier: Optional[Callable[[], tuple]] = None,
 ) -> trainer.Trainer:
-    """Models, optimizers and the training loop of `config`, under `strategy`.
+    """Models, optimizers and the training loop of `config`, under `strategy`; with
+    --eval_every, the loop evaluates `eval_every_samples` pairs every so often.
 
     `randomness_factory(seed)` makes the per-replica random source (tests swap it).
+    `classifier() -> (model, accuracy)` gives the evaluation classifier (default: one
+    loaded or trained on the first evaluation, then kept).
     """
+    if config.eval_every and config.eval_every_samples < 2:
+        raise ValueError(
+            f"--eval_every_samples must be >= 2, got {config.eval_every_samples}"
+        )
     gan_config = config.gan_config()
     step = common.build_step(
         config, strategy, gan_config, PARTITION,
@@ -150,24 +182,32 @@ def build_trainer(
         ),
         randomness_factory=randomness_factory,
     )
+    eval_fn = None
+    if config.eval_every:
+        classifier = classifier or functools.cache(lambda: load_classifier(config, data))
+
+        def eval_fn(unused_step):
+            metrics = evaluate_step(config, data, step, config.eval_every_samples, classifier())
+            return {key: metrics[key] for key in HEADLINE_METRICS}
+
     return trainer.Trainer(
         step,
         make_dataset_fn(config, data),
         config.run_dir,
         config.loop_config(),
         image_summary_fn=lambda: sample_grid(step),
+        eval_fn=eval_fn,
     )
 
 
-def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Trainer) -> dict:
-    """FID (upper, lower) and dependency distance of `eval_samples` generated pairs
-    against as many real test pairs."""
-    from tf_factorgan.eval import mnist_classifier_training, paired_mnist_metrics
+def load_classifier(config: PairedMnistConfig, data: PairedMnistData) -> tuple:
+    """(evaluation classifier, its test accuracy), from the cache or trained."""
+    from tf_factorgan.eval import mnist_classifier_training
 
     # The classifier is a fixed measuring instrument: same seed for every run, so all
     # runs on the same data share one cached copy.
     cache_dir = config.classifier_cache_dir or os.path.join(config.out_path, "mnist_classifier")
-    classifier, accuracy = mnist_classifier_training.train_or_load_classifier(
+    return mnist_classifier_training.train_or_load_classifier(
         cache_dir,
         data.train_digits.images,
         data.train_digits.labels,
@@ -175,13 +215,44 @@ def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Tra
         data.test_digits.labels,
         min_accuracy=config.min_classifier_accuracy,
     )
-    count = min(config.eval_samples, len(data.test))
-    generated = loop.gan_step.sample(count, seed=config.seed)
+
+
+def evaluate_step(
+    config: PairedMnistConfig,
+    data: PairedMnistData,
+    gan_step: gan.GanStep,
+    num_samples: int,
+    classifier: tuple,
+) -> dict:
+    """FID (upper, lower) and dependency distance of `num_samples` generated pairs
+    (fixed noise from --seed) against as many real test pairs; `classifier` is
+    `load_classifier`'s (model, accuracy)."""
+    from tf_factorgan.eval import paired_mnist_metrics
+
+    model, accuracy = classifier
+    count = min(num_samples, len(data.test))
+    generated = gan_step.sample(count, seed=config.seed)
     real = data.test.samples()[:count]
-    metrics = paired_mnist_metrics.evaluate_paired_mnist(classifier, generated, real)
+    metrics = paired_mnist_metrics.evaluate_paired_mnist(model, generated, real)
     metrics["classifier_test_accuracy"] = float(accuracy)
     metrics["eval_samples"] = count
     return metrics
+
+
+def evaluate(
+    config: PairedMnistConfig,
+    data: PairedMnistData,
+    loop: trainer.Trainer,
+    num_samples: Optional[int] = None,
+    classifier: Optional[tuple] = None,
+) -> dict:
+    """`evaluate_step` of the loop's generator on `num_samples` (default
+    --eval_samples) pairs, loading the classifier unless given."""
+    return evaluate_step(
+        config, data, loop.gan_step,
+        config.eval_samples if num_samples is None else num_samples,
+        classifier or load_classifier(config, data),
+    )
 
 
 def run(config: PairedMnistConfig) -> dict:
@@ -193,18 +264,22 @@ def run(config: PairedMnistConfig) -> dict:
 def run_with_data(
     config: PairedMnistConfig, data: PairedMnistData, strategy: tf.distribute.Strategy
 ) -> dict:
-    loop = build_trainer(config, data, strategy)
+    # Loaded (or trained) once per run, by the first evaluation that needs it.
+    classifier = functools.cache(lambda: load_classifier(config, data))
+    loop = build_trainer(config, data, strategy, classifier=classifier)
 
     def write_outputs(metrics):
         common.save_generator(loop)
         images.write_png(os.path.join(loop.out_dir, "samples.png"), sample_grid(loop.gan_step))
-        common.write_metrics(loop, metrics, ("fid_upper", "fid_lower", "dependency_distance"))
+        common.write_metrics(loop, metrics, HEADLINE_METRICS)
 
     details = dict(
         variant=config.variant.value,
         num_joint_samples=config.num_joint_samples,
         same_digit_prob=config.same_digit_prob,
+        pairing=config.pairing,
     )
     return common.train_and_evaluate(
-        config, loop, lambda: evaluate(config, data, loop), details, write_outputs
+        config, loop, lambda: evaluate(config, data, loop, classifier=classifier()),
+        details, write_outputs, metric_keys=HEADLINE_METRICS,
     )

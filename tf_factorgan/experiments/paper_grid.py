@@ -2,8 +2,11 @@
 
 GAN, FactorGAN and FactorGAN-no-cp for every number of paired samples and every
 lambda; one CSV row per run and a plot of FID and dependency distance against the
-number of paired samples (one column of panels per lambda). Finished runs are read
-back from their metrics.json, so an interrupted grid resumes where it stopped.
+number of paired samples (one column of panels per lambda). Runs finished at the
+configured length are read back from their metrics.json, so an interrupted grid resumes
+where it stopped, and a grid re-run with more --steps continues every run from its last
+checkpoint. With a results folder (e.g. `results/paired_mnist/...` in the repository)
+the CSV, the plot and every run's metrics.json are copied there as well.
 """
 
 import csv
@@ -11,6 +14,7 @@ import dataclasses
 import io
 import json
 import os
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +38,7 @@ class PaperGridConfig:
     variants: tuple[Variant, ...] = GRID_VARIANTS
     num_joint_samples: tuple[int, ...] = (100, 200, 500, 1000)
     same_digit_probs: tuple[float, ...] = (0.1, 0.5, 0.9)
+    results_dir: Optional[str] = None
 
     def __post_init__(self):
         unknown = [v.value for v in self.variants if v not in GRID_VARIANTS]
@@ -65,30 +70,50 @@ class PaperGridConfig:
         return configs
 
 
+def run_or_read(run_config: paired_mnist.PairedMnistConfig, train: mnist.Digits,
+                test: mnist.Digits, strategy: tf.distribute.Strategy) -> dict:
+    """The metrics of one run: read back when its metrics.json is of the configured
+    length, else trained (resuming from its newest checkpoint) and evaluated."""
+    metrics_path = os.path.join(run_config.run_dir, "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
+            metrics = json.load(f)
+        if metrics.get("step") == run_config.steps:
+            return metrics
+    print(f"\n== {run_config.experiment_name}")
+    data = paired_mnist.build_data(run_config, train, test)
+    metrics = paired_mnist.run_with_data(run_config, data, strategy)
+    if "interrupted_at_step" in metrics:
+        raise KeyboardInterrupt(f"interrupted in {run_config.experiment_name}")
+    return metrics
+
+
+def keep_results(results_dir: Optional[str], run_config: paired_mnist.PairedMnistConfig,
+                 name: str) -> None:
+    """Copies a finished run's metrics.json to <results_dir>/runs/<name>.json."""
+    if results_dir:
+        with open(os.path.join(run_config.run_dir, "metrics.json"), "rb") as f:
+            files.write_bytes(os.path.join(results_dir, "runs", f"{name}.json"), f.read())
+
+
 def run_grid(config: PaperGridConfig, train: mnist.Digits, test: mnist.Digits,
              strategy: tf.distribute.Strategy) -> list[dict]:
-    """Runs (or reads back) every run of the grid; writes results.csv and results.png."""
+    """Runs (or reads back) every run of the grid; writes results.csv and results.png
+    to the grid folder and, if set, to `config.results_dir`."""
     rows = []
     for run_config in config.run_configs():
-        metrics_path = os.path.join(run_config.run_dir, "metrics.json")
-        if os.path.exists(metrics_path):
-            with open(metrics_path) as f:
-                metrics = json.load(f)
-        else:
-            print(f"\n== {run_config.experiment_name}")
-            data = paired_mnist.build_data(run_config, train, test)
-            metrics = paired_mnist.run_with_data(run_config, data, strategy)
-            if "interrupted_at_step" in metrics:
-                raise KeyboardInterrupt(f"grid interrupted in {run_config.experiment_name}")
+        metrics = run_or_read(run_config, train, test, strategy)
+        keep_results(config.results_dir, run_config, os.path.basename(run_config.experiment_name))
         rows.append({k: metrics[k] for k in CSV_COLUMNS})
-    write_csv(os.path.join(config.grid_dir, "results.csv"), rows)
-    plot(os.path.join(config.grid_dir, "results.png"), rows)
+    for folder in filter(None, (config.grid_dir, config.results_dir)):
+        write_csv(os.path.join(folder, "results.csv"), rows)
+        plot(os.path.join(folder, "results.png"), rows)
     return rows
 
 
-def write_csv(path: str, rows: list[dict]) -> None:
+def write_csv(path: str, rows: list[dict], columns=CSV_COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
     files.write_bytes(path, buffer.getvalue().encode())

@@ -2,7 +2,7 @@
 
 import keras
 
-from tf_factorgan.models.spectral import spectral
+from tf_factorgan.models.spectral import current_spectral_norm, spectral
 
 
 def _is_power_of_two(n: int) -> bool:
@@ -69,21 +69,25 @@ class ConvDiscriminator(keras.Model):
     convolutions, max(1, floor(log2(min(H, W))) - 3), is fixed at build time from the
     input shape, so a 64x64 input ends at 8x8 and a non-square 256x128 spectrogram at
     16x8. H and W must be >= 8 and divisible by 2 ** layers. With spectral_norm every
-    layer, the Dense included, is spectrally normalised; Keras' SpectralNormalization
-    only normalises (and advances its power iteration) when called with training=True.
+    layer, the Dense included, is spectrally normalised in the form in effect at
+    construction (`models.spectral`); the power iteration advances only in calls with
+    training=True.
     """
 
     def __init__(self, filters: int = 32, spectral_norm: bool = True, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.filters = filters
         self.spectral_norm = spectral_norm
+        # The convolutions are made at build time, perhaps outside the scope that set
+        # the spectral-norm form: fix the form now.
+        self._spectral_form = current_spectral_norm()
         self._conv_names = ()
         self.activation = keras.layers.LeakyReLU(negative_slope=0.2)
         self.flatten = keras.layers.Flatten()
         self.logit = self._wrap(keras.layers.Dense(1, use_bias=False, dtype="float32"))
 
     def _wrap(self, layer):
-        return spectral(layer) if self.spectral_norm else layer
+        return spectral(layer, form=self._spectral_form) if self.spectral_norm else layer
 
     def build(self, input_shape):
         height, width = input_shape[1], input_shape[2]

@@ -27,8 +27,8 @@ class MLPDiscriminator(keras.Model):
     """samples [B, input_dim] -> logits [B, 1].
 
     input_dim -> hidden -> hidden -> 1 with LeakyReLU(0.01); every dense layer, the
-    last included, is spectrally normalised. Keras' SpectralNormalization only
-    normalises (and advances its power iteration) when called with training=True,
+    last included, is spectrally normalised (`models.spectral`, the form in effect at
+    construction). The power iteration advances only in calls with training=True,
     which is how the training step always calls it.
     """
 

@@ -1,0 +1,58 @@
+"""Runs the Paired MNIST training-choice ablation (see tf_factorgan.experiments.
+paired_mnist_ablation), e.g. at 30 000 and then 100 000 updates:
+
+  python -m trainers.paired_mnist_ablation --mnist_manual_dir=../shared/data/mnist \
+      --steps=30000 --results_dir=results/paired_mnist/ablation
+  python -m trainers.paired_mnist_ablation --mnist_manual_dir=../shared/data/mnist \
+      --steps=100000 --results_dir=results/paired_mnist/ablation
+
+Takes every flag of trainers.paired_mnist for the base settings. Re-running resumes.
+"""
+
+import sys
+
+from absl import app, flags
+
+from tf_factorgan import strategies, trainer
+from tf_factorgan.data import mnist
+from tf_factorgan.experiments import paired_mnist_ablation
+from trainers import common_flags
+from trainers import paired_mnist as paired_mnist_flags
+
+flags.DEFINE_list("settings", list(paired_mnist_ablation.SETTINGS), "Settings to run.")
+flags.DEFINE_string("results_dir", None,
+                    "Also write the CSV and every run's metrics.json here (e.g. results/...).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    common_flags.quiet_info_logs()
+    try:
+        config = paired_mnist_ablation.AblationConfig(
+            base=paired_mnist_flags.config_from_flags(),
+            settings=tuple(FLAGS.settings),
+            results_dir=FLAGS.results_dir,
+        )
+        config.run_configs()
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    base = config.base
+    strategies.configure_cpu_threads(base.intra_op_threads, base.inter_op_threads)
+    try:
+        train = mnist.load_mnist("train", base.mnist_manual_dir, base.tfds_data_dir)
+        test = mnist.load_mnist("test", base.mnist_manual_dir, base.tfds_data_dir)
+        rows = paired_mnist_ablation.run_ablation(
+            config, train, test, strategies.make_strategy(base.strategy))
+    except (FileNotFoundError, trainer.CheckpointError) as error:
+        sys.exit(f"error: {error}")
+    except KeyboardInterrupt as interrupt:
+        sys.exit(f"\n{interrupt}; run the same command again to resume")
+    print(f"\n{'setting':<24}{'FID upper':>10}{'FID lower':>10}{'d_dep':>8}")
+    for row in rows:
+        print(f"{row['setting']:<24}{row['fid_upper']:>10.2f}{row['fid_lower']:>10.2f}"
+              f"{row['dependency_distance']:>8.3f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
