@@ -11,7 +11,9 @@ def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch)
     base = paired_mnist.PairedMnistConfig(
         batch_size=10, steps=2, steps_per_call=2, log_every=0, image_every=0, checkpoint_every=0,
         out_path=str(tmp_path), eval_samples=60, min_classifier_accuracy=0.0)
-    grid = paper_grid.PaperGridConfig(base=base, num_joint_samples=(20, 40), same_digit_probs=(0.9,))
+    results = tmp_path / "results"
+    grid = paper_grid.PaperGridConfig(base=base, num_joint_samples=(20, 40), same_digit_probs=(0.9,),
+                                      results_dir=str(results))
     rows = paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy())
     assert len(rows) == 3 * 2
     with open(tmp_path / "paired_mnist" / "grid" / "results.csv") as f:
@@ -20,6 +22,11 @@ def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch)
         (v.value, str(n), str(lam)) for v in paper_grid.GRID_VARIANTS for n in (20, 40) for lam in (0.9,)}
     assert all(float(r["fid_upper"]) >= 0 and float(r["dependency_distance"]) >= 0 for r in table)
     assert (tmp_path / "paired_mnist" / "grid" / "results.png").read_bytes()[:4] == b"\x89PNG"
+    # The repository copy: the same table and plot, and every run's metrics.
+    assert (results / "results.csv").read_text() == (tmp_path / "paired_mnist" / "grid" / "results.csv").read_text()
+    assert (results / "results.png").exists()
+    assert sorted(p.name for p in (results / "runs").iterdir()) == sorted(
+        f"{v.value}_n{n}_lambda0.9.json" for v in paper_grid.GRID_VARIANTS for n in (20, 40))
 
     # Finished runs are read back, not trained again.
     monkeypatch.setattr(paired_mnist, "run_with_data", lambda *a: pytest.fail("re-ran a finished run"))

@@ -23,6 +23,9 @@ flags.DEFINE_list("variants", [v.value for v in GRID.variants], "Variants to run
 flags.DEFINE_list("joint_sample_counts", [str(n) for n in GRID.num_joint_samples],
                   "Numbers of paired samples.")
 flags.DEFINE_list("same_digit_probs", [str(p) for p in GRID.same_digit_probs], "Lambdas.")
+flags.DEFINE_string("results_dir", None,
+                    "Also write the CSV, the plot and every run's metrics.json here "
+                    "(e.g. results/paired_mnist/grid_200k, kept in the repository).")
 
 FLAGS = flags.FLAGS
 
@@ -34,6 +37,7 @@ def config_from_flags() -> paper_grid.PaperGridConfig:
             variants=tuple(Variant(v) for v in FLAGS.variants),
             num_joint_samples=tuple(int(n) for n in FLAGS.joint_sample_counts),
             same_digit_probs=tuple(float(p) for p in FLAGS.same_digit_probs),
+            results_dir=FLAGS.results_dir,
         )
         config.run_configs()  # validates every grid point before the first run
         return config
@@ -55,7 +59,7 @@ def main(argv):
         sys.exit(f"error: {error}")
     except KeyboardInterrupt as interrupt:
         sys.exit(f"\n{interrupt}; run the same command again to resume")
-    print(f"\nResults: {config.grid_dir}/results.csv and results.png")
+    print(f"\nResults: {config.results_dir or config.grid_dir}/results.csv and results.png")
 
 
 if __name__ == "__main__":
