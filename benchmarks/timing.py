@@ -1,5 +1,6 @@
 """Timing of a Trainer's compiled step, shared by the throughput benchmarks."""
 
+import dataclasses
 import time
 
 import tensorflow as tf
@@ -7,9 +8,19 @@ import tensorflow as tf
 from tf_factorgan import trainer
 
 
-def updates_per_second(loop: trainer.Trainer, steps: int, steps_per_call: int) -> float:
-    """Generator updates per second over about `steps` updates on the loop's real
-    input pipeline, after one untimed call that traces and warms up."""
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    """updates_per_second: wall clock. cpu_ms_per_update: the process's CPU time (all
+    threads) per update, which a shared machine's other load disturbs far less."""
+
+    updates_per_second: float
+    cpu_ms_per_update: float
+
+
+def throughput(loop: trainer.Trainer, steps: int, steps_per_call: int) -> Throughput:
+    """Generator updates per second (and CPU time per update) over about `steps`
+    updates on the loop's real input pipeline, after one untimed call that traces and
+    warms up."""
     strategy = loop.strategy
     iterator = iter(strategy.distribute_datasets_from_function(lambda c: loop.dataset_fn(c, 0)))
 
@@ -18,8 +29,15 @@ def updates_per_second(loop: trainer.Trainer, steps: int, steps_per_call: int) -
 
     float(run(steps_per_call)["generator/loss"])
     calls = max(1, steps // steps_per_call)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(calls):
         metrics = run(steps_per_call)
     float(metrics["generator/loss"])  # waits for the last call to finish
-    return calls * steps_per_call / (time.perf_counter() - start)
+    updates = calls * steps_per_call
+    return Throughput(updates / (time.perf_counter() - start),
+                      1000 * (time.process_time() - cpu_start) / updates)
+
+
+def updates_per_second(loop: trainer.Trainer, steps: int, steps_per_call: int) -> float:
+    """Wall-clock generator updates per second (see `throughput`)."""
+    return throughput(loop, steps, steps_per_call).updates_per_second

@@ -14,17 +14,24 @@ GLOBAL_BATCH = 24
 class SplitInvariantRandomness(gan.Randomness):
     """Noise and permutations that do not depend on how the batch is split.
 
-    Replica r of R takes rows r*B/R.. of one fixed noise table, and permutations swap
+    Replica r of R takes rows r*B/R.. of each block of one fixed noise table, and permutations swap
     neighbouring samples, so R replicas see exactly what one replica sees.
     """
 
     def __init__(self, seed):
         super().__init__(seed)
-        self.table = tf.random.stateless_uniform([GLOBAL_BATCH, 50], [seed, 1], -1.0, 1.0)
+        self.table = tf.random.stateless_uniform([4 * GLOBAL_BATCH, 50], [seed, 1], -1.0, 1.0)
 
     def noise(self, batch_size, nz):
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return tf.slice(self.table, [replica * batch_size, 0], [batch_size, nz])
+        # A round draws several global batches' worth at once (one per discriminator):
+        # block k of replica r is rows k * GLOBAL_BATCH + r * B.. of the table.
+        context = tf.distribute.get_replica_context()
+        per_replica = GLOBAL_BATCH // context.num_replicas_in_sync
+        start = context.replica_id_in_sync_group * per_replica
+        return tf.concat([
+            tf.slice(self.table, [k * GLOBAL_BATCH + start, 0], [per_replica, nz])
+            for k in range(batch_size // per_replica)
+        ], axis=0)
 
     def permutations(self, batch_size, count):
         swap = tf.reshape(tf.reverse(tf.reshape(tf.range(batch_size), [-1, 2]), [1]), [-1])
@@ -229,14 +236,14 @@ def test_hidden_condition_is_not_shown_to_the_joint_discriminators():
 
 
 class CountingRandomness(gan.Randomness):
-    """Counts the fake batches a step draws (noise calls, as traced)."""
+    """Records the noise rows a step draws, and the generator's batch sizes."""
 
     def __init__(self, seed):
         super().__init__(seed)
-        self.noise_calls = 0
+        self.noise_rows = []
 
     def noise(self, batch_size, nz):
-        self.noise_calls += 1
+        self.noise_rows.append(batch_size)
         return super().noise(batch_size, nz)
 
 
@@ -252,8 +259,19 @@ def test_each_discriminator_draws_its_own_fakes(digits, variant, fake_batches, e
     loop = paired_mnist.build_trainer(config, data, tf.distribute.get_strategy(), CountingRandomness)
     step = loop.gan_step
     batch = next(iter(loop.dataset_fn(tf.distribute.InputContext(), 0)))
-    step._discriminator_round(batch, GLOBAL_BATCH)  # eagerly: one call per draw
-    assert step.randomness.noise_calls == expected
+    seen = []
+    update = step._update_discriminator
+    step._update_discriminator = lambda name, real, fake: (seen.append(fake.numpy()), update(name, real, fake))[1]
+    step._discriminator_round(batch, GLOBAL_BATCH)  # eagerly
+    assert step.randomness.noise_rows == [expected * GLOBAL_BATCH]  # one generator call
+    fakes_of = {name: fake for name, fake in zip(step.models.discriminators, seen)}
+    if variant is Variant.GAN:
+        return
+    # Marginal D_i sees part i of its fake batch, D_Q the whole one.
+    lower_0 = fakes_of["marginal_1"]
+    upper_q = fakes_of["q_dependency"][:, :784]
+    assert np.array_equal(fakes_of["marginal_0"], upper_q) == (fake_batches == "shared")
+    assert lower_0.shape == (GLOBAL_BATCH, 784)
 
 
 def test_network_settings_reach_the_built_models(digits):

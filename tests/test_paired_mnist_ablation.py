@@ -22,7 +22,7 @@ def _read(path):
 def test_ablation_tables_each_setting_and_continues_to_more_steps(tmp_path, digits, monkeypatch):
     results = tmp_path / "results"
     settings = ("default", "previous_defaults", "gan_redraw_pairing")
-    config = paired_mnist_ablation.AblationConfig(_base(tmp_path, 2), settings, str(results))
+    config = paired_mnist_ablation.AblationConfig(_base(tmp_path, 2), settings, (1337,), str(results))
     strategy = tf.distribute.get_strategy()
     rows = paired_mnist_ablation.run_ablation(config, *digits, strategy)
     table = _read(results / "ablation_2.csv")
@@ -36,19 +36,34 @@ def test_ablation_tables_each_setting_and_continues_to_more_steps(tmp_path, digi
     assert by_name["gan_redraw_pairing"]["pairing"] == "redraw_each_epoch"
     for row in rows:
         assert row["fid_mean"] == pytest.approx((row["fid_upper"] + row["fid_lower"]) / 2)
-    kept = json.loads((results / "runs" / "default_2.json").read_text())
+    kept = json.loads((results / "runs" / "default_seed1337_2.json").read_text())
     assert kept["step"] == 2 and kept["fid_upper"] == rows[0]["fid_upper"]
 
     # The same length is read back; more steps continue each run from its checkpoint.
     monkeypatch.setattr(paired_mnist, "run_with_data", lambda *a: pytest.fail("re-ran a finished run"))
     assert paired_mnist_ablation.run_ablation(config, *digits, strategy) == rows
     monkeypatch.undo()
-    longer = paired_mnist_ablation.AblationConfig(_base(tmp_path, 4), settings[:1], str(results))
+    longer = paired_mnist_ablation.AblationConfig(_base(tmp_path, 4), settings[:1], (1337,), str(results))
     (row,) = paired_mnist_ablation.run_ablation(longer, *digits, strategy)
     assert row["step"] == 4 and (results / "ablation_4.csv").exists()
     assert (results / "ablation_2.csv").exists()  # the shorter table stays
 
 
+def test_summary_averages_each_setting_over_its_seeds():
+    rows = [dict(setting="a", fid_mean=10.0, dependency_distance=1.0),
+            dict(setting="b", fid_mean=5.0, dependency_distance=0.5),
+            dict(setting="a", fid_mean=14.0, dependency_distance=0.8)]
+    summary = paired_mnist_ablation.summarise(rows)
+    assert [s["setting"] for s in summary] == ["a", "b"]
+    assert summary[0]["seeds"] == 2
+    assert summary[0]["fid_mean"] == pytest.approx(12.0)
+    assert summary[0]["fid_mean_std"] == pytest.approx(2.0)
+    assert summary[0]["dependency_distance"] == pytest.approx(0.9)
+    assert summary[1]["fid_mean_std"] == 0.0
+
+
 def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match="unknown; choose from"):
         paired_mnist_ablation.AblationConfig(paired_mnist.PairedMnistConfig(), ("warp_drive",))
+    with pytest.raises(ValueError, match="--seeds"):
+        paired_mnist_ablation.AblationConfig(paired_mnist.PairedMnistConfig(), ("default",), ())

@@ -310,13 +310,15 @@ class GanStep:
     def _conditional_output(self, conditions, noise, training) -> tf.Tensor:
         return self.models.generator(conditions, noise, training=training)
 
-    def generate(self, batch: dict, batch_size: int) -> tf.Tensor:
-        """[batch_size, *sample_shape] fake samples from fresh noise (training mode);
-        a conditional model completes part 0 of `batch`'s inputs."""
-        noise = self.randomness.noise(batch_size, self.config.nz)
+    def generate(self, batch: dict, batch_size: int, repeats: int = 1) -> tf.Tensor:
+        """[repeats * batch_size, *sample_shape] fake samples from fresh noise (training
+        mode); a conditional model completes part 0 of `batch`'s inputs, each input
+        `repeats` times (block r of the output holds repeat r of every input)."""
+        noise = self.randomness.noise(repeats * batch_size, self.config.nz)
         if not self.config.conditional:
             return self.models.generator(noise, training=True)
         conditions = self._conditions(batch)
+        conditions = tf.concat([conditions] * repeats, axis=0) if repeats > 1 else conditions
         output = self._conditional_output(conditions, noise, training=True)
         return self.partition.join([conditions, output])
 
@@ -374,24 +376,29 @@ class GanStep:
         accuracy = self._average(losses.discriminator_accuracy(real_logits, fake_logits))
         return {f"discriminator/{name}/loss": loss, f"discriminator/{name}/accuracy": accuracy}
 
-    def _fakes(self, batch: dict, batch_size: int):
-        """`() -> fake batch` (no gradient to the generator) of one round: a fresh
-        batch per call, or the round's one batch again with fake_batches="shared"."""
-        draw = lambda: tf.stop_gradient(self.generate(batch, batch_size))
-        if self.config.fake_batches == PER_DISCRIMINATOR:
-            return draw
-        shared = draw()
-        return lambda: shared
+    def _fakes(self, batch: dict, batch_size: int, count: int):
+        """`() -> fake batch` (no gradient to the generator) for the `count`
+        discriminators of a round that see fakes: each call returns a batch from its own
+        noise (all drawn in one generator call, which costs less than `count` small
+        ones), or with fake_batches="shared" the round's one batch every time."""
+        if self.config.fake_batches == SHARED:
+            count = 1
+        batches = iter(tf.split(tf.stop_gradient(self.generate(batch, batch_size, count)), count))
+        if count == 1:
+            shared = next(batches)
+            return lambda: shared
+        return lambda: next(batches)
 
     def _discriminator_round(self, batch: dict, batch_size: int) -> dict:
         variant = self.config.variant
-        fakes = self._fakes(batch, batch_size)
+        marginal_parts = variant.marginal_parts(self.partition.num_parts)
+        fakes = self._fakes(batch, batch_size, len(marginal_parts) + 1 if variant.is_factorised else 1)
         metrics = {}
         visible = self._visible
         if not variant.is_factorised:
             metrics.update(self._update_discriminator("joint", visible(batch[JOINT_KEY]), visible(fakes())))
             return metrics
-        for part in variant.marginal_parts(self.partition.num_parts):
+        for part in marginal_parts:
             key = marginal_key(part)
             fake_part = self.partition.split(fakes())[part]
             metrics.update(self._update_discriminator(key, batch[key], fake_part))

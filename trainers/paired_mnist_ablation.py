@@ -20,6 +20,7 @@ from trainers import common_flags
 from trainers import paired_mnist as paired_mnist_flags
 
 flags.DEFINE_list("settings", list(paired_mnist_ablation.SETTINGS), "Settings to run.")
+flags.DEFINE_list("seeds", ["1337"], "Seeds: every setting runs once with each.")
 flags.DEFINE_string("results_dir", None,
                     "Also write the CSV and every run's metrics.json here (e.g. results/...).")
 FLAGS = flags.FLAGS
@@ -32,6 +33,7 @@ def main(argv):
         config = paired_mnist_ablation.AblationConfig(
             base=paired_mnist_flags.config_from_flags(),
             settings=tuple(FLAGS.settings),
+            seeds=tuple(int(seed) for seed in FLAGS.seeds),
             results_dir=FLAGS.results_dir,
         )
         config.run_configs()
@@ -48,10 +50,11 @@ def main(argv):
         sys.exit(f"error: {error}")
     except KeyboardInterrupt as interrupt:
         sys.exit(f"\n{interrupt}; run the same command again to resume")
-    print(f"\n{'setting':<24}{'FID upper':>10}{'FID lower':>10}{'d_dep':>8}")
-    for row in rows:
-        print(f"{row['setting']:<24}{row['fid_upper']:>10.2f}{row['fid_lower']:>10.2f}"
-              f"{row['dependency_distance']:>8.3f}")
+    print(f"\n{'setting':<24}{'seeds':>6}{'mean FID':>16}{'d_dep':>16}")
+    for row in paired_mnist_ablation.summarise(rows):
+        print(f"{row['setting']:<24}{row['seeds']:>6}"
+              f"{row['fid_mean']:>9.2f} ± {row['fid_mean_std']:<5.2f}"
+              f"{row['dependency_distance']:>9.3f} ± {row['dependency_distance_std']:.3f}")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,17 @@ paired samples) or, for the GAN, the variant; `previous_defaults` turns every ch
 to what this library did before it matched the original code. One CSV row per setting
 (FID of both digits, their mean, dependency distance); finished runs are read back, and
 re-running with more --steps continues every run from its checkpoint, so one ablation
-yields the table at several lengths (one CSV per length).
+yields the table at several lengths (one CSV per length). GAN training on 100 pairs is
+noisy from seed to seed (FID moves by a third between seeds at 30 000 updates), so each
+setting runs with every seed of --seeds and `ablation_<steps>_summary.csv` gives the
+mean and standard deviation over them.
 """
 
 import dataclasses
 import os
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from tf_factorgan.data import mnist
@@ -33,7 +37,7 @@ SETTINGS = {
     "gan": _GAN,
     "gan_redraw_pairing": {**_GAN, **_REDRAW},
 }
-CSV_COLUMNS = ("setting", "variant", "spectral_norm", "init", "fake_batches", "adam_epsilon",
+CSV_COLUMNS = ("setting", "seed", "variant", "spectral_norm", "init", "fake_batches", "adam_epsilon",
                "pairing", "fid_upper", "fid_lower", "fid_mean", "dependency_distance", "step")
 
 
@@ -43,27 +47,32 @@ class AblationConfig:
 
     base: paired_mnist.PairedMnistConfig
     settings: tuple[str, ...] = tuple(SETTINGS)
+    seeds: tuple[int, ...] = (1337,)
     results_dir: Optional[str] = None
 
     def __post_init__(self):
         unknown = [name for name in self.settings if name not in SETTINGS]
         if unknown:
             raise ValueError(f"--settings {unknown} are unknown; choose from {list(SETTINGS)}")
+        if not self.seeds:
+            raise ValueError("--seeds must name at least one seed")
 
     @property
     def ablation_dir(self) -> str:
         return os.path.join(self.base.out_path, "paired_mnist", "ablation")
 
-    def run_configs(self) -> dict[str, paired_mnist.PairedMnistConfig]:
-        """name -> config of every setting (validated before the first run)."""
+    def run_configs(self) -> dict[tuple[str, int], paired_mnist.PairedMnistConfig]:
+        """(setting, seed) -> config of every run (validated before the first run)."""
         configs = {}
-        for name in self.settings:
-            config = dataclasses.replace(
-                self.base, experiment_name=os.path.join("ablation", name), **SETTINGS[name]
-            )
-            config.gan_config()
-            config.loop_config()
-            configs[name] = config
+        for seed in self.seeds:
+            for name in self.settings:
+                config = dataclasses.replace(
+                    self.base, seed=seed, experiment_name=os.path.join("ablation", f"{name}_seed{seed}"),
+                    **SETTINGS[name],
+                )
+                config.gan_config()
+                config.loop_config()
+                configs[name, seed] = config
         return configs
 
 
@@ -72,19 +81,41 @@ def run_ablation(config: AblationConfig, train: mnist.Digits, test: mnist.Digits
     """Runs (or reads back) every setting; writes ablation_<steps>.csv to the ablation
     folder and, if set, to `config.results_dir` with every run's metrics.json."""
     rows = []
-    for name, run_config in config.run_configs().items():
+    for (name, seed), run_config in config.run_configs().items():
         metrics = paper_grid.run_or_read(run_config, train, test, strategy)
-        paper_grid.keep_results(config.results_dir, run_config, f"{name}_{run_config.steps}")
+        paper_grid.keep_results(config.results_dir, run_config, f"{name}_seed{seed}_{run_config.steps}")
         settings = metrics["config"]
         rows.append({
             "setting": name,
+            "seed": seed,
             "fid_mean": (metrics["fid_upper"] + metrics["fid_lower"]) / 2,
             **{k: settings[k] for k in ("spectral_norm", "init", "fake_batches", "adam_epsilon",
                                         "pairing")},
             **{k: metrics[k] for k in ("variant", "fid_upper", "fid_lower",
                                        "dependency_distance", "step")},
         })
+    summary = summarise(rows)
     for folder in filter(None, (config.ablation_dir, config.results_dir)):
         paper_grid.write_csv(os.path.join(folder, f"ablation_{config.base.steps}.csv"), rows,
                              CSV_COLUMNS)
+        paper_grid.write_csv(os.path.join(folder, f"ablation_{config.base.steps}_summary.csv"),
+                             summary, SUMMARY_COLUMNS)
     return rows
+
+
+SUMMARY_COLUMNS = ("setting", "seeds", "fid_mean", "fid_mean_std", "dependency_distance",
+                   "dependency_distance_std")
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per setting (in order of appearance): mean and population standard
+    deviation over its seeds of the mean FID and of the dependency distance."""
+    summary = []
+    for name in dict.fromkeys(r["setting"] for r in rows):
+        runs = [r for r in rows if r["setting"] == name]
+        entry = {"setting": name, "seeds": len(runs)}
+        for key in ("fid_mean", "dependency_distance"):
+            values = np.array([r[key] for r in runs], np.float64)
+            entry[key], entry[f"{key}_std"] = float(values.mean()), float(values.std())
+        summary.append(entry)
+    return summary

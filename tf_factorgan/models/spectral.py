@@ -100,7 +100,7 @@ class ReparametrizedSpectralNorm(keras.layers.Wrapper):
     def call(self, inputs, training=False):
         layer = self.layer
         dtype = layer.compute_dtype
-        kernel = ops.cast(layer.kernel / self.sigma(training), dtype)
+        kernel = ops.cast(layer.kernel, dtype)
         inputs = ops.cast(inputs, dtype)
         if isinstance(layer, keras.layers.Dense):
             outputs = ops.matmul(inputs, kernel)
@@ -111,6 +111,9 @@ class ReparametrizedSpectralNorm(keras.layers.Wrapper):
                 (1, 1, 1, layer.filters) if layer.data_format == "channels_last"
                 else (1, layer.filters, 1, 1)
             )
+        # x (W / sigma) = (x W) / sigma: scaling the output is the same product and
+        # saves the kernel-sized division (and its gradient) in every call.
+        outputs = outputs * ops.cast(1.0 / self.sigma(training), dtype)
         if layer.use_bias:
             outputs = outputs + ops.reshape(ops.cast(layer.bias, dtype), bias_shape)
         if layer.activation is not None:
