@@ -1,8 +1,10 @@
 """Which training choices close the gap to the original code on Paired MNIST.
 
-Each named setting changes one choice of the default run (FactorGAN, lambda 0.9, 100
-paired samples) or, for the GAN, the variant; `previous_defaults` turns every choice back
-to what this library did before it matched the original code. One CSV row per setting
+Each named setting fixes the four training choices (spectral norm, initialisation, fake
+batches, Adam epsilon) and the pairing of a run (FactorGAN unless named gan, lambda 0.9,
+100 paired samples): "default" makes them as the original code does, the next four
+change one each, `previous_defaults` makes all four as Keras' defaults do (this
+library's choices before it followed the original). One CSV row per setting
 (FID of both digits, their mean, dependency distance); finished runs are read back, and
 re-running with more --steps continues every run from its checkpoint, so one ablation
 yields the table at several lengths (one CSV per length). GAN training on 100 pairs is
@@ -21,21 +23,32 @@ import tensorflow as tf
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist, paper_grid
 
+# The four training choices as the original code makes them, and as Keras' defaults
+# (and this library before it followed the original) make them.
+ORIGINAL = dict(spectral_norm="reparametrize", init="torch", fake_batches="per_discriminator",
+                adam_epsilon=1e-8)
+KERAS = dict(spectral_norm="project", init="glorot", fake_batches="shared", adam_epsilon=1e-7)
 _GAN = dict(factorgan=False, use_real_dep_disc=False)
 _REDRAW = dict(pairing=mnist.REDRAW_EACH_EPOCH)
-# name -> the settings it changes; the defaults are those of PairedMnistConfig.
+# name -> every setting it fixes (none is left to the config's defaults, so a name
+# means the same run whatever the defaults are). FactorGAN unless it says gan.
 SETTINGS = {
-    "default": {},
-    "project_spectral_norm": dict(spectral_norm="project"),
-    "glorot_init": dict(init="glorot"),
-    "shared_fake_batch": dict(fake_batches="shared"),
-    "keras_adam_epsilon": dict(adam_epsilon=1e-7),
-    "previous_defaults": dict(
-        spectral_norm="project", init="glorot", fake_batches="shared", adam_epsilon=1e-7
-    ),
-    "redraw_pairing": _REDRAW,
-    "gan": _GAN,
-    "gan_redraw_pairing": {**_GAN, **_REDRAW},
+    "default": ORIGINAL,  # the original code's four choices
+    "project_spectral_norm": {**ORIGINAL, "spectral_norm": "project"},
+    "glorot_init": {**ORIGINAL, "init": "glorot"},
+    "shared_fake_batch": {**ORIGINAL, "fake_batches": "shared"},
+    "keras_adam_epsilon": {**ORIGINAL, "adam_epsilon": 1e-7},
+    "previous_defaults": KERAS,
+    # Keras' parametrisation (projection, Glorot) with the original's other two choices.
+    "keras_parametrisation": {**ORIGINAL, "spectral_norm": "project", "init": "glorot"},
+    "redraw_pairing": {**ORIGINAL, **_REDRAW},
+    "keras_parametrisation_redraw_pairing": {
+        **ORIGINAL, "spectral_norm": "project", "init": "glorot", **_REDRAW},
+    "gan": {**ORIGINAL, **_GAN},
+    "gan_redraw_pairing": {**ORIGINAL, **_GAN, **_REDRAW},
+    "gan_keras_parametrisation": {**ORIGINAL, "spectral_norm": "project", "init": "glorot", **_GAN},
+    "gan_keras_parametrisation_redraw_pairing": {
+        **ORIGINAL, "spectral_norm": "project", "init": "glorot", **_GAN, **_REDRAW},
 }
 CSV_COLUMNS = ("setting", "seed", "variant", "spectral_norm", "init", "fake_batches", "adam_epsilon",
                "pairing", "fid_upper", "fid_lower", "fid_mean", "dependency_distance", "step")
