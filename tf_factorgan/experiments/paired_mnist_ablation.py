@@ -44,6 +44,7 @@ SETTINGS = {
     "redraw_pairing": {**ORIGINAL, **_REDRAW},
     "keras_parametrisation_redraw_pairing": {
         **ORIGINAL, "spectral_norm": "project", "init": "glorot", **_REDRAW},
+    "factorgan_no_cp": {**ORIGINAL, "use_real_dep_disc": False},
     "gan": {**ORIGINAL, **_GAN},
     "gan_redraw_pairing": {**ORIGINAL, **_GAN, **_REDRAW},
     "gan_keras_parametrisation": {**ORIGINAL, "spectral_norm": "project", "init": "glorot", **_GAN},

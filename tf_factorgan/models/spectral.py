@@ -20,6 +20,7 @@ import contextlib
 from typing import Iterator
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 REPARAMETRIZE = "reparametrize"
@@ -86,16 +87,18 @@ class ReparametrizedSpectralNorm(keras.layers.Wrapper):
     def sigma(self, training: bool = False):
         """Scalar estimate of W's largest singular value (updates u when training)."""
         kernel = self.layer.kernel
-        w = ops.reshape(kernel, [-1, kernel.shape[-1]])
+        w = tf.reshape(kernel, [-1, kernel.shape[-1]])
+        w_const = tf.stop_gradient(w)
         u = _unit(self.vector_u)
-        w_const = ops.stop_gradient(w)
-        for _ in range(self.power_iterations if training else 0):
-            v = _unit(ops.matmul(u, ops.transpose(w_const)))
-            u = _unit(ops.matmul(v, w_const))
+        # matmul's transpose flag, not a transposed copy of the kernel in every call.
+        v = _unit(tf.matmul(u, w_const, transpose_b=True))
         if training:
+            for i in range(self.power_iterations):
+                if i:
+                    v = _unit(tf.matmul(u, w_const, transpose_b=True))
+                u = _unit(tf.matmul(v, w_const))
             self.vector_u.assign(u)
-        v = _unit(ops.matmul(u, ops.transpose(w_const)))
-        return ops.reshape(ops.matmul(ops.matmul(v, w), ops.transpose(u)), [])
+        return tf.reduce_sum(tf.matmul(v, w) * u)
 
     def call(self, inputs, training=False):
         layer = self.layer
