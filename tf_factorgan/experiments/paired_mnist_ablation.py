@@ -98,23 +98,31 @@ def run_ablation(config: AblationConfig, train: mnist.Digits, test: mnist.Digits
     for (name, seed), run_config in config.run_configs().items():
         metrics = paper_grid.run_or_read(run_config, train, test, strategy)
         paper_grid.keep_results(config.results_dir, run_config, f"{name}_seed{seed}_{run_config.steps}")
-        settings = metrics["config"]
-        rows.append({
-            "setting": name,
-            "seed": seed,
-            "fid_mean": (metrics["fid_upper"] + metrics["fid_lower"]) / 2,
-            **{k: settings[k] for k in ("spectral_norm", "init", "fake_batches", "adam_epsilon",
-                                        "pairing")},
-            **{k: metrics[k] for k in ("variant", "fid_upper", "fid_lower",
-                                       "dependency_distance", "step")},
-        })
-    summary = summarise(rows)
+        rows.append(table_row(name, seed, metrics))
     for folder in filter(None, (config.ablation_dir, config.results_dir)):
-        paper_grid.write_csv(os.path.join(folder, f"ablation_{config.base.steps}.csv"), rows,
-                             CSV_COLUMNS)
-        paper_grid.write_csv(os.path.join(folder, f"ablation_{config.base.steps}_summary.csv"),
-                             summary, SUMMARY_COLUMNS)
+        write_tables(folder, config.base.steps, rows)
     return rows
+
+
+def table_row(name: str, seed: int, metrics: dict) -> dict:
+    """The CSV row of one run from its metrics.json."""
+    settings = metrics["config"]
+    return {
+        "setting": name,
+        "seed": seed,
+        "fid_mean": (metrics["fid_upper"] + metrics["fid_lower"]) / 2,
+        **{k: settings[k] for k in ("spectral_norm", "init", "fake_batches", "adam_epsilon",
+                                    "pairing")},
+        **{k: metrics[k] for k in ("variant", "fid_upper", "fid_lower",
+                                   "dependency_distance", "step")},
+    }
+
+
+def write_tables(folder: str, steps: int, rows: list[dict]) -> None:
+    """ablation_<steps>.csv (one row per run) and ablation_<steps>_summary.csv."""
+    paper_grid.write_csv(os.path.join(folder, f"ablation_{steps}.csv"), rows, CSV_COLUMNS)
+    paper_grid.write_csv(os.path.join(folder, f"ablation_{steps}_summary.csv"),
+                         summarise(rows), SUMMARY_COLUMNS)
 
 
 SUMMARY_COLUMNS = ("setting", "seeds", "fid_mean", "fid_mean_std", "dependency_distance",
