@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_factorgan.models.mlp import MLPDiscriminator, MLPGenerator
-from tf_factorgan.models.spectral import PROJECT, spectral_norm_scope
+from tf_factorgan.models.spectral import PROJECT, REPARAMETRIZE, spectral_norm_scope
 
 
 def test_generator_maps_noise_to_unit_interval():
@@ -38,7 +38,8 @@ def test_projected_spectral_normalisation_acts_only_in_training_calls():
 
 def test_reparametrized_discriminator_is_1_lipschitz_per_layer_after_training_calls():
     keras.utils.set_random_seed(0)
-    disc = MLPDiscriminator()
+    with spectral_norm_scope(REPARAMETRIZE):
+        disc = MLPDiscriminator()
     x = tf.random.normal([8, 20])
     disc(x)
     layers = (disc.hidden_1, disc.hidden_2, disc.logit)

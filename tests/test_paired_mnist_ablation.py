@@ -21,7 +21,7 @@ def _read(path):
 
 def test_ablation_tables_each_setting_and_continues_to_more_steps(tmp_path, digits, monkeypatch):
     results = tmp_path / "results"
-    settings = ("default", "previous_defaults", "gan_redraw_pairing")
+    settings = ("original_choices", "keras_choices", "gan_redraw_pairing")
     config = paired_mnist_ablation.AblationConfig(_base(tmp_path, 2), settings, (1337,), str(results))
     strategy = tf.distribute.get_strategy()
     rows = paired_mnist_ablation.run_ablation(config, *digits, strategy)
@@ -29,14 +29,14 @@ def test_ablation_tables_each_setting_and_continues_to_more_steps(tmp_path, digi
     assert [r["setting"] for r in table] == list(settings)
     assert table == _read(tmp_path / "runs" / "paired_mnist" / "ablation" / "ablation_2.csv")
     by_name = {r["setting"]: r for r in table}
-    assert by_name["default"]["spectral_norm"] == "reparametrize"
-    assert (by_name["previous_defaults"]["spectral_norm"], by_name["previous_defaults"]["init"],
-            by_name["previous_defaults"]["fake_batches"]) == ("project", "glorot", "shared")
+    assert by_name["original_choices"]["spectral_norm"] == "reparametrize"
+    assert (by_name["keras_choices"]["spectral_norm"], by_name["keras_choices"]["init"],
+            by_name["keras_choices"]["fake_batches"]) == ("project", "glorot", "shared")
     assert by_name["gan_redraw_pairing"]["variant"] == "gan"
     assert by_name["gan_redraw_pairing"]["pairing"] == "redraw_each_epoch"
     for row in rows:
         assert row["fid_mean"] == pytest.approx((row["fid_upper"] + row["fid_lower"]) / 2)
-    kept = json.loads((results / "runs" / "default_seed1337_2.json").read_text())
+    kept = json.loads((results / "runs" / "original_choices_seed1337_2.json").read_text())
     assert kept["step"] == 2 and kept["fid_upper"] == rows[0]["fid_upper"]
 
     # The same length is read back; more steps continue each run from its checkpoint.
@@ -66,4 +66,4 @@ def test_unknown_settings_are_refused():
     with pytest.raises(ValueError, match="unknown; choose from"):
         paired_mnist_ablation.AblationConfig(paired_mnist.PairedMnistConfig(), ("warp_drive",))
     with pytest.raises(ValueError, match="--seeds"):
-        paired_mnist_ablation.AblationConfig(paired_mnist.PairedMnistConfig(), ("default",), ())
+        paired_mnist_ablation.AblationConfig(paired_mnist.PairedMnistConfig(), ("original_choices",), ())

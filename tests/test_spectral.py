@@ -6,6 +6,7 @@ import tensorflow as tf
 from tf_factorgan.models import spectral as spectral_module
 from tf_factorgan.models.spectral import (
     PROJECT,
+    REPARAMETRIZE,
     ProjectedSpectralNorm,
     ReparametrizedSpectralNorm,
     spectral,
@@ -80,7 +81,7 @@ def test_projection_power_iteration_stays_float32_under_mixed_precision():
 )
 def test_reparametrized_forward_uses_w_over_sigma_and_keeps_the_kernel(make_layer, shape):
     keras.utils.set_random_seed(0)
-    layer = spectral(make_layer())
+    layer = spectral(make_layer(), form=REPARAMETRIZE)
     assert isinstance(layer, ReparametrizedSpectralNorm)
     x = tf.random.normal(shape)
     layer(x)
@@ -99,7 +100,7 @@ def test_reparametrized_forward_uses_w_over_sigma_and_keeps_the_kernel(make_laye
 
 def test_reparametrized_gradient_flows_through_sigma():
     keras.utils.set_random_seed(1)
-    layer = spectral(keras.layers.Dense(6, use_bias=False))
+    layer = spectral(keras.layers.Dense(6, use_bias=False), form=REPARAMETRIZE)
     x = tf.random.normal([5, 4])
     layer(x)
     for _ in range(50):
@@ -124,7 +125,7 @@ def test_reparametrized_gradient_flows_through_sigma():
 
 
 def test_reparametrized_inference_calls_change_nothing():
-    layer = spectral(keras.layers.Conv2D(8, 3))
+    layer = spectral(keras.layers.Conv2D(8, 3), form=REPARAMETRIZE)
     x = tf.random.normal([2, 8, 8, 3])
     layer(x, training=True)
     u, kernel = layer.vector_u.numpy(), layer.layer.kernel.numpy()
@@ -136,13 +137,13 @@ def test_reparametrized_inference_calls_change_nothing():
 
 def test_reparametrized_u_is_checkpointed(tmp_path):
     x = tf.random.normal([3, 7])
-    layer = spectral(keras.layers.Dense(5))
+    layer = spectral(keras.layers.Dense(5), form=REPARAMETRIZE)
     for _ in range(3):
         layer(x, training=True)
     path = tf.train.Checkpoint(layer=layer).save(str(tmp_path / "ckpt"))
     names = [name for name, _ in tf.train.list_variables(path)]
     assert any("vector_u" in name for name in names)
-    restored = spectral(keras.layers.Dense(5))
+    restored = spectral(keras.layers.Dense(5), form=REPARAMETRIZE)
     restored(x)
     tf.train.Checkpoint(layer=restored).restore(path).assert_consumed()
     np.testing.assert_array_equal(restored.vector_u.numpy(), layer.vector_u.numpy())
@@ -152,7 +153,7 @@ def test_reparametrized_u_is_checkpointed(tmp_path):
 def test_reparametrized_stays_float32_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        layer = spectral(keras.layers.Conv2D(8, 4, strides=2, padding="same"))
+        layer = spectral(keras.layers.Conv2D(8, 4, strides=2, padding="same"), form=REPARAMETRIZE)
         out = layer(tf.random.uniform([2, 16, 16, 3]), training=True)
         assert out.dtype == tf.bfloat16
         assert layer.vector_u.dtype == "float32" and layer.layer.kernel.dtype == "float32"
@@ -161,10 +162,13 @@ def test_reparametrized_stays_float32_under_mixed_precision():
 
 
 def test_scope_chooses_the_form_and_rejects_unknown_ones():
-    assert isinstance(spectral(keras.layers.Dense(2)), ReparametrizedSpectralNorm)
-    with spectral_norm_scope(PROJECT):
-        assert isinstance(spectral(keras.layers.Dense(2)), ProjectedSpectralNorm)
-    assert spectral_module.current_spectral_norm() == spectral_module.REPARAMETRIZE
+    assert isinstance(spectral(keras.layers.Dense(2)), ProjectedSpectralNorm)  # the default
+    with spectral_norm_scope(REPARAMETRIZE):
+        assert isinstance(spectral(keras.layers.Dense(2)), ReparametrizedSpectralNorm)
+        with spectral_norm_scope(PROJECT):
+            assert isinstance(spectral(keras.layers.Dense(2)), ProjectedSpectralNorm)
+        assert spectral_module.current_spectral_norm() == REPARAMETRIZE
+    assert spectral_module.current_spectral_norm() == PROJECT
     with pytest.raises(ValueError, match="--spectral_norm"):
         with spectral_norm_scope("power"):
             pass

@@ -2,8 +2,8 @@
 
 One training step is `disc_iter` discriminator rounds followed by one generator update
 (Stoller et al. 2020, Algorithm 1). In each round every marginal discriminator, then
-D_P, then D_Q takes one Adam step; each discriminator that sees fakes draws its own
-fresh fake batch, as the original code does (`fake_batches="shared"`: one for all). The
+D_P, then D_Q takes one Adam step on one fresh fake batch that all of them share, or
+(`fake_batches="per_discriminator"`, as the original code) each on its own. The
 step runs per replica under `strategy.run`; losses are averaged over the global batch
 and the Keras optimizers all-reduce (sum) the gradients across replicas.
 
@@ -52,9 +52,9 @@ class GanConfig:
     beta_2: float = 0.999
     nz: int = 50
     generator_objective: str = "ns"
-    # PyTorch's Adam default (Keras': 1e-7), as the original code.
-    adam_epsilon: float = 1e-8
-    fake_batches: str = PER_DISCRIMINATOR
+    # Keras' Adam default (the original code: PyTorch's 1e-8).
+    adam_epsilon: float = 1e-7
+    fake_batches: str = SHARED
     jit_compile: bool = False
     conditional: bool = False
     # Conditional models only: False hides part 0 (the generator's input, e.g. a

@@ -29,7 +29,7 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
                       "Generator loss: non-saturating or KL (minus mean logit).")
     flags.DEFINE_enum("spectral_norm", d.spectral_norm, list(spectral.SPECTRAL_NORMS),
                       "Discriminators' spectral norm: W / sigma in the forward pass (as the "
-                      "original code) or Keras' projection of the kernel after each step.")
+                      "original code) or Keras' projection of the kernel in each training call.")
     flags.DEFINE_enum("init", d.init, list(initialisation.INITS),
                       "Initial weights of every network: PyTorch's default (as the original "
                       "code) or Keras' Glorot.")

@@ -2,9 +2,9 @@
 
 Each named setting fixes the four training choices (spectral norm, initialisation, fake
 batches, Adam epsilon) and the pairing of a run (FactorGAN unless named gan, lambda 0.9,
-100 paired samples): "default" makes them as the original code does, the next four
-change one each, `previous_defaults` makes all four as Keras' defaults do (this
-library's choices before it followed the original). One CSV row per setting
+100 paired samples): `original_choices` makes them as the original code does, the next
+four change one each, `keras_choices` makes all four as Keras' defaults do (the
+library's defaults, chosen by this ablation). One CSV row per setting
 (FID of both digits, their mean, dependency distance); finished runs are read back, and
 re-running with more --steps continues every run from its checkpoint, so one ablation
 yields the table at several lengths (one CSV per length). GAN training on 100 pairs is
@@ -24,7 +24,7 @@ from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist, paper_grid
 
 # The four training choices as the original code makes them, and as Keras' defaults
-# (and this library before it followed the original) make them.
+# (and this library's) make them.
 ORIGINAL = dict(spectral_norm="reparametrize", init="torch", fake_batches="per_discriminator",
                 adam_epsilon=1e-8)
 KERAS = dict(spectral_norm="project", init="glorot", fake_batches="shared", adam_epsilon=1e-7)
@@ -33,12 +33,12 @@ _REDRAW = dict(pairing=mnist.REDRAW_EACH_EPOCH)
 # name -> every setting it fixes (none is left to the config's defaults, so a name
 # means the same run whatever the defaults are). FactorGAN unless it says gan.
 SETTINGS = {
-    "default": ORIGINAL,  # the original code's four choices
+    "original_choices": ORIGINAL,
     "project_spectral_norm": {**ORIGINAL, "spectral_norm": "project"},
     "glorot_init": {**ORIGINAL, "init": "glorot"},
     "shared_fake_batch": {**ORIGINAL, "fake_batches": "shared"},
     "keras_adam_epsilon": {**ORIGINAL, "adam_epsilon": 1e-7},
-    "previous_defaults": KERAS,
+    "keras_choices": KERAS,
     # Keras' parametrisation (projection, Glorot) with the original's other two choices.
     "keras_parametrisation": {**ORIGINAL, "spectral_norm": "project", "init": "glorot"},
     "redraw_pairing": {**ORIGINAL, **_REDRAW},
