@@ -39,7 +39,8 @@ def marginal_key(part: int) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class GanConfig:
-    """Hyper-parameters of the optimisation (defaults: the original FactorGAN code).
+    """Hyper-parameters of the optimisation (defaults: the original FactorGAN code's,
+    but for adam_epsilon and fake_batches, see experiments.common.TrainingSettings).
 
     batch_size is the global batch (split across replicas); noise is Uniform(-1, 1)^nz.
     """
