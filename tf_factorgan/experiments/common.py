@@ -41,8 +41,8 @@ class TrainingSettings:
     # reached a lower FID at 100 000 updates (README, "Training as the original").
     spectral_norm: str = spectral.PROJECT
     init: str = initialisation.GLOROT
-    adam_epsilon: float = 1e-7
-    fake_batches: str = gan.SHARED
+    adam_epsilon: float = gan.GanConfig.adam_epsilon
+    fake_batches: str = gan.GanConfig.fake_batches
     steps: int = 20000
     seed: int = 1337
     out_path: str = "runs"

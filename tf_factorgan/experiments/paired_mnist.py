@@ -243,14 +243,12 @@ def evaluate(
     config: PairedMnistConfig,
     data: PairedMnistData,
     loop: trainer.Trainer,
-    num_samples: Optional[int] = None,
     classifier: Optional[tuple] = None,
 ) -> dict:
-    """`evaluate_step` of the loop's generator on `num_samples` (default
-    --eval_samples) pairs, loading the classifier unless given."""
+    """The final evaluation: `evaluate_step` of the loop's generator on --eval_samples
+    pairs, loading the classifier unless given."""
     return evaluate_step(
-        config, data, loop.gan_step,
-        config.eval_samples if num_samples is None else num_samples,
+        config, data, loop.gan_step, config.eval_samples,
         classifier or load_classifier(config, data),
     )
 
