@@ -61,9 +61,13 @@ def _config(run_dir: str) -> dict:
             f"--run_dir {run_dir!r} lacks metrics.json; it is written after training and "
             "evaluation finish"
         )
-    with open(path) as f:
-        metrics = json.load(f)
-    if not isinstance(metrics.get("config"), dict):
+    try:
+        with open(path, encoding="utf-8") as f:
+            metrics = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); re-run the trainer with "
+                         "--eval_only to write it again") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict):
         raise ValueError(f"{path} has no \"config\" object; was it written by another version?")
     return metrics["config"]
 

@@ -86,3 +86,10 @@ def test_cli_names_a_missing_run(tmp_path):
 def test_bad_settings_name_their_flag():
     with pytest.raises(ValueError, match="--num_joint_songs"):
         audio_separation.AudioSeparationConfig(num_joint_songs=0)
+
+
+@pytest.mark.parametrize("flag, value", [("batch_size", 0), ("lr", float("nan")), ("steps", -1)])
+def test_bad_training_flags_fail_before_any_song_is_read(tmp_path, flag, value):
+    # The config alone refuses them: the trainer builds it before decoding songs.
+    with pytest.raises(ValueError, match=f"--{flag} must be"):
+        audio_separation.AudioSeparationConfig(musdb_root=str(tmp_path / "absent"), **{flag: value})

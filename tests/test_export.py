@@ -3,6 +3,7 @@ are as documented, versions count up and failed exports leave nothing behind."""
 
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -308,3 +309,15 @@ def test_export_command_publishes_a_separation_run_and_its_config(tmp_path):
         command[:4] + ["--kind=segmentation"] + command[5:], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode != 0 and "--kind=segmentation exports runs of" in result.stderr
+
+
+@pytest.mark.parametrize("content", [b'{"config": {"nz": 5', b"\xff\xfe\x00\x81", b"[1, 2]"],
+                         ids=["truncated", "binary", "not_an_object"])
+def test_a_damaged_metrics_json_is_named(tmp_path, content):
+    from export import export
+
+    run_dir = tmp_path / "paired_mnist" / "run"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(str(run_dir / "metrics.json"))):
+        export.build_module(str(run_dir), "samples")

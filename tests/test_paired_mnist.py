@@ -1,7 +1,10 @@
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -123,11 +126,49 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_cli_reports_bad_flags_and_missing_data_clearly(tmp_path):
-    result = _cli("--nofactorgan", "--use_real_dep_disc", f"--out_path={tmp_path}")
-    assert result.returncode != 0
-    assert "--use_real_dep_disc needs --factorgan" in result.stderr
-    result = _cli(f"--mnist_manual_dir={tmp_path}/nowhere", f"--out_path={tmp_path}")
-    assert result.returncode == 1
-    assert f"{tmp_path}/nowhere" in result.stderr and "train-images-idx3-ubyte.gz" in result.stderr
+def _our_lines(stderr: str) -> list:
+    """stderr without TensorFlow's own start-up lines (C++ logs, CPU features)."""
+    noise = re.compile(r"^([IWEF]\d{4} |WARNING: All log messages|To enable the following)")
+    return [line for line in stderr.splitlines() if line.strip() and not noise.match(line)]
+
+
+def test_cli_reports_bad_flags_and_missing_data_in_one_line(tmp_path):
+    cases = {
+        ("--nofactorgan", "--use_real_dep_disc"): "--use_real_dep_disc needs --factorgan",
+        ("--num_joint_samples=999999",): r"--num_joint_samples must lie in \[1, 60000\]",
+        ("--same_digit_prob=2",): r"--same_digit_prob must lie in \[0, 1\], got 2.0",
+        ("--same_digit_prob=nan",): r"--same_digit_prob must lie in \[0, 1\], got nan",
+        ("--eval_samples=1",): "--eval_samples must be >= 2, got 1",
+        ("--lr=nan",): "--lr must be > 0, got nan",
+        ("--steps=-1",): "--steps must be >= 0, got -1",
+        (f"--mnist_manual_dir={tmp_path}/nowhere",): f"{tmp_path}/nowhere.*train-images-idx3-ubyte.gz",
+    }
+    processes = {args: subprocess.Popen(
+        [sys.executable, "-m", "trainers.paired_mnist", *args, f"--out_path={tmp_path}"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args in cases}
+    for args, process in processes.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 1, args
+        (line,) = _our_lines(err)
+        assert re.fullmatch(f"error: .*{cases[args]}.*", line), (args, line)
     assert not (tmp_path / "paired_mnist").exists()
+
+
+def test_ctrl_c_at_any_moment_of_start_up_ends_without_a_traceback(tmp_path, mnist_dir):
+    delays = (0.2, 2.0, 5.0, 10.0)
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "trainers.paired_mnist", f"--mnist_manual_dir={mnist_dir}",
+         f"--out_path={tmp_path}/{i}", "--steps=1000000", "--eval_samples=100"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(len(delays))]
+    started = time.monotonic()
+    for delay, process in zip(delays, processes):
+        time.sleep(max(0.0, started + delay - time.monotonic()))
+        process.send_signal(signal.SIGINT)
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert "Traceback" not in out + err, err[-3000:]
+        # Before training: one line; in training the loop saves and says where.
+        assert re.search(r"^(\ninterrupted|Interrupted at step \d+; checkpoint saved)",
+                         out + err, re.M), (out + err)[-3000:]

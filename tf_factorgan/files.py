@@ -5,6 +5,10 @@ import json
 import os
 import tempfile
 
+# Temporary files are named so that a later run can find and remove those a killed
+# process left.
+_TEMPORARY_PREFIX = ".tmp-"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = ""):
@@ -14,7 +18,7 @@ def atomic_path(path: str, suffix: str = ""):
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, suffix=suffix, dir=directory)
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp's 0600 would make outputs private
     try:
@@ -38,3 +42,14 @@ def save_weights(model, path: str) -> None:
     """`model.save_weights` to `path` (which must end in .weights.h5), atomically."""
     with atomic_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
+
+
+def remove_temporaries(directory: str) -> list[str]:
+    """Deletes the temporary files killed writers left in `directory`; returns their
+    names. Only safe while nothing writes into `directory`."""
+    if not os.path.isdir(directory):
+        return []
+    removed = sorted(n for n in os.listdir(directory) if n.startswith(_TEMPORARY_PREFIX))
+    for name in removed:
+        os.remove(os.path.join(directory, name))
+    return removed

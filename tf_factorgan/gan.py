@@ -67,7 +67,7 @@ class GanConfig:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
         if self.disc_iter < 1:
             raise ValueError(f"--disc_iter must be >= 1, got {self.disc_iter}")
-        if self.lr <= 0:
+        if not self.lr > 0:  # NaN too
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         if self.nz < 1:
             raise ValueError(f"--nz must be >= 1, got {self.nz}")

@@ -11,6 +11,7 @@ metrics that include "generator/loss". Periodic evaluation is the experiment's
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -21,11 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from tf_factorgan import gan, strategies
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint exists but cannot be restored."""
+from tf_factorgan import checkpoints, files, gan, strategies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +64,34 @@ class LoopResult:
 
 def _next_event(step: int, every: int, end: int) -> int:
     return end if every <= 0 else min(end, (step // every + 1) * every)
+
+
+def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
+    """Moves the run's outputs (the plain files directly in `out_dir`: metrics.json,
+    weights, samples) to a new `out_dir/superseded/step-<n>/` when its metrics.json is
+    of a later step than `step` (or unreadable), so that a run resumed from an older
+    checkpoint does not overwrite them. Returns that folder, or None if nothing moved."""
+    metrics_path = os.path.join(out_dir, "metrics.json")
+    if not os.path.isfile(metrics_path):
+        return None
+    try:
+        with open(metrics_path, encoding="utf-8") as f:
+            written_step = json.load(f)["step"]
+        label = str(int(written_step))
+    except (OSError, ValueError, KeyError, TypeError):  # damaged: keep it, unread
+        written_step, label = float("inf"), "unreadable"
+    if written_step <= step:
+        return None
+    target = os.path.join(out_dir, "superseded", f"step-{label}")
+    suffix = 1
+    while os.path.exists(target):
+        suffix += 1
+        target = os.path.join(out_dir, "superseded", f"step-{label}-{suffix}")
+    os.makedirs(target)
+    for entry in os.scandir(out_dir):
+        if entry.is_file() and not entry.name.startswith("."):
+            os.replace(entry.path, os.path.join(target, entry.name))
+    return target
 
 
 class Trainer:
@@ -123,9 +148,7 @@ class Trainer:
         if not self.is_chief:
             write_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
         self._write_dir = write_dir
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, write_dir, max_to_keep=loop.max_checkpoints
-        )
+        self._manager = None
         log_dir = os.path.join(out_dir, "logs")
         self.writer = (
             tf.summary.create_file_writer(log_dir) if self.is_chief else tf.summary.create_noop_writer()
@@ -134,23 +157,63 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
 
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        """Made on first use, so that it reads the index file `restore` rewrote."""
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, self._write_dir, max_to_keep=self.loop.max_checkpoints
+            )
+        return self._manager
+
+    def _say(self, message: str) -> None:
+        if self.is_chief:
+            print(message, flush=True)
+
     def restore(self) -> int:
-        """Restores the newest checkpoint, if any; returns the step it holds."""
-        path = tf.train.latest_checkpoint(self.checkpoint_dir)
-        if path is None:
+        """Restores the newest checkpoint that restores, found from the files (see
+        `checkpoints`), and returns the step it holds (0: there was none).
+
+        On the chief it first removes what interrupted writes left, and afterwards moves
+        aside the newer checkpoints that did not restore and the outputs of a later step
+        (`set_aside_outputs_after`), so that nothing the run already wrote is
+        overwritten; then it rewrites the index file. It says what it did. Raises
+        CheckpointError when checkpoints exist but none restores.
+        """
+        if self.is_chief:
+            removed = (checkpoints.remove_temporaries(self.checkpoint_dir)
+                       + files.remove_temporaries(self.out_dir))
+            if removed:
+                self._say(f"Removed what interrupted writes left: {', '.join(removed)}")
+        restored = checkpoints.restore_newest(self.checkpoint, self.checkpoint_dir)
+        for path, reason in restored.skipped:
+            self._say(f"Skipped checkpoint {path}: {reason}")
+        if restored.path:
+            self._say(f"Resuming from {restored.path} (step {restored.step}).")
+        if self.is_chief:
+            self._tidy_after_restore(restored)
+        self._manager = None
+        if restored.path is None:
             return 0
-        try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-        except Exception as error:  # noqa: BLE001 -- any failure means unusable
-            raise CheckpointError(
-                f"cannot restore checkpoint {path}: {type(error).__name__}: {error}. "
-                "Delete that checkpoint (or the run folder) to start afresh."
-            ) from error
         # Keras 3 checkpoints the learning rate; the run's configured one wins, so a
         # resumed run with a new --lr really uses it.
         for optimizer in self.gan_step.models.optimizers():
             optimizer.learning_rate = self.gan_step.config.lr
         return int(self.step.numpy())
+
+    def _tidy_after_restore(self, restored: checkpoints.Restored) -> None:
+        if restored.skipped:
+            steps = [int(path.rsplit("-", 1)[1]) for path, _ in restored.skipped]
+            moved = checkpoints.set_aside(self.checkpoint_dir, steps)
+            self._say(f"Moved the checkpoints that did not restore to {moved}")
+        moved = set_aside_outputs_after(self.out_dir, restored.step)
+        if moved:
+            self._say(f"Moved outputs of a later step than {restored.step} to {moved}")
+        index = os.path.join(self.checkpoint_dir, checkpoints.INDEX_FILE)
+        if restored.path:
+            checkpoints.write_index(self.checkpoint_dir, restored.step)
+        elif os.path.exists(index):
+            os.remove(index)  # it names no checkpoint that exists
 
     def save(self) -> Optional[str]:
         # CheckpointManager writes the shards first and then replaces the `checkpoint`

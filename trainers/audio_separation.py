@@ -10,7 +10,7 @@ Needs ffmpeg (Debian package `ffmpeg`) to decode the .stem.mp4 files (or pass
 exits. Separate any song afterwards with `python -m trainers.separate`.
 """
 
-from absl import app, flags
+from absl import flags
 
 from tf_factorgan.experiments import audio_separation
 from trainers import common_flags
@@ -54,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_main(main)

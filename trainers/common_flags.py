@@ -6,17 +6,19 @@ subclass from the flags of the same names.
 """
 
 import dataclasses
+import signal
 import sys
 from typing import Callable, TypeVar
 
 from absl import app, flags, logging
 
-from tf_factorgan import gan, strategies, trainer
+from tf_factorgan import checkpoints, gan, strategies
 from tf_factorgan.experiments import common
 from tf_factorgan.models import initialisation, spectral
 
 FLAGS = flags.FLAGS
 Config = TypeVar("Config", bound=common.TrainingSettings)
+T = TypeVar("T")
 
 
 def define_training_flags(defaults: common.TrainingSettings) -> None:
@@ -65,14 +67,45 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
     flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps.")
 
 
+def checked_flags(make_config: Callable[[], T]) -> T:
+    """`make_config()`, or, when it rejects a value, exit with its one-line message
+    (absl's UsageError would print the module's whole usage text before it)."""
+    try:
+        return make_config()
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+
+
+def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
+    """The items of list flag --name, each through `parse` (int, float, an enum)."""
+    items = FLAGS[name].value
+    try:
+        return tuple(parse(item) for item in items)
+    except ValueError:
+        raise ValueError(
+            f"--{name} must be a comma-separated list of {parse.__name__} values, "
+            f"got {','.join(items)!r}"
+        ) from None
+
+
 def config_from_flags(config_class: type[Config]) -> Config:
-    """The config whose fields take the values of the flags of the same names."""
+    """The config whose fields take the values of the flags of the same names; a bad
+    value ends the program with one line naming the flag."""
     names = [f.name for f in dataclasses.fields(config_class)]
     values = {name: FLAGS[name].value for name in names if name in FLAGS}
+    return checked_flags(lambda: config_class(**values))
+
+
+def run_main(main: Callable[[list], None]) -> None:
+    """`app.run(main)`; Ctrl-C outside the training loop (start-up, evaluation, a
+    second Ctrl-C) ends with one line instead of a traceback. Nothing is half-written
+    then: outputs and checkpoints are only ever replaced whole."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return config_class(**values)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from error
+        app.run(main)
+    except KeyboardInterrupt:
+        sys.exit("\ninterrupted; the run folder keeps its last complete checkpoint and "
+                 "outputs. Run the same command again to resume.")
 
 
 def quiet_info_logs() -> None:
@@ -86,7 +119,7 @@ def run_or_exit(run: Callable[[], dict]) -> dict:
     checkpoints) end the program with their message instead of a traceback."""
     try:
         return run()
-    except (FileNotFoundError, ValueError, RuntimeError, trainer.CheckpointError) as error:
+    except (FileNotFoundError, ValueError, RuntimeError, checkpoints.CheckpointError) as error:
         sys.exit(f"error: {error}")
 
 

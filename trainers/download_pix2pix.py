@@ -10,9 +10,10 @@ into <out_dir> (or point --url at a mirror, file:// URLs included).
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from tf_factorgan.data import pix2pix
+from trainers import common_flags
 
 flags.DEFINE_enum("dataset", None, list(pix2pix.PIX2PIX_DATASETS), "pix2pix dataset to fetch.")
 flags.DEFINE_string("out_dir", "data", "Parent folder of the dataset.")
@@ -32,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_main(main)

@@ -8,7 +8,7 @@ and reports segmentation metrics.
 Re-running the same command resumes from the last checkpoint; Ctrl-C saves and exits.
 """
 
-from absl import app, flags
+from absl import flags
 
 from tf_factorgan.experiments import image2image
 from trainers import common_flags
@@ -39,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_main(main)

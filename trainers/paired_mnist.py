@@ -6,7 +6,7 @@
 Re-running the same command resumes from the last checkpoint; Ctrl-C saves and exits.
 """
 
-from absl import app, flags
+from absl import flags
 
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist
@@ -49,4 +49,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_main(main)

@@ -11,9 +11,9 @@ Takes every flag of trainers.paired_mnist for the base settings. Re-running resu
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from tf_factorgan import strategies, trainer
+from tf_factorgan import checkpoints, strategies
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist_ablation
 from trainers import common_flags
@@ -26,19 +26,21 @@ flags.DEFINE_string("results_dir", None,
 FLAGS = flags.FLAGS
 
 
+def _config() -> paired_mnist_ablation.AblationConfig:
+    config = paired_mnist_ablation.AblationConfig(
+        base=paired_mnist_flags.config_from_flags(),
+        settings=tuple(FLAGS.settings),
+        seeds=common_flags.list_flag("seeds", int),
+        results_dir=FLAGS.results_dir,
+    )
+    config.run_configs()  # validates every run before the first
+    return config
+
+
 def main(argv):
     del argv
     common_flags.quiet_info_logs()
-    try:
-        config = paired_mnist_ablation.AblationConfig(
-            base=paired_mnist_flags.config_from_flags(),
-            settings=tuple(FLAGS.settings),
-            seeds=tuple(int(seed) for seed in FLAGS.seeds),
-            results_dir=FLAGS.results_dir,
-        )
-        config.run_configs()
-    except ValueError as error:
-        raise app.UsageError(str(error)) from error
+    config = common_flags.checked_flags(_config)
     base = config.base
     strategies.configure_cpu_threads(base.intra_op_threads, base.inter_op_threads)
     try:
@@ -46,7 +48,7 @@ def main(argv):
         test = mnist.load_mnist("test", base.mnist_manual_dir, base.tfds_data_dir)
         rows = paired_mnist_ablation.run_ablation(
             config, train, test, strategies.make_strategy(base.strategy))
-    except (FileNotFoundError, trainer.CheckpointError) as error:
+    except (FileNotFoundError, checkpoints.CheckpointError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt as interrupt:
         sys.exit(f"\n{interrupt}; run the same command again to resume")
@@ -58,4 +60,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_main(main)

@@ -8,9 +8,9 @@ Takes every flag of trainers.paired_mnist for the per-run settings; writes
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from tf_factorgan import strategies, trainer
+from tf_factorgan import checkpoints, strategies
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist, paper_grid
 from tf_factorgan.factorisation import Variant
@@ -30,19 +30,20 @@ flags.DEFINE_string("results_dir", None,
 FLAGS = flags.FLAGS
 
 
+def _config() -> paper_grid.PaperGridConfig:
+    config = paper_grid.PaperGridConfig(
+        base=paired_mnist_flags.config_from_flags(),
+        variants=common_flags.list_flag("variants", Variant),
+        num_joint_samples=common_flags.list_flag("joint_sample_counts", int),
+        same_digit_probs=common_flags.list_flag("same_digit_probs", float),
+        results_dir=FLAGS.results_dir,
+    )
+    config.run_configs()  # validates every grid point before the first run
+    return config
+
+
 def config_from_flags() -> paper_grid.PaperGridConfig:
-    try:
-        config = paper_grid.PaperGridConfig(
-            base=paired_mnist_flags.config_from_flags(),
-            variants=tuple(Variant(v) for v in FLAGS.variants),
-            num_joint_samples=tuple(int(n) for n in FLAGS.joint_sample_counts),
-            same_digit_probs=tuple(float(p) for p in FLAGS.same_digit_probs),
-            results_dir=FLAGS.results_dir,
-        )
-        config.run_configs()  # validates every grid point before the first run
-        return config
-    except ValueError as error:
-        raise app.UsageError(str(error)) from error
+    return common_flags.checked_flags(_config)
 
 
 def main(argv):
@@ -55,7 +56,7 @@ def main(argv):
         train = mnist.load_mnist("train", base.mnist_manual_dir, base.tfds_data_dir)
         test = mnist.load_mnist("test", base.mnist_manual_dir, base.tfds_data_dir)
         paper_grid.run_grid(config, train, test, strategies.make_strategy(base.strategy))
-    except (FileNotFoundError, trainer.CheckpointError) as error:
+    except (FileNotFoundError, checkpoints.CheckpointError) as error:
         sys.exit(f"error: {error}")
     except KeyboardInterrupt as interrupt:
         sys.exit(f"\n{interrupt}; run the same command again to resume")
@@ -63,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_main(main)

@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 from tf_factorgan.experiments import audio_separation
+from trainers import common_flags
 
 flags.DEFINE_string("output_dir", None, "Folder for vocals.wav and accompaniment.wav.", short_name="o")
 flags.DEFINE_string("run_dir", "runs/audio_separation/factorgan",
@@ -36,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common_flags.run_main(main)

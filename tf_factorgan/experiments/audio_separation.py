@@ -74,6 +74,7 @@ class AudioSeparationConfig(common.TrainingSettings):
     griffin_lim_iterations: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.num_joint_songs < 1:
             raise ValueError(f"--num_joint_songs must be >= 1, got {self.num_joint_songs}")
         for name in ("ngf", "disc_channels", "snippet_stride"):

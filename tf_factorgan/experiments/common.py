@@ -15,7 +15,7 @@ from typing import Callable, ClassVar, Iterator, Sequence
 import keras
 import tensorflow as tf
 
-from tf_factorgan import files, gan, strategies, trainer
+from tf_factorgan import checkpoints, files, gan, strategies, trainer
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models import initialisation, spectral
 
@@ -61,6 +61,12 @@ class TrainingSettings:
     eval_every: int = 0
     eval_every_samples: int = 2000
     checkpoint_every: int = 1000
+
+    def __post_init__(self):
+        # The GAN and loop configs check their fields; building them here makes a bad
+        # flag fail at once, before any data is read or TensorFlow starts.
+        TrainingSettings.gan_config(self, Variant.GAN)
+        self.loop_config()
 
     @property
     def run_dir(self) -> str:
@@ -149,13 +155,12 @@ def train_or_restore(settings: TrainingSettings, loop: trainer.Trainer) -> train
     checkpoint and fails clearly when there is none."""
     if not settings.eval_only:
         return loop.run()
-    step = loop.restore()
-    if step == 0:
+    if not checkpoints.steps_on_disk(loop.checkpoint_dir):
         raise FileNotFoundError(
             f"--eval_only found no checkpoint in {loop.checkpoint_dir}; train first "
             "or point --out_path/--experiment_name at a trained run"
         )
-    return trainer.LoopResult(step, False, 0.0)
+    return trainer.LoopResult(loop.restore(), False, 0.0)
 
 
 def run_metadata(settings: TrainingSettings, result: trainer.LoopResult) -> dict:

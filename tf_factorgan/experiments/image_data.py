@@ -37,6 +37,7 @@ class ImageDataSettings(common.TrainingSettings):
     max_val_images: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if self.dataset not in GREY_A:
             raise ValueError(f"--dataset must be one of {sorted(GREY_A)}, got {self.dataset!r}")
         pix2pix.check_load_size(self.load_size)

@@ -54,6 +54,7 @@ class PairedMnistConfig(common.TrainingSettings):
     min_classifier_accuracy: float = 0.98
 
     def __post_init__(self):
+        super().__post_init__()
         if not 1 <= self.num_joint_samples <= mnist.TRAIN_SIZE:
             raise ValueError(
                 f"--num_joint_samples must lie in [1, {mnist.TRAIN_SIZE}] (the MNIST "
