@@ -3,9 +3,10 @@
   python -m export.export --run_dir=runs/image2image/factorgan --kind=segmentation \
       --export_base=exports --model_name=cityscapes
 
-rebuilds the generator from `<run_dir>/generator.weights.h5` (written after training)
-and the settings in `<run_dir>/metrics.json` ("config") or, for audio,
-`<run_dir>/separator.json`; writes, reloads and checks the SavedModel and publishes it
+rebuilds the generator from `<run_dir>/generator.json` and `generator.weights.h5`
+(written after training; runs from before generator.json existed are read from their
+`metrics.json` or `separator.json`); writes, reloads and checks the SavedModel and
+publishes it
 as `<export_base>/<model_name>/<version>/` (see `export/savedmodel.py`), then rewrites
 `<export_base>/models.config` to list every model there (see `serving/config.py`).
 Prints both paths; `python -m serving.serve --model_config_file=<that file>` serves
@@ -19,7 +20,6 @@ Kinds and the experiments they fit (the experiment is the run folder's parent na
   separation    audio_separation (MaskingSeparator; waveforms at 22050 Hz)
 """
 
-import json
 import os
 import sys
 
@@ -32,7 +32,6 @@ EXPERIMENTS = {
     "samples": ("paired_mnist", "image_pairs"),
     "separation": ("audio_separation",),
 }
-WEIGHTS_FILE = "generator.weights.h5"
 
 flags.DEFINE_string("run_dir", None, "Finished training run folder (holds generator.weights.h5).")
 flags.DEFINE_enum("kind", None, KINDS, "What to export.")
@@ -53,104 +52,53 @@ def _experiment(run_dir: str, kind: str, experiment: str) -> str:
     return experiment
 
 
-def _config(run_dir: str) -> dict:
-    """The "config" of `<run_dir>/metrics.json` (the run's flags)."""
-    path = os.path.join(run_dir, "metrics.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"--run_dir {run_dir!r} lacks metrics.json; it is written after training and "
-            "evaluation finish"
-        )
-    try:
-        with open(path, encoding="utf-8") as f:
-            metrics = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); re-run the trainer with "
-                         "--eval_only to write it again") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict):
-        raise ValueError(f"{path} has no \"config\" object; was it written by another version?")
-    return metrics["config"]
+def run_spec(run_dir: str, kind: str, experiment: str = ""):
+    """The generator spec of a finished run: its generator.json, or, for runs written
+    before that file existed, what their metrics.json / separator.json say."""
+    from tf_factorgan.models import legacy_specs, specs
 
-
-def _setting(config: dict, key: str, run_dir: str):
-    if key not in config:
-        raise ValueError(f"{os.path.join(run_dir, 'metrics.json')} config lacks {key!r}")
-    return config[key]
-
-
-def _load_weights(model, run_dir: str) -> None:
-    path = os.path.join(run_dir, WEIGHTS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"--run_dir {run_dir!r} lacks {WEIGHTS_FILE}; it is written after training"
-        )
-    model.load_weights(path)
+    if os.path.isfile(os.path.join(run_dir, specs.SPEC_FILE)):
+        spec = specs.read(run_dir)
+        if spec.serves != kind:
+            raise ValueError(
+                f"--kind={kind}, but {os.path.join(run_dir, specs.SPEC_FILE)} describes a "
+                f"generator that serves {spec.serves!r}"
+            )
+        return spec
+    return legacy_specs.legacy_spec(run_dir, _experiment(run_dir, kind, experiment))
 
 
 def build_module(run_dir: str, kind: str, experiment: str = ""):
-    """The export module (see export/savedmodel.py) of a finished run."""
+    """The export module (see export/savedmodel.py) of a finished run, rebuilt from
+    its generator spec and weights alone."""
     # Heavy imports here: --help and flag errors stay fast.
     import tensorflow as tf
 
     from export import savedmodel
+    from tf_factorgan.audio.spectrogram import SpectrogramSettings
+    from tf_factorgan.models import specs
 
-    experiment = _experiment(run_dir, kind, experiment)
+    spec = run_spec(run_dir, kind, experiment)
+    generator = specs.load(run_dir, spec)
     if kind == "separation":
-        from tf_factorgan.experiments import audio_separation
-
-        separator, nz, seed = audio_separation.load_separator(run_dir)
-        return savedmodel.separation_module(separator, nz, seed, audio_separation.SETTINGS)
-
-    config = _config(run_dir)
-    nz, seed = _setting(config, "nz", run_dir), _setting(config, "seed", run_dir)
+        settings = SpectrogramSettings(**spec.data["spectrogram"])
+        return savedmodel.separation_module(generator, spec.nz, spec.seed, settings)
     if kind == "segmentation":
-        from tf_factorgan.experiments import image_data
-        from tf_factorgan.models.unet import UNet
-
-        dataset = _setting(config, "dataset", run_dir)
-        if image_data.GREY_A.get(dataset, True):
+        if spec.data["input_channels"] != 3:
             raise ValueError(
-                f"--kind=segmentation needs a run on RGB photos (cityscapes); {run_dir!r} "
-                f"was trained on {dataset!r}"
+                f"--kind=segmentation needs a run on RGB photos (cityscapes); {run_dir!r} was "
+                f"trained on {spec.data['input_channels']}-channel inputs"
             )
-        load_size, ngf = _setting(config, "load_size", run_dir), _setting(config, "ngf", run_dir)
-        noise_channels = 0 if _setting(config, "model", run_dir) == "cyclegan" else 2
-        generator = UNet(3, ngf=ngf, noise_channels=noise_channels)
-        generator(tf.zeros([1, load_size, load_size, 3]), tf.zeros([1, nz]))
-        _load_weights(generator, run_dir)
-        return savedmodel.segmentation_module(generator, load_size, nz, seed)
-
-    if experiment == "paired_mnist":
-        from tf_factorgan.data import mnist
-        from tf_factorgan.models.mlp import MLPGenerator
-
-        generator = MLPGenerator(mnist.PAIR_SIZE)
-        generator(tf.zeros([1, nz]))
-        _load_weights(generator, run_dir)
-        size = mnist.IMAGE_SIZE
-        return savedmodel.sampler_module(
-            generator, nz, (mnist.PAIR_SIZE,),
-            to_images=lambda samples: tf.reshape(samples, [-1, 2 * size, size, 1]),
-        )
-
-    from tf_factorgan.experiments import image_data
-    from tf_factorgan.models.conv import ConvGenerator
-
-    dataset = _setting(config, "dataset", run_dir)
-    if dataset not in image_data.GREY_A:
-        raise ValueError(f"{run_dir}/metrics.json names unknown dataset {dataset!r}")
-    load_size, ngf = _setting(config, "load_size", run_dir), _setting(config, "ngf", run_dir)
-    channels = (1 if image_data.GREY_A[dataset] else 3) + 3
-    generator = ConvGenerator(load_size, channels, ngf=ngf)
-    generator(tf.zeros([1, nz]))
-    _load_weights(generator, run_dir)
-    return savedmodel.sampler_module(generator, nz, (load_size, load_size, channels))
+        return savedmodel.segmentation_module(generator, spec.data["load_size"], spec.nz, spec.seed)
+    image_shape = spec.data.get("image_shape")
+    to_images = (lambda samples: tf.reshape(samples, [-1, *image_shape])) if image_shape else None
+    return savedmodel.sampler_module(generator, spec.nz, tuple(spec.data["sample_shape"]), to_images)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from trainers.common_flags import quiet_info_logs
+    from tf_factorgan.logs import quiet_info_logs
 
     quiet_info_logs()
     from export import savedmodel

@@ -22,7 +22,7 @@ Modules (each a tf.Module with `serving_signatures()` for `tf.saved_model.save` 
       serving_default(waveform float32 [N, samples] or [N, samples, channels] at any
         rate, sample_rate int32 []) -> vocals, accompaniment shaped like waveform
 
-Noise is stateless uniform in [-1, 1] from seed=[seed, 0] (`gan.seeded_noise`): a
+Noise is stateless uniform in [-1, 1] from seed=[seed, 0] (`noise.seeded_noise`): a
 request with the same seed gives the same output. Segmentation draws one noise row per
 image from its seed and separation one row for every window, so results do not depend
 on how a request is batched. TF Serving's REST API returns string outputs whose names
@@ -37,10 +37,10 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_factorgan import gan
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.eval import segmentation
+from tf_factorgan.noise import noise_per_seed, repeated_noise, seeded_noise
 
 ATOL = 1e-4
 TMP_PREFIX = ".tmp-"
@@ -223,7 +223,7 @@ class SegmentationModule(_ServingModule):
         resized = tf.image.resize(
             images, [self.load_size, self.load_size], method="bilinear", antialias=True
         )
-        labels = self.model(resized, gan.noise_per_seed(seed, self.nz), training=False)
+        labels = self.model(resized, noise_per_seed(seed, self.nz), training=False)
         labels = tf.image.resize(
             tf.cast(labels, tf.float32), size, method="bilinear", antialias=True
         )
@@ -279,7 +279,7 @@ def segmentation_module(generator, load_size: int, nz: int, seed: int) -> Segmen
       nz: noise size.
       seed: the noise seed of every image unless predict_seeded is given seeds.
 
-    Every image's noise comes from its own seed (`gan.noise_per_seed`), so an image
+    Every image's noise comes from its own seed (`noise.noise_per_seed`), so an image
     gets the same label map alone or in any batch. TF Serving allows one dtype per
     input name and no optional inputs, hence one signature per input variant.
     """
@@ -312,7 +312,7 @@ class SamplerModule(_ServingModule):
     def sample(self, num_samples, seed) -> dict:
         """-> {samples float32 [num_samples, *output_shape]} (+ images via to_images)."""
         tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
-        noise = gan.seeded_noise(num_samples, self.nz, seed)
+        noise = seeded_noise(num_samples, self.nz, seed)
         samples = tf.cast(self.model(noise, training=False), tf.float32)
         samples = tf.reshape(samples, [-1, *self.output_shape])
         outputs = {"samples": samples}
@@ -367,7 +367,7 @@ class SeparationModule(_ServingModule):
     def predict_mask(self, windows) -> tf.Tensor:
         """windows [B, bins, 128, 1] -> masks in [0, 1]; every window gets the same
         noise row, as in `audio_separation.mask_predictor`."""
-        noise = gan.repeated_noise(tf.shape(windows)[0], self.nz, self.seed)
+        noise = repeated_noise(tf.shape(windows)[0], self.nz, self.seed)
         return self.model.mask(windows, noise, training=False)
 
     def separate(self, waveform, sample_rate) -> dict:

@@ -62,3 +62,28 @@ def test_every_test_file_is_a_py_test():
     tests = {t["srcs"][0] for t in _targets().values() if t["kind"] == "py_test"}
     missing = _files("tests/test_*.py") - tests
     assert not missing, f"test files without a py_test: {sorted(missing)}"
+
+
+def _imported_modules(path: str) -> set:
+    import ast
+
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_export_and_serving_import_no_training_code():
+    # A served model needs its spec and weights, not the experiments that trained it.
+    training = ("trainers", "tf_factorgan.experiments", "tf_factorgan.trainer", "tf_factorgan.gan",
+                "tf_factorgan.cyclegan")
+    for path in sorted(_files("export/*.py") | _files("serving/*.py")):
+        bad = {m for m in _imported_modules(os.path.join(REPO_ROOT, path))
+               if any(m == t or m.startswith(t + ".") for t in training)}
+        assert not bad, f"{path} imports training code: {sorted(bad)}"

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_factorgan import cyclegan, gan
+from tf_factorgan import cyclegan, gan, trainer
 from tf_factorgan.factorisation import Partition, Variant
+from tf_factorgan.noise import Randomness
 
 
 class _Identity(keras.Model):
@@ -72,13 +73,14 @@ def _step(strategy):
     with strategy.scope():
         models = cyclegan.build_models(config, (8, 8, 3), (8, 8, 3), _Pointwise,
                                        lambda name: _TinyDiscriminator(name=name))
-        randomness = gan.Randomness(0)
-    return cyclegan.CycleGanStep(models, config, Partition((3, 3)), strategy, randomness)
+        randomness = Randomness(0)
+    return trainer.DistributedStep(
+        cyclegan.CycleGanUpdates(models, config, Partition((3, 3)), randomness), strategy)
 
 
 def test_one_step_trains_every_network_on_unpaired_streams():
     step = _step(tf.distribute.get_strategy())
-    assert step.data_streams() == {"marginal_0": 0, "marginal_1": 1}
+    assert step.updates.data_streams() == {"marginal_0": 0, "marginal_1": 1}
     assert set(step.models.trackables()) >= {"generator", "inverse_generator", "discriminator_a",
                                              "discriminator_b", "optimizer_a", "optimizer_b"}
     before = [w.numpy().copy() for net in step.models.networks() for w in net.trainable_weights]
@@ -87,7 +89,7 @@ def test_one_step_trains_every_network_on_unpaired_streams():
                               tf.constant(1, tf.int64), 4, tf.Variable(0, dtype=tf.int64))
     after = [w.numpy() for net in step.models.networks() for w in net.trainable_weights]
     assert all(not np.allclose(x, y) for x, y in zip(before, after))
-    assert sorted(metrics) == sorted(step.metric_names())
+    assert sorted(metrics) == sorted(step.updates.metric_names())
     total = sum(float(metrics[f"generator/{k}_loss"]) for k in ("adversarial", "cycle", "identity"))
     assert float(metrics["generator/loss"]) == pytest.approx(total, rel=1e-5)
-    assert step.translate(_images(2).numpy()).shape == (4, 8, 8, 3)
+    assert step.updates.translate(_images(2).numpy()).shape == (4, 8, 8, 3)

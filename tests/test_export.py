@@ -286,11 +286,11 @@ def test_export_command_publishes_a_separation_run_and_its_config(tmp_path):
 
     from serving import config as serving_config
     from tests.conftest import REPO_ROOT
-    from tf_factorgan.experiments import audio_separation
+    from tf_factorgan.models import legacy_specs
 
     settings = {"spectrogram": {"sample_rate": 22050, "n_fft": 512, "hop": 256}, "snippet_frames": 128}
     _write_run(tmp_path / "audio_separation" / "run", tiny_separator(),
-               **{audio_separation.SEPARATOR_FILE: {"ngf": 2, "nz": NZ, "seed": 4, **settings}})
+               **{legacy_specs.SEPARATOR_FILE: {"ngf": 2, "nz": NZ, "seed": 4, **settings}})
     command = [
         sys.executable, "-m", "export.export", f"--run_dir={tmp_path / 'audio_separation' / 'run'}",
         "--kind=separation", f"--export_base={tmp_path / 'exports'}",

@@ -3,15 +3,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_factorgan import gan
+from tf_factorgan import gan, trainer
 from tf_factorgan.experiments import paired_mnist
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models.mlp import MLPDiscriminator
+from tf_factorgan.noise import Randomness
 
 GLOBAL_BATCH = 24
 
 
-class SplitInvariantRandomness(gan.Randomness):
+class SplitInvariantRandomness(Randomness):
     """Noise and permutations that do not depend on how the batch is split.
 
     Replica r of R takes rows r*B/R.. of each block of one fixed noise table, and permutations swap
@@ -100,23 +101,6 @@ def test_two_replicas_make_the_same_update_as_one(digits, two_replicas):
         np.testing.assert_allclose(float(metrics[0][key]), float(metrics[1][key]), rtol=1e-4, atol=1e-6)
 
 
-def test_every_replica_draws_its_own_noise_and_permutations(two_replicas):
-    mirrored = two_replicas
-    with mirrored.scope():
-        randomness = gan.Randomness(7)
-
-    @tf.function
-    def draw():
-        return mirrored.run(lambda: (randomness.noise(4, 3), randomness.permutations(16, 1)[0]))
-
-    noise, perm = draw()
-    n0, n1 = (t.numpy() for t in mirrored.experimental_local_results(noise))
-    p0, p1 = (t.numpy() for t in mirrored.experimental_local_results(perm))
-    assert not np.allclose(n0, n1) and not np.array_equal(p0, p1)
-    assert n0.min() >= -1 and n0.max() <= 1
-    np.testing.assert_array_equal(np.sort(p0), np.arange(16))
-
-
 def test_batch_not_divisible_by_replicas_is_refused(digits, two_replicas):
     config = paired_mnist.PairedMnistConfig(batch_size=25, out_path="/x")
     data = paired_mnist.build_data(config, *digits)
@@ -162,7 +146,7 @@ def _conditional_step(variant):
     strategy = tf.distribute.get_strategy()
     models = gan.build_models(config, partition, (8,), _ConditionalDense,
                               lambda name: MLPDiscriminator(hidden_units=8, name=name))
-    return gan.GanStep(models, config, partition, strategy, gan.Randomness(0))
+    return trainer.DistributedStep(gan.FactorGanUpdates(models, config, partition, Randomness(0)), strategy)
 
 
 @pytest.mark.parametrize("variant, streams", [
@@ -172,13 +156,13 @@ def _conditional_step(variant):
 ])
 def test_conditional_step_completes_its_inputs(variant, streams):
     step = _conditional_step(variant)
-    assert step.data_streams() == streams
+    assert step.updates.data_streams() == streams
     expected = ["marginal_1", "p_dependency", "q_dependency"] if variant.is_factorised else ["joint"]
     assert list(step.models.discriminators) == expected
     rng = np.random.default_rng(0)
     batch = {key: tf.constant(rng.random([8, 8 if part is None else 4]), tf.float32)
              for key, part in streams.items()}
-    fake = step.generate(batch, 8).numpy()
+    fake = step.updates.generate(batch, 8).numpy()
     # Part 0 of a fake is the real input: every input for FactorGAN, the paired ones for the GAN.
     inputs = batch["marginal_0"] if variant.is_factorised else batch["joint"][:, :4]
     np.testing.assert_array_equal(fake[:, :4], inputs.numpy())
@@ -188,18 +172,19 @@ def test_conditional_step_completes_its_inputs(variant, streams):
     after = [w.numpy() for net in step.models.networks() for w in net.trainable_weights]
     assert all(not np.allclose(a, b) for a, b in zip(before, after))
     assert np.isfinite(float(metrics["generator/loss"]))
-    translated = step.translate(rng.random([5, 4]), seed=1, batch_size=2)
+    translated = step.updates.translate(rng.random([5, 4]), seed=1, batch_size=2)
     assert translated.shape == (5, 4) and 0 < translated.min() and translated.max() < 1
     with pytest.raises(ValueError, match="use translate"):
-        step.sample(3)
+        step.updates.sample(3)
 
 
 def test_translate_is_reproducible_per_seed():
     step = _conditional_step(Variant.CONDITIONAL_FACTORGAN)
     inputs = np.random.default_rng(1).random([6, 4]).astype(np.float32)
-    np.testing.assert_allclose(step.translate(inputs, seed=2, batch_size=4),
-                               step.translate(inputs, seed=2, batch_size=6), rtol=1e-6)
-    assert not np.array_equal(step.translate(inputs, seed=2), step.translate(inputs, seed=3))
+    translate = step.updates.translate
+    np.testing.assert_allclose(translate(inputs, seed=2, batch_size=4),
+                               translate(inputs, seed=2, batch_size=6), rtol=1e-6)
+    assert not np.array_equal(translate(inputs, seed=2), translate(inputs, seed=3))
 
 
 @pytest.mark.parametrize("variant, conditional", [
@@ -225,17 +210,18 @@ def test_hidden_condition_is_not_shown_to_the_joint_discriminators():
         "marginal_1": 3, "marginal_2": 3, "p_dependency": 6, "q_dependency": 6}
     models = gan.build_models(config, partition, (8,), _TwoParts,
                               lambda name: MLPDiscriminator(hidden_units=8, name=name))
-    step = gan.GanStep(models, config, partition, tf.distribute.get_strategy(), gan.Randomness(0))
+    step = trainer.DistributedStep(gan.FactorGanUpdates(models, config, partition, Randomness(0)),
+                                   tf.distribute.get_strategy())
     rng = np.random.default_rng(0)
     batch = {key: tf.constant(rng.random([8, 8 if part is None else partition.sizes[part]]), tf.float32)
-             for key, part in step.data_streams().items()}
+             for key, part in step.updates.data_streams().items()}
     metrics = step.train_step(iter(tf.data.Dataset.from_tensors(batch).repeat()),
                               tf.constant(1, tf.int64), 8, tf.Variable(0, dtype=tf.int64))
     assert np.isfinite(float(metrics["discriminator/q_dependency/loss"]))
     assert models.discriminators["p_dependency"].hidden_1.layer.kernel.shape[0] == 6
 
 
-class CountingRandomness(gan.Randomness):
+class CountingRandomness(Randomness):
     """Records the noise rows a step draws, and the generator's batch sizes."""
 
     def __init__(self, seed):
@@ -253,16 +239,18 @@ class CountingRandomness(gan.Randomness):
     (Variant.FACTORGAN_NO_CP, "per_discriminator", 3),
     (Variant.GAN, "per_discriminator", 1),
 ])
-def test_each_discriminator_draws_its_own_fakes(digits, variant, fake_batches, expected):
+def test_each_discriminator_draws_its_own_fakes(digits, variant, fake_batches, expected, monkeypatch):
     config = _config(variant, fake_batches=fake_batches)
     data = paired_mnist.build_data(config, *digits)
     loop = paired_mnist.build_trainer(config, data, tf.distribute.get_strategy(), CountingRandomness)
     step = loop.gan_step
     batch = next(iter(loop.dataset_fn(tf.distribute.InputContext(), 0)))
     seen = []
-    update = step._update_discriminator
-    step._update_discriminator = lambda name, real, fake: (seen.append(fake.numpy()), update(name, real, fake))[1]
-    step._discriminator_round(batch, GLOBAL_BATCH)  # eagerly
+    update = gan.update_discriminator
+    monkeypatch.setattr(gan, "update_discriminator",
+                        lambda name, model, opt, real, fake, n: (seen.append(fake.numpy()),
+                                                                 update(name, model, opt, real, fake, n))[1])
+    step.updates.discriminator_round(batch, GLOBAL_BATCH)  # eagerly
     assert step.randomness.noise_rows == [expected * GLOBAL_BATCH]  # one generator call
     fakes_of = {name: fake for name, fake in zip(step.models.discriminators, seen)}
     if variant is Variant.GAN:

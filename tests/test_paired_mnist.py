@@ -35,6 +35,12 @@ def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
     assert written["eval_samples"] == 100
     assert (run_dir / "samples.png").stat().st_size > 0
     assert (run_dir / "generator.weights.h5").stat().st_size > 0
+    # The spec beside the weights is all the export needs.
+    from export import export
+    from tf_factorgan.models import specs
+
+    assert specs.read(str(run_dir)) == paired_mnist.generator_spec(config)
+    assert export.build_module(str(run_dir), "samples").sample(2, 0)["images"].shape == (2, 56, 28, 1)
     assert (run_dir / "checkpoints" / "ckpt-4.index").exists()
     assert os.listdir(run_dir / "logs")
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp")]

@@ -1,4 +1,4 @@
-"""Separation signal path: windows, masks, inversion, audio files, and the oracle check.
+"""Separation signal path: masks, inversion, resampling, and the oracle check.
 
 The oracle tests separate real MUSDB18 preview songs with the ideal ratio mask of their
 true stems through exactly the path a trained model takes (windows, stitching, per-
@@ -8,11 +8,9 @@ sample offset after resampling) costs many dB.
 """
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
-import soundfile
 
 from tf_factorgan.audio import separation, spectrogram
 from tf_factorgan.eval import separation_metrics
@@ -63,47 +61,6 @@ def _inner(rate: int) -> slice:
 
 def _relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
-
-
-# --- windows ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "num_frames, starts",
-    [(0, [0]), (1, [0]), (100, [0]), (128, [0]), (129, [0, 1]), (256, [0, 128]),
-     (300, [0, 128, 172])],
-)
-def test_window_starts(num_frames, starts):
-    assert separation.window_starts(num_frames) == starts
-
-
-@pytest.mark.parametrize("num_frames", [1, 50, 128, 129, 300, 700])
-@pytest.mark.parametrize("batch_size", [1, 16])
-def test_stitched_mask_equals_a_pointwise_predictor_everywhere(num_frames, batch_size):
-    # A predictor that works per bin must give the same mask as applying it to the
-    # whole spectrogram: any window offset, transposition or overlap error shows.
-    log_spec = np.random.default_rng(num_frames).uniform(0, 3, (num_frames, 256))
-    log_spec = log_spec.astype(np.float32)
-    calls = []
-
-    def pointwise(windows):
-        calls.append(windows.shape)
-        return windows / (1.0 + windows)
-
-    mask = separation.predict_full_mask(log_spec, pointwise, batch_size=batch_size)
-    np.testing.assert_allclose(mask, log_spec / (1.0 + log_spec), rtol=1e-6)
-    assert all(shape[1:] == (256, 128, 1) and shape[0] <= batch_size for shape in calls)
-    assert sum(shape[0] for shape in calls) == len(separation.window_starts(num_frames))
-
-
-def test_bad_predictor_outputs_are_rejected():
-    log_spec = np.zeros((10, 256), np.float32)
-    with pytest.raises(ValueError, match=r"shape \(1, 256, 128\)"):
-        separation.predict_full_mask(log_spec, lambda w: w[..., 0])
-    with pytest.raises(ValueError, match=r"not \[0, 1\]"):
-        separation.predict_full_mask(log_spec, lambda w: w + 2.0)
-    with pytest.raises(ValueError, match="NaN"):
-        separation.predict_full_mask(log_spec, lambda w: w * np.nan)
 
 
 # --- separate ---------------------------------------------------------------------
@@ -182,92 +139,7 @@ def test_oracle_predictor_refuses_a_longer_mixture():
         separation.separate(tones(3 * rate, rate, 1), rate, predictor, batch_size=1)
 
 
-# --- audio files ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("shape", [(1000, 2), (1000,)])
-def test_write_then_read_wav_round_trip(tmp_path, shape):
-    audio = np.random.default_rng(0).uniform(-1.2, 1.2, shape).astype(np.float32)
-    path = str(tmp_path / "out" / "song.wav")
-    separation.write_audio(path, audio, 16000)
-    assert os.listdir(tmp_path / "out") == ["song.wav"]  # no temporary file left
-    read, rate = separation.read_audio(path)
-    assert rate == 16000
-    np.testing.assert_array_equal(read, audio.reshape(shape[0], -1))  # float: exact
-
-
-def test_write_audio_rejects_other_extensions(tmp_path):
-    with pytest.raises(ValueError, match="song.mp3"):
-        separation.write_audio(str(tmp_path / "song.mp3"), np.zeros(10), 16000)
-
-
-def _pcm_wav_bytes(tmp_path) -> bytes:
-    path = str(tmp_path / "full.wav")
-    soundfile.write(path, np.zeros((4000, 2)) + 0.1, 16000, subtype="PCM_16")
-    with open(path, "rb") as f:
-        return f.read()
-
-
-@pytest.mark.parametrize("kind", ["truncated", "garbage", "empty", "header only"])
-def test_broken_wav_files_raise_naming_the_file(tmp_path, kind):
-    data = _pcm_wav_bytes(tmp_path)
-    content = {
-        "truncated": data[: len(data) // 2],
-        "garbage": np.random.default_rng(0).bytes(1000),
-        "empty": b"",
-        "header only": data[:30],
-    }[kind]
-    path = str(tmp_path / "broken.wav")
-    with open(path, "wb") as f:
-        f.write(content)
-    with pytest.raises(ValueError, match="broken.wav"):
-        separation.read_audio(path)
-
-
-def test_missing_file_is_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing.wav"):
-        separation.read_audio(str(tmp_path / "nothing.wav"))
-
-
 # --- MUSDB18 previews -------------------------------------------------------------
-
-
-def test_stem_mp4_reads_its_mixture_as_stereo_44k(musdb_dir):
-    audio, rate = separation.read_audio(os.path.join(musdb_dir, ROCK))
-    assert rate == 44100 and audio.ndim == 2 and audio.shape[1] == 2
-    assert audio.dtype == np.float32
-    assert 6.5 * rate < audio.shape[0] < 7.0 * rate
-    assert 0.1 < np.max(np.abs(audio)) <= 1.0
-
-
-def test_truncated_stem_mp4_raises_naming_the_file(musdb_dir, tmp_path):
-    with open(os.path.join(musdb_dir, ROCK), "rb") as f:
-        data = f.read()
-    path = str(tmp_path / "cut.stem.mp4")
-    with open(path, "wb") as f:
-        f.write(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.stem.mp4"):
-        separation.read_audio(path)
-
-
-def test_truncated_mp3_raises_naming_the_file(musdb_dir, tmp_path):
-    path = str(tmp_path / "song.mp3")
-    encoded = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", os.path.join(musdb_dir, ROCK),
-         "-map", "0:a:0", "-t", "2", path],
-        capture_output=True, check=False,
-    )
-    if encoded.returncode != 0:
-        pytest.skip(f"this ffmpeg cannot encode mp3: {encoded.stderr.decode()[:200]}")
-    audio, rate = separation.read_audio(path)
-    assert rate == 44100 and audio.shape[1] == 2
-    with open(path, "rb") as f:
-        data = f.read()
-    cut = str(tmp_path / "cut.mp3")
-    with open(cut, "wb") as f:
-        f.write(data[: len(data) // 3])
-    with pytest.raises(ValueError, match="cut.mp3"):
-        separation.read_audio(cut)
 
 
 def _stems(musdb_dir: str, relative_path: str):

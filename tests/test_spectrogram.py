@@ -69,11 +69,9 @@ def test_istft_cuts_and_pads_to_length_for_batches():
     assert sp.istft(spec, SETTINGS, 300).shape == (2, 300)
 
 
-def test_log_magnitude_round_trip():
+def test_log_magnitude():
     spec = tf.complex([[3.0, 0.0]], [[4.0, 0.0]])
     np.testing.assert_allclose(sp.log_magnitude(spec), [[np.log(6.0), 0.0]], rtol=1e-6)
-    restored = sp.magnitude_from_log(sp.log_magnitude(spec))
-    np.testing.assert_allclose(restored, [[5.0, 0.0]], rtol=1e-6)
 
 
 def test_to_mono():

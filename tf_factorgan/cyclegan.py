@@ -18,8 +18,9 @@ from typing import Callable, Optional
 import keras
 import tensorflow as tf
 
-from tf_factorgan import gan, losses
+from tf_factorgan import gan, inference, layout, losses
 from tf_factorgan.factorisation import Partition
+from tf_factorgan.noise import Randomness
 
 DISCRIMINATORS = ("a", "b")
 
@@ -120,41 +121,65 @@ def cycle_losses(
     return {"fake_a": fake_a, "fake_b": fake_b, "cycle": cycle, "identity": identity}
 
 
-class CycleGanStep(gan.GanStep):
-    """The CycleGAN step in the GanStep loop: `disc_iter` discriminator rounds, then
-    one update of both generators. `partition` splits an (A, B) pair by channels."""
+class CycleGanUpdates:
+    """One replica's CycleGAN round and update, for `trainer.DistributedStep`: both
+    discriminators on unpaired A and B images (marginal streams 0 and 1), then both
+    generators at once. `partition` splits an (A, B) pair by channels."""
+
+    STREAMS = {layout.marginal(0): 0, layout.marginal(1): 1}
 
     def __init__(
         self,
         models: CycleGanModels,
         config: gan.GanConfig,
         partition: Partition,
-        strategy: tf.distribute.Strategy,
-        randomness: gan.Randomness,
+        randomness: Randomness,
         weights: CycleWeights = CycleWeights(),
     ):
+        self.models = models
+        self.config = config
+        self.partition = partition
+        # Unused by CycleGAN's math, but checkpointed like every model's.
+        self.randomness = randomness
         self.weights = weights
-        super().__init__(models, config, partition, strategy, randomness)
 
-    def data_streams(self) -> dict[str, Optional[int]]:
-        return {gan.marginal_key(0): 0, gan.marginal_key(1): 1}
+    def data_streams(self) -> dict:
+        return dict(self.STREAMS)
 
-    def _conditional_output(self, conditions, noise, training) -> tf.Tensor:
-        return self.models.generator(conditions, training=training)
+    def metric_names(self) -> list[str]:
+        return [f"discriminator/{n}/{m}" for n in DISCRIMINATORS for m in ("loss", "accuracy")] + [
+            "generator/loss",
+            "generator/adversarial_loss",
+            "generator/cycle_loss",
+            "generator/identity_loss",
+        ]
+
+    def translate(self, images_a, seed: int = 0, batch_size: int = 100):
+        """A -> B translations of [N, H, W, C_A] images in [0, 1] (noise-free: `seed`
+        is accepted for the interface of conditional GANs and ignored)."""
+        del seed
+        return inference.translate(self.models.generator, images_a, None, batch_size=batch_size)
+
+    def _average(self, per_example: tf.Tensor) -> tf.Tensor:
+        return gan.average(per_example, self.config.batch_size)
 
     def _real(self, batch: dict) -> tuple[tf.Tensor, tf.Tensor]:
-        return batch[gan.marginal_key(0)], batch[gan.marginal_key(1)]
+        return batch[layout.marginal(0)], batch[layout.marginal(1)]
 
-    def _discriminator_round(self, batch: dict, batch_size: int) -> dict:
+    def discriminator_round(self, batch: dict, batch_size: int) -> dict:
+        models = self.models
         real_a, real_b = self._real(batch)
-        fake_b = tf.stop_gradient(self.models.generator(real_a, training=True))
-        fake_a = tf.stop_gradient(self.models.inverse_generator(real_b, training=True))
-        return {
-            **self._update_discriminator("a", real_a, fake_a),
-            **self._update_discriminator("b", real_b, fake_b),
-        }
+        fake_b = tf.stop_gradient(models.generator(real_a, training=True))
+        fake_a = tf.stop_gradient(models.inverse_generator(real_b, training=True))
+        metrics = {}
+        for name, real, fake in (("a", real_a, fake_a), ("b", real_b, fake_b)):
+            metrics.update(gan.update_discriminator(
+                name, models.discriminators[name], models.discriminator_optimizers[name],
+                real, fake, self.config.batch_size,
+            ))
+        return metrics
 
-    def _generator_update(self, batch: dict, batch_size: int) -> dict:
+    def generator_update(self, batch: dict, batch_size: int) -> dict:
         models = self.models
         real_a, real_b = self._real(batch)
         variables = models.generator.trainable_variables + models.inverse_generator.trainable_variables
@@ -177,11 +202,3 @@ class CycleGanStep(gan.GanStep):
             "generator/cycle_loss": self._average(cycle),
             "generator/identity_loss": self._average(identity),
         }
-
-    def metric_names(self) -> list[str]:
-        return [f"discriminator/{n}/{m}" for n in DISCRIMINATORS for m in ("loss", "accuracy")] + [
-            "generator/loss",
-            "generator/adversarial_loss",
-            "generator/cycle_loss",
-            "generator/identity_loss",
-        ]

@@ -1,11 +1,14 @@
-"""The training loop: resumable checkpoints, TensorBoard, a progress bar, Ctrl-C.
+"""The training loop: the distributed step, resumable checkpoints, TensorBoard, a
+progress bar, Ctrl-C.
 
-The loop is experiment-agnostic: it drives a training step (a `gan.GanStep` or a
-subclass such as `cyclegan.CycleGanStep`) on a distributed dataset and leaves models,
-data and evaluation to the experiment. What it uses of the step: `strategy`,
-`config.batch_size`, `config.lr`, `models.trackables()` / `models.optimizers()`,
-`randomness`, and `train_step(iterator, num_steps, per_replica_batch, step)` returning
-metrics that include "generator/loss". Periodic evaluation is the experiment's
+The loop is experiment-agnostic. `DistributedStep` owns `strategy.run`: it runs a
+model's per-replica updates (`gan.FactorGanUpdates`, `cyclegan.CycleGanUpdates`),
+`disc_iter` discriminator rounds per generator update, several updates per
+`tf.function` call. `Trainer` drives it on a distributed dataset and owns the step
+count, checkpoints and TensorBoard; models, data and evaluation are the experiment's.
+What it uses of the updates: `models.trackables()` / `models.optimizers()`,
+`randomness`, `config` (batch_size, lr, disc_iter, jit_compile), and metrics that
+include "generator/loss". Periodic evaluation is the experiment's
 `eval_fn(step) -> {name: scalar}`, written as `eval/<name>`.
 """
 
@@ -22,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from tf_factorgan import checkpoints, files, gan, strategies
+from tf_factorgan import checkpoints, files, strategies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,64 @@ class LoopResult:
     steps_per_second: float
 
 
+class DistributedStep:
+    """Generator updates of `updates` (per-replica math) under `strategy`.
+
+    `updates` has `discriminator_round(batch, per_replica_batch)` and
+    `generator_update(batch, per_replica_batch)` (each returning per-replica metrics,
+    already divided by the global batch), `metric_names()`, `data_streams()`,
+    `models`, `randomness` and `config`; build it under `strategy.scope()`.
+    """
+
+    def __init__(self, updates, strategy: tf.distribute.Strategy):
+        self.updates = updates
+        self.strategy = strategy
+        self.models = updates.models
+        self.config = updates.config
+        self.randomness = updates.randomness
+        compile_replica = (lambda f: tf.function(f, jit_compile=True)) if self.config.jit_compile else (lambda f: f)
+        self._disc_round_fn = compile_replica(updates.discriminator_round)
+        self._generator_fn = compile_replica(updates.generator_update)
+        self.train_step = tf.function(self._train_step)
+
+    def _one_step(self, iterator, per_replica_batch_size: int, step_counter: tf.Variable):
+        for _ in range(self.config.disc_iter):
+            batch = next(iterator)
+            disc_metrics = self.strategy.run(
+                self._disc_round_fn, args=(batch, per_replica_batch_size)
+            )
+        # A conditional generator completes the last round's inputs (with new noise);
+        # an unconditional one ignores the batch.
+        gen_metrics = self.strategy.run(
+            self._generator_fn, args=(batch, per_replica_batch_size)
+        )
+        step_counter.assign_add(1)
+        return {
+            k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in {**disc_metrics, **gen_metrics}.items()
+        }
+
+    def _train_step(
+        self,
+        iterator,
+        num_steps: tf.Tensor,
+        per_replica_batch_size: int,
+        step_counter: tf.Variable,
+    ):
+        """Runs `num_steps` generator updates, each after `disc_iter` rounds.
+
+        Several steps per call keep the Python dispatch of a `tf.function` (a few ms
+        with this many variables) off the per-step cost. Returns the metrics of the
+        last step: its last discriminator round and its generator update, summed over
+        replicas (each replica's value is already divided by the global batch).
+        """
+        # Starting from zeros (not a peeled first step) traces the step only once.
+        metrics = {name: tf.zeros([]) for name in self.updates.metric_names()}
+        for _ in tf.range(num_steps):
+            metrics = self._one_step(iterator, per_replica_batch_size, step_counter)
+        return metrics
+
+
 def _next_event(step: int, every: int, end: int) -> int:
     return end if every <= 0 else min(end, (step // every + 1) * every)
 
@@ -95,12 +156,13 @@ def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
 
 
 class Trainer:
-    """Runs a `GanStep` to `loop.steps`, resuming from `checkpoint_dir` if possible.
+    """Runs a `DistributedStep` to `loop.steps`, resuming from `checkpoint_dir` if
+    possible.
 
     Args:
-      gan_step: the compiled step with its models.
+      gan_step: the distributed step with its models.
       dataset_fn: `tf.distribute.InputContext -> tf.data.Dataset` of per-replica
-        discriminator-round batches (dicts keyed as `gan_step.data_streams()`);
+        discriminator-round batches (dicts keyed as `gan_step.updates.data_streams()`);
         called with the checkpointed step so a resumed run sees fresh data.
       out_dir: run folder; checkpoints go to `out_dir/checkpoints`, TensorBoard
         logs to `out_dir/logs`.
@@ -118,7 +180,7 @@ class Trainer:
 
     def __init__(
         self,
-        gan_step: gan.GanStep,
+        gan_step: DistributedStep,
         dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
         out_dir: str,
         loop: LoopConfig,

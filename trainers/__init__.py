@@ -12,7 +12,10 @@ INTERRUPTED_AT_START = "\ninterrupted while starting; nothing was written"
 
 
 def _exit_quietly(signum, frame):
-    raise SystemExit(INTERRUPTED_AT_START)
+    # A hard exit: an exception raised here, inside a C extension's import (NumPy's),
+    # would come back as an ImportError with a traceback. Nothing is written yet.
+    sys.stderr.write(INTERRUPTED_AT_START + "\n")
+    os._exit(130)
 
 
 # Ctrl-C while TensorFlow is still importing (seconds) ends with one line instead of a

@@ -12,6 +12,7 @@ exits. Separate any song afterwards with `python -m trainers.separate`.
 
 from absl import flags
 
+from tf_factorgan.audio.windows import SOURCES
 from tf_factorgan.experiments import audio_separation
 from trainers import common_flags
 
@@ -39,17 +40,16 @@ common_flags.define_training_flags(DEFAULTS)
 def _headline(metrics: dict) -> str:
     return ", ".join(
         f"{source} SDR {metrics[f'{source}/SDR/median']:.2f} dB"
-        for source in ("vocals", "accompaniment") if f"{source}/SDR/median" in metrics
+        for source in SOURCES if f"{source}/SDR/median" in metrics
     ) + " (median over songs of the median over frames)"
 
 
 def main(argv):
     del argv
-    common_flags.quiet_info_logs()
     config = common_flags.config_from_flags(audio_separation.AudioSeparationConfig)
     common_flags.run_and_report(
         lambda: audio_separation.run(config), config.run_dir, _headline,
-        ("generator.weights.h5", audio_separation.SEPARATOR_FILE),
+        ("generator.weights.h5",),
     )
 
 

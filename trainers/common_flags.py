@@ -6,13 +6,15 @@ subclass from the flags of the same names.
 """
 
 import dataclasses
+import enum
 import signal
 import sys
 from typing import Callable, TypeVar
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from tf_factorgan import checkpoints, gan, strategies
+from tf_factorgan.logs import quiet_info_logs
 from tf_factorgan.experiments import common
 from tf_factorgan.models import initialisation, spectral
 
@@ -88,30 +90,55 @@ def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
         ) from None
 
 
+def _as_flag_default(value):
+    if isinstance(value, enum.Enum):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
+
+
+def flag_mismatches(config_class: type) -> dict:
+    """Fields of `config_class` without a flag of the same name (other than those in
+    its NOT_FLAGS) or whose flag has another default: {field: what is wrong}. A setting
+    is declared once, as a config field; its flag must agree."""
+    defaults = config_class()
+    mismatches = {}
+    for field in dataclasses.fields(config_class):
+        default = _as_flag_default(getattr(defaults, field.name))
+        if field.name not in FLAGS:
+            if field.name not in config_class.NOT_FLAGS:
+                mismatches[field.name] = "no flag"
+        elif FLAGS[field.name].default != default:
+            mismatches[field.name] = f"flag default {FLAGS[field.name].default!r}, config {default!r}"
+    return mismatches
+
+
 def config_from_flags(config_class: type[Config]) -> Config:
     """The config whose fields take the values of the flags of the same names; a bad
     value ends the program with one line naming the flag."""
+    mismatches = flag_mismatches(config_class)
+    if mismatches:  # a programming error, caught by any run of the trainer
+        raise RuntimeError(f"flags disagree with {config_class.__name__}: {mismatches}")
     names = [f.name for f in dataclasses.fields(config_class)]
     values = {name: FLAGS[name].value for name in names if name in FLAGS}
     return checked_flags(lambda: config_class(**values))
 
 
 def run_main(main: Callable[[list], None]) -> None:
-    """`app.run(main)`; Ctrl-C outside the training loop (start-up, evaluation, a
-    second Ctrl-C) ends with one line instead of a traceback. Nothing is half-written
-    then: outputs and checkpoints are only ever replaced whole."""
+    """`app.run(main)` with TensorFlow's INFO logs off (unless --verbosity). Ctrl-C
+    outside the training loop (start-up, evaluation, a second Ctrl-C) ends with one
+    line instead of a traceback. Nothing is half-written then: outputs and
+    checkpoints are only ever replaced whole."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def quiet_main(argv):
+        quiet_info_logs()
+        return main(argv)
+
     try:
-        app.run(main)
+        app.run(quiet_main)
     except KeyboardInterrupt:
         sys.exit("\ninterrupted; the run folder keeps its last complete checkpoint and "
                  "outputs. Run the same command again to resume.")
-
-
-def quiet_info_logs() -> None:
-    """TensorFlow's INFO lines would bury the progress bar, unless --verbosity asks."""
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
 
 
 def run_or_exit(run: Callable[[], dict]) -> dict:

@@ -27,7 +27,6 @@ common_flags.define_training_flags(DEFAULTS)
 
 def main(argv):
     del argv
-    common_flags.quiet_info_logs()
     config = common_flags.config_from_flags(image2image.Image2ImageConfig)
     common_flags.run_and_report(
         lambda: image2image.run(config),

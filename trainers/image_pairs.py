@@ -25,7 +25,6 @@ common_flags.define_training_flags(DEFAULTS)
 
 def main(argv):
     del argv
-    common_flags.quiet_info_logs()
     config = common_flags.config_from_flags(image_pairs.ImagePairsConfig)
     common_flags.run_and_report(
         lambda: image_pairs.run(config),

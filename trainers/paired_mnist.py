@@ -37,7 +37,6 @@ def config_from_flags() -> paired_mnist.PairedMnistConfig:
 
 def main(argv):
     del argv
-    common_flags.quiet_info_logs()
     config = config_from_flags()
     common_flags.run_and_report(
         lambda: paired_mnist.run(config),

@@ -39,7 +39,6 @@ def _config() -> paired_mnist_ablation.AblationConfig:
 
 def main(argv):
     del argv
-    common_flags.quiet_info_logs()
     config = common_flags.checked_flags(_config)
     base = config.base
     strategies.configure_cpu_threads(base.intra_op_threads, base.inter_op_threads)

@@ -48,7 +48,6 @@ def config_from_flags() -> paper_grid.PaperGridConfig:
 
 def main(argv):
     del argv
-    common_flags.quiet_info_logs()
     config = config_from_flags()
     base = config.base
     strategies.configure_cpu_threads(base.intra_op_threads, base.inter_op_threads)

@@ -17,7 +17,7 @@ from trainers import common_flags
 
 flags.DEFINE_string("output_dir", None, "Folder for vocals.wav and accompaniment.wav.", short_name="o")
 flags.DEFINE_string("run_dir", "runs/audio_separation/factorgan",
-                    "A finished trainers.audio_separation run (generator.weights.h5, separator.json).")
+                    "A finished trainers.audio_separation run (generator.weights.h5, generator.json).")
 flags.DEFINE_integer("griffin_lim_iterations", 0, "Griffin-Lim iterations after the mixture-phase inversion.")
 flags.mark_flag_as_required("output_dir")
 FLAGS = flags.FLAGS

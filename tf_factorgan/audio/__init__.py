@@ -1,1 +1,2 @@
-"""Audio signal path: resampling, STFT/ISTFT and magnitude spectrograms."""
+"""Audio signal path: files (`io`), resampling and spectrograms (`spectrogram`), model
+windows (`windows`) and separation into vocals and accompaniment (`separation`)."""

@@ -1,4 +1,4 @@
-"""Singing voice separation with a spectrogram mask predictor (appendix A.2), audio I/O.
+"""Singing voice separation with a spectrogram mask predictor (appendix A.2).
 
 Signal path of `separate`:
 
@@ -26,281 +26,32 @@ magnitudes, frequency x frames) to masks of the same shape with values in [0, 1]
 accompaniment's share of each bin. `separate` calls it on consecutive batches of
 windows in the order of `window_starts`, each window exactly once; `OracleMaskPredictor`
 relies on that order so that the ideal ratio mask goes through the same windowing,
-stitching and inversion as a trained model.
+stitching and inversion as a trained model. Windowing and stitching are in
+`audio/windows.py`, reading and writing files in `audio/io.py`.
 """
 
-import io
-import json
-import os
-import subprocess
 from typing import Callable
 
 import numpy as np
-import soundfile
 import tensorflow as tf
 
-from tf_factorgan import files
+from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import spectrogram
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
-from tf_factorgan.data import musdb
+from tf_factorgan.audio.windows import (
+    ACCOMPANIMENT,
+    SOURCES,
+    VOCALS,
+    MaskPredictor,
+    cut_windows,
+    predict_full_mask,
+    predict_full_mask_tf,
+    window_starts,
+)
 
-# Frames per model input window (the U-Net's input width).
-WINDOW_FRAMES = 128
-# Containers soundfile (libsndfile) decodes itself; everything else goes to ffmpeg.
-SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg")
-# A file decoded this much shorter than its container declares is reported as
-# truncated (the larger of the two counts).
-TRUNCATION_TOLERANCE = 0.01
-TRUNCATION_MIN_SECONDS = 0.1
-# libsndfile's and ffmpeg's marker for "length unknown" in a streamed WAV header.
-_STREAMED_WAV_SIZES = (0, 0xFFFFFFFF)
-
-MaskPredictor = Callable[[np.ndarray], np.ndarray]
-
-
-# --- Audio files ------------------------------------------------------------------
-
-
-def read_audio(path: str) -> tuple[np.ndarray, int]:
-    """Decodes an audio file -> (float32 [samples, channels], sample rate in Hz).
-
-    WAV, FLAC and OGG are read with soundfile; anything else (mp3, mp4, the first
-    audio stream of a MUSDB18 .stem.mp4, i.e. the mixture) is decoded by ffmpeg to a
-    float32 WAV in memory. Samples are in [-1, 1] for integer sources; rate and channel
-    count are the file's own (a mono file gives [samples, 1]).
-
-    Raises:
-      FileNotFoundError: `path` does not exist.
-      ValueError: naming `path`, when the file cannot be decoded, is truncated or holds
-        no samples.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"audio file {path} does not exist")
-    if path.lower().endswith(SOUNDFILE_EXTENSIONS):
-        audio, rate = _read_with_soundfile(path)
-    else:
-        audio, rate = _read_with_ffmpeg(path)
-    if audio.shape[0] == 0 or audio.shape[1] == 0:
-        raise ValueError(f"audio file {path} holds no samples (shape {audio.shape})")
-    return audio, rate
-
-
-def _read_with_soundfile(path: str) -> tuple[np.ndarray, int]:
-    try:
-        with soundfile.SoundFile(path) as f:
-            _check_wav_not_truncated(path, f)
-            expected = f.frames
-            audio = f.read(dtype="float32", always_2d=True)
-            rate = f.samplerate
-    except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise ValueError(f"cannot decode audio file {path}: {error}") from error
-    # FLAC/OGG headers declare a length; a cut-off file decodes fewer frames.
-    if audio.shape[0] != expected:
-        raise ValueError(
-            f"audio file {path} is truncated: header declares {expected} frames, "
-            f"decoded {audio.shape[0]}"
-        )
-    return audio, rate
-
-
-def _check_wav_not_truncated(path: str, f: soundfile.SoundFile) -> None:
-    """libsndfile reads a cut-off WAV without complaint, shortening it to the bytes
-    present; its header log ("data : 40000 (should be 19978)") gives it away."""
-    if f.format != "WAV":
-        return
-    for line in f.extra_info.splitlines():
-        parts = line.replace("(", " ").replace(")", " ").split()
-        # ["data", ":", declared, "should", "be", present]
-        if len(parts) == 6 and parts[0] == "data" and parts[3:5] == ["should", "be"]:
-            try:
-                declared, present = int(parts[2]), int(parts[5])
-            except ValueError:  # a log format this check does not know
-                continue
-            if declared not in _STREAMED_WAV_SIZES and present < declared:
-                raise ValueError(
-                    f"audio file {path} is truncated: its WAV header declares "
-                    f"{declared} data bytes, the file holds {present}"
-                )
-
-
-def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
-    """First audio stream, native rate and channels, as float32 WAV through a pipe.
-
-    `-xerror` and a non-empty error log both count as failure: ffmpeg otherwise exits 0
-    on a cut-off mp3 after printing the decoding error. A cut-off mp4 decodes without
-    any message, so the decoded length is checked against the container's duration.
-    """
-    musdb.check_ffmpeg()  # names the tools and the apt package when missing
-    command = [
-        "ffmpeg", "-nostdin", "-v", "error", "-xerror", "-i", path,
-        "-map", "0:a:0", "-f", "wav", "-acodec", "pcm_f32le", "-",
-    ]
-    result = subprocess.run(command, capture_output=True, check=False)
-    log = result.stderr.decode(errors="replace").strip()
-    if result.returncode != 0 or log:
-        raise ValueError(f"ffmpeg cannot decode audio file {path}: {log or 'no message'}")
-    try:
-        # A piped WAV header has no length; libsndfile reads to the end of the bytes.
-        audio, rate = soundfile.read(
-            io.BytesIO(result.stdout), dtype="float32", always_2d=True
-        )
-    except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise ValueError(f"cannot decode ffmpeg's output for {path}: {error}") from error
-    declared = _declared_seconds(path)
-    decoded = audio.shape[0] / rate
-    # Encoder delay and padding make the two differ slightly in whole files.
-    if declared is not None and decoded < declared - max(
-        TRUNCATION_TOLERANCE * declared, TRUNCATION_MIN_SECONDS
-    ):
-        raise ValueError(
-            f"audio file {path} is truncated: decoded {decoded:.3f} s, its container "
-            f"declares {declared:.3f} s"
-        )
-    return audio, rate
-
-
-def _declared_seconds(path: str):
-    """The duration ffprobe reads from the container for the first audio stream (or
-    the whole file), in seconds; None when the container does not say."""
-    command = [
-        "ffprobe", "-v", "error", "-select_streams", "a:0",
-        "-show_entries", "stream=duration:format=duration", "-of", "json", path,
-    ]
-    result = subprocess.run(command, capture_output=True, check=False)
-    if result.returncode != 0:
-        return None
-    try:
-        info = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        return None
-    candidates = [s.get("duration") for s in info.get("streams", [])]
-    candidates.append(info.get("format", {}).get("duration"))
-    for value in candidates:
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):  # missing or "N/A"
-            continue
-        if np.isfinite(seconds) and seconds > 0:
-            return seconds
-    return None
-
-
-def write_audio(path: str, audio: np.ndarray, rate: int) -> None:
-    """Writes audio [samples, channels] or [samples] as a 32-bit float WAV, atomically.
-
-    Float keeps the samples exactly (no 16-bit quantisation, no clipping of separated
-    estimates that overshoot [-1, 1]). `path` must end in .wav.
-    """
-    if not path.lower().endswith(".wav"):
-        raise ValueError(f"write_audio writes WAV files; {path} does not end in .wav")
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim not in (1, 2):
-        raise ValueError(
-            f"audio for {path} must be [samples] or [samples, channels], got {audio.shape}"
-        )
-    if not np.all(np.isfinite(audio)):
-        raise ValueError(f"audio for {path} contains NaN or infinite samples")
-    _check_rate(rate)
-    with files.atomic_path(path, suffix=".wav") as tmp:
-        soundfile.write(tmp, audio, int(rate), subtype="FLOAT", format="WAV")
-
-
-def _check_rate(rate) -> None:
-    if int(rate) != rate or rate < 1:
-        raise ValueError(f"sample rate must be a positive whole number of Hz, got {rate!r}")
-
-
-# --- Windows ----------------------------------------------------------------------
-
-
-def window_starts(num_frames: int, length: int = WINDOW_FRAMES) -> list[int]:
-    """First frames of the windows that cover `num_frames` frames.
-
-    Non-overlapping windows of `length` frames from frame 0; when they do not end
-    exactly at the last frame, one more window is aligned to the end (it overlaps its
-    predecessor). A spectrogram of at most `length` frames is one window at 0 (shorter
-    ones are zero-padded by `cut_windows`). Example: 300 frames -> [0, 128, 172].
-    """
-    if num_frames < 0 or length < 1:
-        raise ValueError(
-            f"window_starts needs num_frames >= 0 and length >= 1, got {num_frames}, {length}"
-        )
-    if num_frames <= length:
-        return [0]
-    starts = list(range(0, num_frames - length + 1, length))
-    if starts[-1] + length < num_frames:
-        starts.append(num_frames - length)
-    return starts
-
-
-def cut_windows(
-    frames: np.ndarray, starts: list[int], length: int = WINDOW_FRAMES
-) -> np.ndarray:
-    """frames [num_frames, bins] -> model windows float32 [len(starts), bins, length, 1].
-
-    Windows run past the end only when num_frames < length; the missing frames are 0
-    (silence in log1p magnitudes).
-    """
-    windows = np.zeros((len(starts), frames.shape[1], length, 1), np.float32)
-    for i, start in enumerate(starts):
-        chunk = frames[start : start + length]
-        windows[i, :, : chunk.shape[0], 0] = chunk.T
-    return windows
-
-
-def stitch_windows(
-    windows: np.ndarray, starts: list[int], out: np.ndarray, covered: int
-) -> int:
-    """Writes windows [B, bins, length, 1] into out [num_frames, bins] in order.
-
-    Of each window only the frames from `covered` (the first frame no earlier window
-    wrote) on are used, so the end-aligned last window adds just its new frames.
-    Returns the new `covered`.
-    """
-    num_frames, length = out.shape[0], windows.shape[2]
-    for window, start in zip(windows, starts):
-        end = min(start + length, num_frames)
-        if end > covered:
-            out[covered:end] = window[:, covered - start : end - start, 0].T
-            covered = end
-    return covered
-
-
-def predict_full_mask(
-    log_spec: np.ndarray, predict_mask: MaskPredictor, batch_size: int = 16
-) -> np.ndarray:
-    """log1p magnitudes [frames, bins] -> mask float32 [frames, bins] in [0, 1].
-
-    Only `batch_size` windows exist at a time, so memory stays small for long tracks.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    num_frames = log_spec.shape[0]
-    starts = window_starts(num_frames)
-    mask = np.empty(log_spec.shape, np.float32)
-    covered = 0
-    for first in range(0, len(starts), batch_size):
-        batch_starts = starts[first : first + batch_size]
-        windows = cut_windows(log_spec, batch_starts)
-        masks = _checked_mask(predict_mask(windows), windows.shape)
-        covered = stitch_windows(masks, batch_starts, mask, covered)
-    return mask
-
-
-def _checked_mask(masks, shape) -> np.ndarray:
-    """The predictor's output as float32 `shape`, checked to be finite and in [0, 1]."""
-    masks = np.asarray(masks, dtype=np.float32)
-    if masks.shape != tuple(shape):
-        raise ValueError(
-            f"predict_mask returned shape {masks.shape} for windows of shape {tuple(shape)}"
-        )
-    if not np.all(np.isfinite(masks)):
-        raise ValueError("predict_mask returned NaN or infinite mask values")
-    # A little slack for rounding in a sigmoid or a float16 model.
-    low, high = float(masks.min()), float(masks.max())
-    if low < -1e-3 or high > 1 + 1e-3:
-        raise ValueError(f"predict_mask returned values in [{low}, {high}], not [0, 1]")
-    return np.clip(masks, 0.0, 1.0)
+# serving/cli.py still reads and writes files through this module; new code imports
+# them from `audio.io`.
+read_audio, write_audio = audio_io.read_audio, audio_io.write_audio
 
 
 # --- Separation -------------------------------------------------------------------
@@ -331,12 +82,12 @@ def separate(
       {"vocals": ..., "accompaniment": ...}, float32 shaped like `audio`, at `rate`.
     """
     audio = _checked_audio(audio)
-    _check_rate(rate)
+    audio_io.check_rate(rate)
     if griffin_lim_iterations < 0:
         raise ValueError(f"griffin_lim_iterations must be >= 0, got {griffin_lim_iterations}")
     as_2d = audio if audio.ndim == 2 else audio[:, None]
     num_samples, num_channels = as_2d.shape
-    outputs = {name: np.zeros(as_2d.shape, np.float32) for name in ("vocals", "accompaniment")}
+    outputs = {name: np.zeros(as_2d.shape, np.float32) for name in SOURCES}
     if num_samples == 0:
         return {name: out.reshape(audio.shape) for name, out in outputs.items()}
 
@@ -388,7 +139,7 @@ def _masked_sources(
     if spec.shape[0] != mask.shape[0]:  # both come from signals of the same length
         raise AssertionError(f"mask frames {mask.shape[0]} != STFT frames {spec.shape[0]}")
     length = signal.shape[0]
-    shares = {"accompaniment": tf.constant(mask), "vocals": tf.constant(1.0 - mask)}
+    shares = {ACCOMPANIMENT: tf.constant(mask), VOCALS: tf.constant(1.0 - mask)}
     if iterations == 0:
         # Masking the complex STFT keeps its phase; istft is linear, so the two
         # estimates add up to the round-tripped signal.
@@ -437,7 +188,7 @@ def separate_in_graph(
     at_model_rate = spectrogram.resample_tf(channels_first, sample_rate, settings.sample_rate)
     mono = tf.reduce_mean(at_model_rate, axis=1)
     log_spec = spectrogram.log_magnitude(spectrogram.stft(mono, settings))  # [N, T, F]
-    mask = _full_mask_in_graph(log_spec, predict_mask, batch_size)[:, None]  # [N, 1, T, F]
+    mask = predict_full_mask_tf(log_spec, predict_mask, batch_size)[:, None]  # [N, 1, T, F]
     spec = spectrogram.stft(at_model_rate, settings)  # [N, C, T, F]
     model_length = tf.shape(at_model_rate)[-1]
 
@@ -448,58 +199,7 @@ def separate_in_graph(
         signal = spectrogram.resample_tf(signal, settings.sample_rate, sample_rate)[..., :length]
         return tf.transpose(signal, [0, 2, 1])
 
-    return {"vocals": source(1.0 - mask), "accompaniment": source(mask)}
-
-
-def _window_layout_in_graph(num_frames) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """`window_starts` for a scalar int32 tensor: (starts int32 [num_windows], the
-    number of full windows from frame 0, the frames the end-aligned window adds)."""
-    covered = tf.maximum(num_frames, WINDOW_FRAMES)
-    num_full = covered // WINDOW_FRAMES
-    remainder = covered - num_full * WINDOW_FRAMES
-    # One end-aligned window more when the full ones stop short of the last frame.
-    starts = tf.concat([
-        tf.range(num_full) * WINDOW_FRAMES,
-        tf.fill([tf.minimum(remainder, 1)], covered - WINDOW_FRAMES),
-    ], 0)
-    return starts, num_full, remainder
-
-
-def _full_mask_in_graph(log_spec, predict_mask, batch_size: int) -> tf.Tensor:
-    """log1p magnitudes [N, T, F] -> mask [N, T, F]: `predict_full_mask` in TF ops."""
-    batch, num_frames = tf.shape(log_spec)[0], tf.shape(log_spec)[1]
-    bins = log_spec.shape[-1]
-    starts, num_full, remainder = _window_layout_in_graph(num_frames)
-    num_windows = tf.size(starts)
-    # Songs shorter than a window are zero-padded (silence in log1p), as in cut_windows.
-    padded = tf.pad(log_spec, [[0, 0], [0, tf.maximum(WINDOW_FRAMES - num_frames, 0)], [0, 0]])
-    windows = tf.gather(padded, starts[:, None] + tf.range(WINDOW_FRAMES), axis=1)  # [N, W, 128, F]
-    windows = tf.reshape(tf.transpose(windows, [0, 1, 3, 2]), [-1, bins, WINDOW_FRAMES, 1])
-    masks = _in_batches(predict_mask, windows, batch_size)
-    masks = tf.reshape(masks, [batch, num_windows, bins, WINDOW_FRAMES])
-    masks = tf.clip_by_value(tf.transpose(masks, [0, 1, 3, 2]), 0.0, 1.0)  # [N, W, 128, F]
-    # The full windows in order, then only the new frames of the end-aligned one.
-    body = tf.reshape(masks[:, :num_full], [batch, -1, bins])
-    tail = tf.reshape(masks[:, num_full:], [batch, -1, bins])[:, WINDOW_FRAMES - remainder :]
-    return tf.concat([body, tail], axis=1)[:, :num_frames]
-
-
-def _in_batches(predict_mask, windows, batch_size: int) -> tf.Tensor:
-    """predict_mask over windows [B, F, T, 1], `batch_size` at a time, one after the
-    other (parallel_iterations=1 keeps only one batch's activations alive)."""
-    count = tf.shape(windows)[0]
-    # Short songs are one smaller batch, not a batch padded with silent windows.
-    size = tf.maximum(tf.minimum(count, batch_size), 1)
-    padded_count = (count + size - 1) // size * size
-    windows = tf.pad(windows, [[0, padded_count - count], [0, 0], [0, 0], [0, 0]])
-    batches = tf.reshape(windows, [-1, size, *windows.shape[1:]])
-    masks = tf.map_fn(
-        lambda batch: tf.cast(predict_mask(batch), tf.float32),
-        batches,
-        fn_output_signature=tf.TensorSpec([None, *windows.shape[1:]], tf.float32),
-        parallel_iterations=1,
-    )
-    return tf.reshape(masks, [-1, *windows.shape[1:]])[:count]
+    return {VOCALS: source(1.0 - mask), ACCOMPANIMENT: source(mask)}
 
 
 # --- Oracle -----------------------------------------------------------------------
@@ -527,7 +227,7 @@ def oracle_mask(
             f"vocals {vocals_audio.shape} and accompaniment {accompaniment_audio.shape} "
             "must have the same shape"
         )
-    _check_rate(rate)
+    audio_io.check_rate(rate)
     eps = 1e-8
 
     def mono_magnitude(audio):

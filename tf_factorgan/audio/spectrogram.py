@@ -243,11 +243,6 @@ def log_magnitude(spec) -> tf.Tensor:
     return tf.math.log1p(tf.abs(tf.convert_to_tensor(spec, tf.complex64)))
 
 
-def magnitude_from_log(log_mag) -> tf.Tensor:
-    """The inverse of `log_magnitude`: float32 [...] exp(x) - 1."""
-    return tf.math.expm1(tf.convert_to_tensor(log_mag, tf.float32))
-
-
 def _with_phase(magnitude: tf.Tensor, phase: tf.Tensor) -> tf.Tensor:
     return tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
 

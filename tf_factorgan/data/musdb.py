@@ -15,45 +15,30 @@ layout checks) must work without it.
 
 import dataclasses
 import os
-import shutil
 import zipfile
 
 import numpy as np
 
 from tf_factorgan import files
-from tf_factorgan.audio import spectrogram
+from tf_factorgan.audio import io as audio_io
+from tf_factorgan.audio import spectrogram, windows
 
 SUBSETS = ("train", "test")
 # Stream order inside a .stem.mp4, and the wav names of the unpacked (is_wav) layout.
 STEMS = ("mixture", "drums", "bass", "other", "vocals")
 ACCOMPANIMENT_STEMS = ("drums", "bass", "other")
-SOURCES = ("mixture", "accompaniment", "vocals")
+# The spectrograms of a song: the mixture and the sources it is separated into.
+SOURCES = ("mixture", *windows.SOURCES)
 ROOT_FLAG = "--musdb_root"
 JOINT_SONGS_FLAG = "--num_joint_songs"
-FFMPEG_TOOLS = ("ffmpeg", "ffprobe")
 MUSDB_URL = "https://sigsep.github.io/datasets/musdb.html"
 MUSDB_ZENODO = "https://zenodo.org/record/1117372"
 SAMPLE_TRACKS = "../shared/data/musdb18_sample"
-SNIPPET_LENGTH = 128
 SNIPPET_STRIDE = 64
-# ffmpeg stops silently at a cut-off file; a song decoded this much shorter than its
-# header says is reported as truncated. AAC priming lets the two differ a little.
-TRUNCATION_TOLERANCE = 0.01
 
 
 class DecodeError(RuntimeError):
     """An audio file that ffmpeg cannot read completely; the message names the file."""
-
-
-def check_ffmpeg() -> None:
-    """Fails naming the missing tools when ffmpeg or ffprobe is not on PATH."""
-    missing = [tool for tool in FFMPEG_TOOLS if shutil.which(tool) is None]
-    if missing:
-        raise RuntimeError(
-            f"{' and '.join(missing)} not found on PATH; decoding MUSDB18 needs both "
-            f"ffmpeg and ffprobe. Install them with: sudo apt-get install ffmpeg "
-            f"(Debian/Ubuntu package 'ffmpeg')"
-        )
 
 
 def _layout_error(root: str, problem: str, flag: str, is_wav: bool) -> FileNotFoundError:
@@ -134,7 +119,7 @@ def list_tracks(root: str, subset: str, is_wav: bool = False, flag: str = ROOT_F
     """
     if subset not in SUBSETS:
         raise ValueError(f"MUSDB18 subset must be one of {SUBSETS}, got {subset!r}")
-    check_ffmpeg()
+    audio_io.check_ffmpeg("decoding MUSDB18")
     check_layout(root, flag, is_wav, subsets=(subset,))
     import musdb  # imports stempeg, which needs ffmpeg (checked above)
 
@@ -174,7 +159,8 @@ def decode_stems(track) -> dict:
             f"[{len(STEMS)} stems ({', '.join(STEMS)}), samples > 0, channels]"
         )
     expected = track.samples or 0
-    if stems.shape[1] < (1 - TRUNCATION_TOLERANCE) * expected:
+    # ffmpeg stops silently at a cut-off file.
+    if stems.shape[1] < (1 - audio_io.TRUNCATION_TOLERANCE) * expected:
         raise DecodeError(
             f"MUSDB18 track {location!r} is truncated: decoded {stems.shape[1]} samples, "
             f"its header promises {expected}"
@@ -196,18 +182,24 @@ def spectrograms_from_audio(
     return out
 
 
+def source_audio(stems: dict) -> dict:
+    """Decoded stems (as `decode_stems`) -> the true sources, float32 [samples,
+    channels]: the vocals stem, and the accompaniment as the sum of the drums, bass and
+    other stems."""
+    return {
+        windows.VOCALS: stems["vocals"],
+        windows.ACCOMPANIMENT: sum(stems[name] for name in ACCOMPANIMENT_STEMS),
+    }
+
+
 def track_spectrograms(track, settings: spectrogram.SpectrogramSettings) -> dict:
     """Decodes a track: source (see SOURCES) -> float32 [frames, num_bins] log1p magnitudes.
 
-    The accompaniment is the sum of the drums, bass and other stems; the mixture is the
-    track's own mixture stream (not exactly the stems' sum in every MUSDB18 song).
+    The sources are those of `source_audio`; the mixture is the track's own mixture
+    stream (not exactly the stems' sum in every MUSDB18 song).
     """
     stems = decode_stems(track)
-    audio = {
-        "mixture": stems["mixture"],
-        "accompaniment": sum(stems[name] for name in ACCOMPANIMENT_STEMS),
-        "vocals": stems["vocals"],
-    }
+    audio = {"mixture": stems["mixture"], **source_audio(stems)}
     return spectrograms_from_audio(audio, track.rate, settings)
 
 
@@ -268,7 +260,7 @@ class SpectrogramCache:
 
 
 def snippet_starts(
-    num_frames: int, length: int = SNIPPET_LENGTH, stride: int = SNIPPET_STRIDE
+    num_frames: int, length: int = windows.WINDOW_FRAMES, stride: int = SNIPPET_STRIDE
 ) -> list[int]:
     """First frames of the windows of `length` frames every `stride` frames.
 
@@ -298,25 +290,9 @@ class SnippetSet:
     def __len__(self):
         return len(self.song_index)
 
-    def select_songs(self, song_indices) -> "SnippetSet":
-        """The snippets of the given songs, in their original order."""
-        keep = np.isin(self.song_index, np.asarray(list(song_indices), dtype=np.int64))
-        return SnippetSet(
-            self.mixture[keep], self.accompaniment[keep], self.vocals[keep], self.song_index[keep]
-        )
-
-
-def _song_windows(spec: np.ndarray, starts: list[int], length: int) -> np.ndarray:
-    """[frames, bins] -> float32 [len(starts), bins, length, 1], zero-padded in time."""
-    image = spec.T.astype(np.float32)
-    short = length - image.shape[1]
-    if short > 0:
-        image = np.pad(image, [(0, 0), (0, short)])
-    return np.stack([image[:, s : s + length] for s in starts])[..., None]
-
 
 def make_snippets(
-    spectrograms: list, length: int = SNIPPET_LENGTH, stride: int = SNIPPET_STRIDE
+    spectrograms: list, length: int = windows.WINDOW_FRAMES, stride: int = SNIPPET_STRIDE
 ) -> SnippetSet:
     """Cuts every song (source -> float32 [frames, bins], as `track_spectrograms`) into
     windows at `snippet_starts`; song i's snippets get song_index i."""
@@ -330,7 +306,7 @@ def make_snippets(
             raise ValueError(f"song {i}: sources must share one [frames, bins] shape, got {shapes}")
         starts = snippet_starts(shapes["mixture"][0], length, stride)
         for source in SOURCES:
-            parts[source].append(_song_windows(song[source], starts, length))
+            parts[source].append(windows.cut_windows(song[source], starts, length))
         song_index.append(np.full(len(starts), i, dtype=np.int64))
     return SnippetSet(
         **{source: np.concatenate(arrays) for source, arrays in parts.items()},

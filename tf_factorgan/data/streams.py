@@ -1,7 +1,7 @@
 """Infinite `tf.data` streams of training batches, paired ("aligned") and unpaired.
 
 Every discriminator round takes one batch from each stream it needs (see
-`gan.data_streams`): the joint stream yields whole paired samples, marginal stream i
+`layout.layout`): the joint stream yields whole paired samples, marginal stream i
 yields part i alone, drawn from its own larger pool in its own order. Each stream is
 an index stream over a pool plus a gather function that turns an index batch into a
 float batch; one `map` serves all streams because tf.data's per-call overhead matters
@@ -97,7 +97,7 @@ def aligned_streams(
     """Streams over aligned data held as one array per part ([N, ...] each, row n of
     every array from the same sample; uint8 images or float features).
 
-    stream_parts: key -> part (None: the joint stream), as `gan.data_streams`.
+    stream_parts: key -> part (None: the joint stream), as `layout.layout`.
     The joint stream yields the first `num_joint_samples` samples whole (parts
     joined along the last axis); marginal stream i yields part i of all N samples.
     """

@@ -22,7 +22,8 @@ import warnings
 
 import numpy as np
 
-SOURCES = ("vocals", "accompaniment")
+from tf_factorgan.audio.windows import SOURCES
+
 METRICS = ("SDR", "SIR", "SAR")
 DEFAULT_WINDOW_SECONDS = 1.0
 DEFAULT_HOP_SECONDS = 1.0

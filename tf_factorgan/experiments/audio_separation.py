@@ -17,13 +17,12 @@ it with BSS Eval v4 (`eval/separation_metrics.py`).
 
 Output under `<out_path>/audio_separation/<experiment_name>/`:
   checkpoints/, logs/     resumable state, TensorBoard (losses, spectrograms, audio, metrics)
-  generator.weights.h5    final separator weights, with separator.json (its settings),
+  generator.weights.h5    final separator weights, with generator.json (its spec),
                           which `python -m trainers.separate --run_dir=...` loads
   metrics.json            SDR/SIR/SAR per source (median and mean over songs) and settings
 """
 
 import dataclasses
-import json
 import os
 from typing import ClassVar
 
@@ -31,24 +30,27 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from tf_factorgan import files, gan, images, trainer
+from tf_factorgan import gan, images, noise, trainer
+from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
+from tf_factorgan.audio.windows import ACCOMPANIMENT, SOURCES, VOCALS, WINDOW_FRAMES
 from tf_factorgan.data import musdb, streams
 from tf_factorgan.eval import separation_metrics
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models.conv import ConvDiscriminator
-from tf_factorgan.models import masking
+from tf_factorgan.models import legacy_specs, specs
 from tf_factorgan.models.masking import MaskingSeparator
 
 SETTINGS = SpectrogramSettings()
-SNIPPET_FRAMES = 128
-# Channels of a sample: the generator's input, then the two sources it predicts.
-CHANNELS = ("mixture", *masking.SOURCES)
+# Channels of a sample: the generator's input, then the two sources in the order of
+# MaskingSeparator's output (the mask's share, the accompaniment, first).
+CHANNELS = ("mixture", ACCOMPANIMENT, VOCALS)
 PARTITION = Partition((1, 1, 1))
-SAMPLE_SHAPE = (SETTINGS.num_bins, SNIPPET_FRAMES, len(CHANNELS))
-SEPARATOR_FILE = "separator.json"
+SAMPLE_SHAPE = (SETTINGS.num_bins, WINDOW_FRAMES, len(CHANNELS))
+# What the trainer prints and TensorBoard shows first.
+HEADLINE_METRICS = tuple(f"{source}/SDR/median" for source in SOURCES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +115,7 @@ def build_data(config: AudioSeparationConfig, spectrograms: list[dict], names, t
     paired = list(paired)
     order = paired + [i for i in range(len(spectrograms)) if i not in paired]
     snippets = musdb.make_snippets(
-        [spectrograms[i] for i in order], length=SNIPPET_FRAMES, stride=config.snippet_stride
+        [spectrograms[i] for i in order], length=WINDOW_FRAMES, stride=config.snippet_stride
     )
     num_joint = int(np.sum(snippets.song_index < len(paired)))
     # float16 halves the pools (the full MUSDB18 train set is about 12 GB of float32
@@ -126,7 +128,7 @@ def build_data(config: AudioSeparationConfig, spectrograms: list[dict], names, t
 
 def load_data(config: AudioSeparationConfig) -> AudioData:
     """Decodes (or reads from the cache) every training song's spectrograms."""
-    musdb.check_ffmpeg()
+    audio_io.check_ffmpeg("decoding MUSDB18")
     musdb.check_layout(config.musdb_root, "--musdb_root", config.is_wav)
     train = musdb.list_tracks(config.musdb_root, "train", config.is_wav)
     cache = musdb.SpectrogramCache(
@@ -137,11 +139,11 @@ def load_data(config: AudioSeparationConfig) -> AudioData:
     return build_data(config, spectrograms, [t.name for t in train], test)
 
 
-def spectrogram_grid(step: gan.GanStep, data: AudioData, count: int = 4) -> np.ndarray:
+def spectrogram_grid(step: trainer.DistributedStep, data: AudioData, count: int = 4) -> np.ndarray:
     """[H, W, 1] rows of mixture | accompaniment | vocals estimates | true
     accompaniment | true vocals for fixed paired snippets (high frequencies on top)."""
     rows = slice(0, min(count, data.num_joint_snippets))
-    estimates = step.translate(data.snippets.mixture[rows], seed=0)
+    estimates = step.updates.translate(data.snippets.mixture[rows], seed=0)
     panels = [data.snippets.mixture[rows], estimates[..., :1], estimates[..., 1:],
               data.snippets.accompaniment[rows], data.snippets.vocals[rows]]
     scale = max(float(np.max(data.snippets.mixture[rows])), 1e-6)
@@ -159,11 +161,11 @@ def build_trainer(
             gan_config,
             PARTITION,
             SAMPLE_SHAPE,
-            make_generator=lambda: MaskingSeparator(ngf=config.ngf),
+            make_generator=lambda: specs.construct(generator_spec(config)),
             make_discriminator=lambda name: ConvDiscriminator(filters=config.disc_channels, name=name),
         ),
     )
-    pools = streams.aligned_streams(data.parts(), data.num_joint_snippets, step.data_streams())
+    pools = streams.aligned_streams(data.parts(), data.num_joint_snippets, step.updates.data_streams())
     return trainer.Trainer(
         step,
         streams.streams_dataset_fn(pools, config.batch_size, config.seed),
@@ -179,18 +181,10 @@ def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
     time, however its windows are batched (as in the exported SavedModel)."""
 
     def predict(windows):
-        noise = gan.repeated_noise(len(windows), nz, seed)
-        return separator.mask(tf.constant(windows, tf.float32), noise, training=False).numpy()
+        window_noise = noise.repeated_noise(len(windows), nz, seed)
+        return separator.mask(tf.constant(windows, tf.float32), window_noise, training=False).numpy()
 
     return predict
-
-
-def reference_sources(stems: dict) -> dict:
-    """Decoded stems -> the references: vocals and accompaniment (drums+bass+other)."""
-    return {
-        "vocals": stems["vocals"],
-        "accompaniment": sum(stems[name] for name in musdb.ACCOMPANIMENT_STEMS),
-    }
 
 
 def evaluate(config: AudioSeparationConfig, data: AudioData, loop: trainer.Trainer) -> tuple[dict, dict]:
@@ -205,7 +199,7 @@ def evaluate(config: AudioSeparationConfig, data: AudioData, loop: trainer.Train
             stems["mixture"], track.rate, predict, SETTINGS, config.griffin_lim_iterations
         )
         per_track[track.name] = separation_metrics.evaluate_track(
-            reference_sources(stems), estimates, track.rate, config.eval_window_seconds,
+            musdb.source_audio(stems), estimates, track.rate, config.eval_window_seconds,
             config.eval_hop_seconds, track_name=track.name,
         )
         if not first:
@@ -237,44 +231,33 @@ def write_audio_summaries(loop: trainer.Trainer, song: dict, step: int, seconds:
         return
     length = int(seconds * song["rate"])
     with loop.writer.as_default(step=step):
-        for label in ("mixture", "vocals", "accompaniment"):
+        for label in ("mixture", *SOURCES):
             clip = np.clip(np.asarray(song[label], np.float32)[None, :length], -1.0, 1.0)
             tf.summary.audio(f"separation/{label}", clip, song["rate"], max_outputs=1,
                              description=f"{song['name']}: first {seconds:g} s")
 
 
-def save_separator(loop: trainer.Trainer, config: AudioSeparationConfig) -> None:
-    """generator.weights.h5 plus separator.json: what `load_separator` needs."""
-    common.save_generator(loop)
-    files.write_json(os.path.join(loop.out_dir, SEPARATOR_FILE), {
-        "ngf": config.ngf, "nz": config.nz, "seed": config.seed,
-        "spectrogram": dataclasses.asdict(SETTINGS), "snippet_frames": SNIPPET_FRAMES,
-    })
+def generator_spec(config: AudioSeparationConfig) -> specs.GeneratorSpec:
+    """The masking separator, with the STFT and window it was trained on."""
+    return specs.GeneratorSpec(
+        "masking_separator", {"ngf": config.ngf}, [[*SAMPLE_SHAPE[:2], 1], [config.nz]],
+        config.nz, config.seed, "separation",
+        {"spectrogram": dataclasses.asdict(SETTINGS), "window_frames": WINDOW_FRAMES},
+    )
 
 
 def load_separator(run_dir: str) -> tuple[MaskingSeparator, int, int]:
-    """(separator, nz, seed) of a finished run folder (see `save_separator`)."""
-    spec_path = os.path.join(run_dir, SEPARATOR_FILE)
-    weights = os.path.join(run_dir, "generator.weights.h5")
-    if not (os.path.isfile(spec_path) and os.path.isfile(weights)):
-        raise FileNotFoundError(
-            f"--run_dir {run_dir!r} lacks {SEPARATOR_FILE} or generator.weights.h5; point it "
-            "at a finished run of trainers.audio_separation (they are written after training)"
-        )
-    with open(spec_path) as f:
-        spec = json.load(f)
-    expected = {"spectrogram": dataclasses.asdict(SETTINGS), "snippet_frames": SNIPPET_FRAMES}
-    if any(spec.get(key) != value for key, value in expected.items()) or not all(
-        isinstance(spec.get(key), int) for key in ("ngf", "nz", "seed")
-    ):
+    """(separator, nz, seed) of a finished run folder: its generator.json and weights
+    (or, for older runs, separator.json)."""
+    spec = (specs.read(run_dir) if os.path.isfile(os.path.join(run_dir, specs.SPEC_FILE))
+            else legacy_specs.legacy_spec(run_dir, AudioSeparationConfig.EXPERIMENT))
+    expected = {"spectrogram": dataclasses.asdict(SETTINGS), "window_frames": WINDOW_FRAMES}
+    if spec.serves != "separation" or any(spec.data.get(k) != v for k, v in expected.items()):
         raise ValueError(
-            f"{spec_path} does not describe a separator of this version (expected integer "
-            f"ngf, nz, seed and {expected}); was it written by another version?"
+            f"--run_dir {run_dir!r} does not hold a separator of this version (expected a "
+            f"generator serving separation with {expected})"
         )
-    separator = MaskingSeparator(ngf=spec["ngf"])
-    separator(tf.zeros([1, *SAMPLE_SHAPE[:2], 1]), tf.zeros([1, spec["nz"]]))
-    separator.load_weights(weights)
-    return separator, spec["nz"], spec["seed"]
+    return specs.load(run_dir, spec), spec.nz, spec.seed
 
 
 def separate_file(run_dir: str, path: str, out_dir: str, griffin_lim_iterations: int = 0) -> dict:
@@ -282,7 +265,7 @@ def separate_file(run_dir: str, path: str, out_dir: str, griffin_lim_iterations:
     writes `vocals.wav` and `accompaniment.wav` (input rate and channels) to out_dir
     and returns their paths."""
     separator, nz, seed = load_separator(run_dir)
-    audio, rate = separation.read_audio(path)
+    audio, rate = audio_io.read_audio(path)
     estimates = separation.separate(
         audio, rate, mask_predictor(separator, nz, seed), SETTINGS, griffin_lim_iterations
     )
@@ -290,7 +273,7 @@ def separate_file(run_dir: str, path: str, out_dir: str, griffin_lim_iterations:
     outputs = {}
     for source, signal in estimates.items():
         outputs[source] = os.path.join(out_dir, f"{source}.wav")
-        separation.write_audio(outputs[source], signal, rate)
+        audio_io.write_audio(outputs[source], signal, rate)
     return outputs
 
 
@@ -310,9 +293,9 @@ def run_with_data(config: AudioSeparationConfig, data: AudioData, strategy) -> d
         return metrics
 
     def write_outputs(metrics):
-        save_separator(loop, config)
+        common.save_generator(loop, generator_spec(config))
         write_audio_summaries(loop, first_song, metrics["step"])
-        keys = [k for k in ("vocals/SDR/median", "accompaniment/SDR/median") if k in metrics]
+        keys = [k for k in HEADLINE_METRICS if k in metrics]
         common.write_metrics(loop, metrics, keys)
 
     details = dict(
@@ -324,5 +307,5 @@ def run_with_data(config: AudioSeparationConfig, data: AudioData, strategy) -> d
     )
     return common.train_and_evaluate(
         config, loop, evaluate_and_keep, details, write_outputs,
-        metric_keys=("vocals/SDR/median", "accompaniment/SDR/median"),
+        metric_keys=HEADLINE_METRICS,
     )

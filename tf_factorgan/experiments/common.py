@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from tf_factorgan import checkpoints, files, gan, strategies, trainer
 from tf_factorgan.factorisation import Partition, Variant
-from tf_factorgan.models import initialisation, spectral
+from tf_factorgan.models import initialisation, spectral, specs
+from tf_factorgan.noise import Randomness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,9 +27,13 @@ class TrainingSettings:
     but for the four training choices below, which an ablation chose).
 
     Subclasses set EXPERIMENT (the folder under out_path) and may change defaults.
+    Every field is a flag of the same name and default (`trainers.common_flags`
+    checks it), unless NOT_FLAGS lists it.
     """
 
     EXPERIMENT: ClassVar[str] = "experiment"
+    # Fields the trainers set no flag for (tests and programs may still set them).
+    NOT_FLAGS: ClassVar[tuple[str, ...]] = ()
 
     batch_size: int = 25
     disc_iter: int = 2
@@ -127,14 +132,15 @@ def build_step(
     gan_config: gan.GanConfig,
     partition: Partition,
     build_models: Callable[[], gan.GanModels],
-    step_class: type = gan.GanStep,
-    randomness_factory: Callable[[int], gan.Randomness] = gan.Randomness,
-    **step_kwargs,
-) -> gan.GanStep:
+    updates_class: type = gan.FactorGanUpdates,
+    randomness_factory: Callable[[int], Randomness] = Randomness,
+    **updates_kwargs,
+) -> trainer.DistributedStep:
     """Checks that the batch splits over the replicas, seeds the initial weights with
     --seed, calls `build_models()` under the strategy's scope, the precision policy
     and the --spectral_norm form, draws every network's initial weights as --init
-    says, and returns `step_class` (GanStep or a subclass) over the result.
+    says, and returns the distributed step of `updates_class` (FactorGanUpdates or
+    CycleGanUpdates) over the result.
 
     `randomness_factory(seed)` makes the per-replica random source (tests swap it).
     """
@@ -147,7 +153,8 @@ def build_step(
         for index, network in enumerate(models.networks()):
             initialisation.initialise(network, settings.init, seed=[settings.seed, index])
         randomness = randomness_factory(settings.seed)
-    return step_class(models, gan_config, partition, strategy, randomness, **step_kwargs)
+    updates = updates_class(models, gan_config, partition, randomness, **updates_kwargs)
+    return trainer.DistributedStep(updates, strategy)
 
 
 def train_or_restore(settings: TrainingSettings, loop: trainer.Trainer) -> trainer.LoopResult:
@@ -257,7 +264,8 @@ def train_and_evaluate(
     return metrics
 
 
-def save_generator(loop: trainer.Trainer) -> None:
-    files.save_weights(
-        loop.gan_step.models.generator, os.path.join(loop.out_dir, "generator.weights.h5")
-    )
+def save_generator(loop: trainer.Trainer, spec: specs.GeneratorSpec) -> None:
+    """The generator's weights and its spec (`models.specs`: all the export needs) in
+    the run folder."""
+    files.save_weights(loop.gan_step.models.generator, os.path.join(loop.out_dir, specs.WEIGHTS_FILE))
+    specs.write(loop.out_dir, spec)

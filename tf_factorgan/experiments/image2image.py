@@ -32,6 +32,7 @@ from tf_factorgan import cyclegan, gan, images, trainer
 from tf_factorgan.eval import segmentation
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
+from tf_factorgan.models import specs
 from tf_factorgan.models.unet import UNet
 
 MODELS = ("factorgan", "gan", "cyclegan")
@@ -71,15 +72,27 @@ class Image2ImageConfig(image_data.ImageDataSettings):
         return cyclegan.CycleWeights(self.cycle_weight, self.identity_weight)
 
 
-def comparison_grid(step: gan.GanStep, data: image_data.ImageData, count: int = NUM_SHOWN) -> np.ndarray:
+def comparison_grid(step: trainer.DistributedStep, data: image_data.ImageData, count: int = NUM_SHOWN) -> np.ndarray:
     """[H, W, 3] rows of validation input | prediction | truth, fixed inputs and noise."""
     inputs = image_data.as_float(data.val.a[:count])
-    predictions = step.translate(inputs, seed=0)
+    predictions = step.updates.translate(inputs, seed=0)
     truth = image_data.as_float(data.val.b[:count])
     return images.image_grid(image_data.side_by_side(inputs, predictions, truth), columns=2)
 
 
-def _build_step(config, data, strategy) -> gan.GanStep:
+def generator_spec(config: Image2ImageConfig, data: image_data.ImageData) -> specs.GeneratorSpec:
+    """The A -> B U-Net (CycleGAN's is noise-free), served as segmentation when A
+    holds RGB photos."""
+    size, (a_channels, b_channels) = data.sample_shape[0], data.partition.sizes
+    return specs.GeneratorSpec(
+        "unet", {"output_channels": b_channels, "ngf": config.ngf,
+                 "noise_channels": 0 if config.model == "cyclegan" else 2},
+        [[size, size, a_channels], [config.nz]], config.nz, config.seed, "segmentation",
+        {"load_size": size, "input_channels": a_channels},
+    )
+
+
+def _build_step(config, data, strategy) -> trainer.DistributedStep:
     gan_config = config.gan_config()
     partition, shape = data.partition, data.sample_shape
     a_shape = (*shape[:2], partition.sizes[0])
@@ -93,14 +106,14 @@ def _build_step(config, data, strategy) -> gan.GanStep:
                 make_generator=lambda channels: UNet(channels, ngf=config.ngf, noise_channels=0),
                 make_discriminator=make_discriminator,
             ),
-            step_class=cyclegan.CycleGanStep,
+            updates_class=cyclegan.CycleGanUpdates,
             weights=config.cycle_weights(),
         )
     return common.build_step(
         config, strategy, gan_config, partition,
         lambda: gan.build_models(
             gan_config, partition, shape,
-            make_generator=lambda: UNet(b_shape[-1], ngf=config.ngf),
+            make_generator=lambda: specs.construct(generator_spec(config, data)),
             make_discriminator=make_discriminator,
         ),
     )
@@ -125,7 +138,7 @@ def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: traine
     accumulator = segmentation.SegmentationMetrics()
     for start in range(0, len(data.val), batch_size):
         rows = slice(start, start + batch_size)
-        predicted = loop.gan_step.translate(image_data.as_float(data.val.a[rows]), seed=config.seed + start)
+        predicted = loop.gan_step.updates.translate(image_data.as_float(data.val.a[rows]), seed=config.seed + start)
         accumulator.update(predicted, image_data.as_float(data.val.b[rows]))
     metrics = accumulator.result()
     if config.dataset != "cityscapes":  # the Cityscapes palette means nothing elsewhere
@@ -145,7 +158,7 @@ def run_with_data(
     loop = build_trainer(config, data, strategy)
 
     def write_outputs(metrics):
-        common.save_generator(loop)
+        common.save_generator(loop, generator_spec(config, data))
         images.write_png(os.path.join(loop.out_dir, "predictions.png"),
                          comparison_grid(loop.gan_step, data))
         keys = ("mse", "pixel_accuracy") if "pixel_accuracy" in metrics else ("mse",)

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from tf_factorgan import gan
+from tf_factorgan import trainer
 from tf_factorgan.data import pix2pix, streams
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition
@@ -84,10 +84,10 @@ def load_data(settings: ImageDataSettings) -> ImageData:
     return data
 
 
-def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: gan.GanStep):
+def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.DistributedStep):
     """The step's streams over the training images, for the Trainer."""
     pools = streams.aligned_streams(
-        [data.train.a, data.train.b], settings.num_joint_samples, step.data_streams()
+        [data.train.a, data.train.b], settings.num_joint_samples, step.updates.data_streams()
     )
     return streams.streams_dataset_fn(pools, settings.batch_size, settings.seed)
 

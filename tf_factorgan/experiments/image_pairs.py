@@ -25,7 +25,8 @@ from tf_factorgan import gan, images, trainer
 from tf_factorgan.eval import ls_metric
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
-from tf_factorgan.models.conv import ConvDiscriminator, ConvGenerator
+from tf_factorgan.models import specs
+from tf_factorgan.models.conv import ConvDiscriminator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +60,18 @@ class ImagePairsConfig(image_data.ImageDataSettings):
         return super().gan_config(self.variant)
 
 
-def sample_grid(step: gan.GanStep, partition, num_samples: int = 32) -> np.ndarray:
+def sample_grid(step: trainer.DistributedStep, partition, num_samples: int = 32) -> np.ndarray:
     """[H, W, 3] grid of generated pairs (A | B) from fixed noise."""
-    samples = step.sample(num_samples, seed=0)
+    samples = step.updates.sample(num_samples, seed=0)
     return images.image_grid(image_data.side_by_side(*partition.split(samples)), columns=4)
+
+
+def generator_spec(config: ImagePairsConfig, sample_shape) -> specs.GeneratorSpec:
+    """The convolutional generator of (A, B) pairs [S, S, C_A + C_B], served as samples."""
+    return specs.GeneratorSpec(
+        "conv", {"output_size": config.load_size, "output_channels": sample_shape[-1], "ngf": config.ngf},
+        [[config.nz]], config.nz, config.seed, "samples", {"sample_shape": list(sample_shape)},
+    )
 
 
 def build_trainer(
@@ -76,7 +85,7 @@ def build_trainer(
             gan_config,
             partition,
             shape,
-            make_generator=lambda: ConvGenerator(config.load_size, shape[-1], ngf=config.ngf),
+            make_generator=lambda: specs.construct(generator_spec(config, shape)),
             make_discriminator=image_data.make_discriminator(config),
         ),
     )
@@ -92,7 +101,7 @@ def build_trainer(
 def evaluate(config: ImagePairsConfig, data: image_data.ImageData, loop: trainer.Trainer) -> dict:
     """The LS metric: real validation pairs against as many generated pairs."""
     real = np.concatenate([image_data.as_float(data.val.a), image_data.as_float(data.val.b)], -1)
-    generated = loop.gan_step.sample(len(real), seed=config.seed, batch_size=100)
+    generated = loop.gan_step.updates.sample(len(real), seed=config.seed, batch_size=100)
     # The paper's LS discriminator: the convolutional one at half width, no spectral norm.
     ls_filters = max(1, config.disc_channels // 2)
     return ls_metric.ls_score(
@@ -117,7 +126,7 @@ def run_with_data(
     loop = build_trainer(config, data, strategy)
 
     def write_outputs(metrics):
-        common.save_generator(loop)
+        common.save_generator(loop, generator_spec(config, data.sample_shape))
         images.write_png(os.path.join(loop.out_dir, "samples.png"),
                          sample_grid(loop.gan_step, data.partition))
         common.write_metrics(loop, metrics, ("ls_mean", "ls_std"))

@@ -16,11 +16,12 @@ from typing import Callable, ClassVar, Optional
 import numpy as np
 import tensorflow as tf
 
-from tf_factorgan import gan, images, trainer
+from tf_factorgan import gan, images, noise, trainer
 from tf_factorgan.data import mnist, streams
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition, Variant
-from tf_factorgan.models.mlp import MLPDiscriminator, MLPGenerator
+from tf_factorgan.models import specs
+from tf_factorgan.models.mlp import MLPDiscriminator
 
 PARTITION = Partition((mnist.DIGIT_SIZE, mnist.DIGIT_SIZE))
 # The metrics of metrics.json that TensorBoard shows as eval/<key> (and HParams columns).
@@ -36,6 +37,8 @@ class PairedMnistConfig(common.TrainingSettings):
     """Settings of one Paired MNIST run (defaults: the original code and paper)."""
 
     EXPERIMENT: ClassVar[str] = "paired_mnist"
+    # The evaluation classifier's accuracy bar: tests lower it for tiny synthetic data.
+    NOT_FLAGS: ClassVar[tuple[str, ...]] = ("min_classifier_accuracy",)
 
     factorgan: bool = True
     use_real_dep_disc: bool = True
@@ -125,7 +128,7 @@ def make_dataset_fn(config: PairedMnistConfig, data: PairedMnistData):
     """`(input_context, start_step) -> per-replica dataset` of the variant's streams:
     whole pairs from the paired subset, single digits from all training digits."""
     pools = {}
-    for key, part in gan.data_streams(config.gan_config(), PARTITION.num_parts).items():
+    for key, part in gan.model_layout(config.gan_config(), PARTITION.num_parts).streams.items():
         paired = data.joint if part is None else data.full
         pools[key] = streams.Stream(len(paired), functools.partial(
             mnist.pair_gatherer, paired, part, config.pairing, config.same_digit_prob
@@ -148,16 +151,25 @@ def pairs_grid(samples: np.ndarray, columns: int = 8) -> np.ndarray:
     return images.image_grid(cells, columns, padding=PAIR_PADDING)
 
 
-def sample_grid(gan_step: gan.GanStep, num_samples: int = 64) -> np.ndarray:
+def sample_grid(gan_step: trainer.DistributedStep, num_samples: int = 64) -> np.ndarray:
     """[H, W, 1] grid of pairs from fixed noise, so successive grids are comparable."""
-    return pairs_grid(gan_step.sample(num_samples, seed=0))
+    return pairs_grid(gan_step.updates.sample(num_samples, seed=0))
+
+
+def generator_spec(config: PairedMnistConfig) -> specs.GeneratorSpec:
+    """The MLP generator of a digit pair, served as samples [1568] and images [56, 28, 1]."""
+    size = mnist.IMAGE_SIZE
+    return specs.GeneratorSpec(
+        "mlp", {"output_dim": mnist.PAIR_SIZE}, [[config.nz]], config.nz, config.seed, "samples",
+        {"sample_shape": [mnist.PAIR_SIZE], "image_shape": [2 * size, size, 1]},
+    )
 
 
 def build_trainer(
     config: PairedMnistConfig,
     data: PairedMnistData,
     strategy: tf.distribute.Strategy,
-    randomness_factory=gan.Randomness,
+    randomness_factory=noise.Randomness,
     classifier: Optional[Callable[[], tuple]] = None,
 ) -> trainer.Trainer:
     """Models, optimizers and the training loop of `config`, under `strategy`; with
@@ -178,7 +190,7 @@ def build_trainer(
             gan_config,
             PARTITION,
             (mnist.PAIR_SIZE,),
-            make_generator=lambda: MLPGenerator(mnist.PAIR_SIZE),
+            make_generator=lambda: specs.construct(generator_spec(config)),
             make_discriminator=lambda name: MLPDiscriminator(name=name),
         ),
         randomness_factory=randomness_factory,
@@ -221,7 +233,7 @@ def load_classifier(config: PairedMnistConfig, data: PairedMnistData) -> tuple:
 def evaluate_step(
     config: PairedMnistConfig,
     data: PairedMnistData,
-    gan_step: gan.GanStep,
+    gan_step: trainer.DistributedStep,
     num_samples: int,
     classifier: tuple,
 ) -> dict:
@@ -232,7 +244,7 @@ def evaluate_step(
 
     model, accuracy = classifier
     count = min(num_samples, len(data.test))
-    generated = gan_step.sample(count, seed=config.seed)
+    generated = gan_step.updates.sample(count, seed=config.seed)
     real = data.test.samples()[:count]
     metrics = paired_mnist_metrics.evaluate_paired_mnist(model, generated, real)
     metrics["classifier_test_accuracy"] = float(accuracy)
@@ -268,7 +280,7 @@ def run_with_data(
     loop = build_trainer(config, data, strategy, classifier=classifier)
 
     def write_outputs(metrics):
-        common.save_generator(loop)
+        common.save_generator(loop, generator_spec(config))
         images.write_png(os.path.join(loop.out_dir, "samples.png"), sample_grid(loop.gan_step))
         common.write_metrics(loop, metrics, HEADLINE_METRICS)
 

@@ -11,8 +11,6 @@ import tensorflow as tf
 
 from tf_factorgan.models.unet import UNet
 
-SOURCES = ("accompaniment", "vocals")
-
 
 class MaskingSeparator(keras.Model):
     """(mixture [B, F, T, 1] log1p magnitudes >= 0, noise [B, nz] in [-1, 1]) ->
