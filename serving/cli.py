@@ -8,7 +8,8 @@
 photo's size. `separate` decodes any format soundfile or ffmpeg reads, sends the
 waveform at its own rate and channel count, and writes vocals.wav and
 accompaniment.wav (float32, the input's rate, length and channels). REST sends JSON
-(about 10 bytes a sample); gRPC sends raw float32 and suits whole songs better.
+(about 20 bytes a sample; refused over 128 MiB, see serving.client); gRPC sends raw
+float32 and suits whole songs better.
 """
 
 import json
@@ -40,14 +41,14 @@ def _segment(client, model: str, image_path: str, output: str) -> str:
 
 def _separate(client, model: str, audio_path: str, output_dir: str) -> str:
     from serving.client import separate_audio
-    from tf_factorgan.audio import separation
+    from tf_factorgan.audio import io as audio_io
 
-    audio, rate = separation.read_audio(audio_path)
+    audio, rate = audio_io.read_audio(audio_path)
     sources = separate_audio(client, model, audio, rate, FLAGS.version)
     lines = []
     for name, value in sources.items():
         path = os.path.join(output_dir, f"{name}.wav")
-        separation.write_audio(path, value, rate)
+        audio_io.write_audio(path, value, rate)
         lines.append(f"{name}: {path}")
     return "\n".join(lines)
 

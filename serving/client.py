@@ -6,7 +6,9 @@ Both clients have the same methods and return the same Python values:
   metadata(model, version, label) -> GetModelMetadataResponse as a dict
 and raise `ServingError` (gRPC status name, message) when the server refuses a call.
 REST outputs are cast to the dtypes of the signature (JSON only has numbers), so a
-REST and a gRPC call give identical arrays.
+REST and a gRPC call give identical arrays. JSON costs the client several times its
+size to build (5.5 GB for a 10-minute song), so RestClient refuses bodies estimated
+over `max_body_bytes` before building them; GrpcClient sends raw tensors.
 
 `segment_image` and `separate_audio` are the two tasks of the exported models (see
 export/savedmodel.py for their signatures).
@@ -30,10 +32,17 @@ from tensorflow_serving.apis import (
 
 from serving import wire
 from serving.wire import ServingError
+from tf_factorgan.audio.windows import SOURCES
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
 # Big enough for a whole song as float32 (a 10-minute stereo 44.1 kHz song is 212 MB).
 MAX_MESSAGE_BYTES = 1 << 30
+# Within the development server's default memory budget (2 GiB) for the served models'
+# heaviest case: separation returns two outputs the size of its input, and writing
+# them as JSON costs 2 x 128 bytes an input sample against 20-24 bytes of request
+# text, so 128 MiB of audio JSON needs about 1.4 GiB (256 MiB needed 2.7, refused
+# with 413 only after predicting). Building the body costs the client about 0.5 GiB.
+DEFAULT_MAX_BODY_BYTES = 128 << 20
 
 
 def _version_path(model: str, version=None, label: str = "") -> str:
@@ -50,9 +59,13 @@ class RestClient:
 
     protocol = "rest"
 
-    def __init__(self, address: str = "localhost:8501", timeout: float = DEFAULT_TIMEOUT_SECONDS):
+    def __init__(
+        self, address: str = "localhost:8501", timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ):
         self.address = address
         self.timeout = timeout
+        self.max_body_bytes = max_body_bytes
         self._local = threading.local()
         self._output_dtypes: dict = {}
 
@@ -86,7 +99,8 @@ class RestClient:
             ) from error
         if response.status != 200:
             code = wire.CODE_OF_HTTP_STATUS.get(response.status, "INTERNAL")
-            raise ServingError(code, decoded.get("error", f"HTTP {response.status}"))
+            message = decoded.get("error") if isinstance(decoded, dict) else None
+            raise ServingError(code, message or f"HTTP {response.status}")
         return decoded
 
     def status(self, model: str, version=None, label: str = "") -> dict:
@@ -100,7 +114,16 @@ class RestClient:
         version=None, label: str = "", row_format: bool = False,
     ) -> dict:
         """row_format sends "instances" (every input batched along axis 0), otherwise
-        "inputs" (columnar, any shapes)."""
+        "inputs" (columnar, any shapes). RESOURCE_EXHAUSTED, before anything is built,
+        when the body would exceed max_body_bytes."""
+        size = wire.json_body_size_estimate(inputs)
+        if size > self.max_body_bytes:
+            raise ServingError(
+                "RESOURCE_EXHAUSTED",
+                f"inputs {sorted(inputs)} would make a JSON body of about {size >> 20} MiB, over "
+                f"this client's max_body_bytes of {self.max_body_bytes >> 20} MiB; send tensors "
+                "this large with GrpcClient (serving.cli --protocol=grpc)",
+            )
         body = wire.predict_request_body(inputs, signature_name, row_format)
         response = self._request("POST", _version_path(model, version, label) + ":predict", body)
         outputs = wire.parse_predict_response(response)
@@ -215,5 +238,5 @@ def separate_audio(client, model: str, audio: np.ndarray, rate: int, version=Non
         "serving_default",
         version,
     )
-    return {name: outputs[name][0] for name in ("vocals", "accompaniment")}
+    return {name: outputs[name][0] for name in SOURCES}
 

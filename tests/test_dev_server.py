@@ -3,22 +3,33 @@ in-process SavedModel returns, status and metadata follow TF Serving's messages,
 bad request gets its documented error while the server keeps serving, and concurrent
 clients all succeed."""
 
+import base64
 import concurrent.futures
 import http.client
 import io
 import json
+import logging
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import time
+import zlib
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow.core.framework import tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving import client as serving_client
+from serving import dev_server as dev_server_module
+from serving import wire
 from serving.client import GrpcClient, RestClient
+from serving.dev_server import DevServer
 from serving.wire import ServingError
 
 RATE = 16000  # clients send their own rate; the graph resamples to 22050 Hz
@@ -272,3 +283,489 @@ def test_against_tensorflow_model_server(serving_exports, dev_server):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# --- Hostile and broken requests (issue 11) ---------------------------------------
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        kilobytes = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kilobytes << 10
+
+
+@pytest.fixture(scope="module")
+def strict_server(dev_server):
+    """A second server over the same loaded models with small bounds, so that each one
+    can be crossed cheaply: 4 REST workers, 1 s read and 2 s idle timeouts."""
+    server = DevServer(
+        dev_server.repository, rest_port=0, grpc_port=0, max_request_bytes=4 << 20,
+        max_request_memory_bytes=16 << 20, max_elements=100_000, max_image_pixels=600,
+        rest_threads=4, read_timeout_s=1.0, idle_timeout_s=2.0,
+    ).start()
+    yield server
+    server.stop()
+
+
+def _exchange(port: int, request: bytes, method: str = "POST", timeout: float = 10.0):
+    """Sends raw bytes, returns (status, headers, body) of the one response."""
+    with socket.create_connection(("localhost", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        response = http.client.HTTPResponse(sock, method=method)
+        response.begin()
+        return response.status, dict(response.getheaders()), response.read()
+
+
+def _post(path: str, body: bytes, extra: bytes = b"") -> bytes:
+    return (
+        b"POST " + path.encode("latin-1") + b" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+
+
+PREDICT = "/v1/models/segmentation:predict"
+HOSTILE_REST = {
+    # name: (raw request, status, words in the error)
+    "JSON nested 990 deep": (_post(PREDICT, b'{"inputs": ' + b"[" * 990 + b"0" + b"]" * 990 + b"}"), 400, ["nests", "at most 32 dimensions"]),
+    "strings nested 500 deep": (_post(PREDICT, b'{"signature_name": "predict_bytes", "inputs": ' + b"[" * 500 + b'"a"' + b"]" * 500 + b"}"), 400, ["inputs.images", "deeper than 32 levels"]),
+    "JSON nested beyond the parser": (_post(PREDICT, b"[" * 100_000 + b"]" * 100_000), 400, ["nests", "too deeply"]),
+    "strings nested 40 deep": (_post(PREDICT, b'{"signature_name": "predict_bytes", "inputs": ' + b"[" * 40 + b'"a"' + b"]" * 40 + b"}"), 400, ["inputs.images", "deeper than 32 levels"]),
+    "strings ragged deep inside": (_post(PREDICT, b'{"signature_name": "predict_bytes", "inputs": [["a"], ' + b"[" * 900 + b"]" * 900 + b"]}"), 400, ["inputs.images", "unequal"]),
+    "non-ASCII b64": (_post(PREDICT, '{"signature_name": "predict_bytes", "instances": [{"b64": "é"}]}'.encode()), 400, ["instances.images", "base64", "ASCII"]),
+    "20000-digit integer": (_post(PREDICT, b'{"inputs": [' + b"9" * 20_000 + b"]}"), 400, ["not valid JSON"]),
+    "non-ASCII Content-Length": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n{}", 400, ["Content-Length", "whole number"]),
+    "two Content-Lengths": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, ["Content-Length"]),
+    "chunked body": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400, ["Transfer-Encoding 'chunked'", "Content-Length"]),
+    "unknown method on an unknown path": (b"PUT /nowhere HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 400, ["Malformed request: PUT /nowhere"]),
+    "non-ASCII version": (b"GET /v1/models/segmentation/versions/\xb2 HTTP/1.1\r\n\r\n", 400, ["version", "whole number"]),
+    "unparseable URL": (b"GET //[x/v1 HTTP/1.1\r\n\r\n", 404, ["no such endpoint"]),
+    "bad HTTP version": (b"GET /v1/models/segmentation HTTP/9\r\n\r\n", 400, ["Bad request version"]),
+    "too many headers": (b"GET /v1/models/segmentation HTTP/1.1\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431, ["Too many headers"]),
+    "Infinity input": (_post("/v1/models/separation:predict", b'{"inputs": {"waveform": [[0.5, Infinity]], "sample_rate": 8000}}'), 400, ["inputs.waveform", "1 of 2 values are not finite"]),
+    "NaN input": (_post(PREDICT, b'{"instances": [[[[NaN, 0, 0]]]]}'), 400, ["instances.images", "not finite"]),
+    "beyond float32": (_post(PREDICT, b'{"instances": [[[[1e39, 0, 0]]]]}'), 400, ["instances.images", "float32's range"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_REST))
+def test_hostile_rest_requests_get_json_4xx(dev_server, name):
+    request, status, words = HOSTILE_REST[name]
+    got, headers, body = _exchange(dev_server.rest_port, request)
+    assert got == status, body[:300]
+    assert headers["Content-Type"] == "application/json"
+    error = json.loads(body)["error"]
+    for word in words:
+        assert word in error, error
+    assert _raw_rest(dev_server, "GET", "/v1/models/segmentation")[0] == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FROB", "HEAD"])
+def test_other_methods_are_malformed_requests_as_in_tf_serving(dev_server, method):
+    status, headers, body = _exchange(
+        dev_server.rest_port, f"{method} /v1/models/segmentation HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}".encode(),
+        method=method,
+    )
+    assert status == 400 and headers["Allow"] == "GET, POST"
+    assert headers["Content-Type"] == "application/json"
+    if method == "HEAD":  # a HEAD response has no body
+        assert body == b"" and int(headers["Content-Length"]) > 0
+    else:
+        assert json.loads(body)["error"].startswith(f"Malformed request: {method} /v1/models/segmentation")
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk (8-bit RGB) declaring width x height."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def _jpeg_header(width: int, height: int) -> bytes:
+    """SOI, an APP0 segment and a baseline SOF0 declaring width x height."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, height, width, 3) + b"\x01\x11\x00\x02\x11\x00\x03\x11\x00"
+    return b"\xff\xd8" + app0 + sof0
+
+
+@pytest.mark.parametrize("encoded, pixels", [
+    (_png_header(16000, 16000), 256_000_000),
+    (_png_header(10000, 10000), 100_000_000),
+    (_jpeg_header(10000, 10000), 100_000_000),
+])
+def test_image_pixels_are_bounded_from_the_header(dev_server, clients, encoded, pixels):
+    """The default bound (2^25 pixels) refuses the images that took 500 / 4.9 s, from
+    their headers alone: these are headers with no image data to decode."""
+    for client in clients:
+        with pytest.raises(ServingError) as raised:
+            client.predict("segmentation", {"images": np.array([encoded], dtype=object)}, "predict_bytes")
+        assert raised.value.code == "RESOURCE_EXHAUSTED", raised.value
+        assert f"images[0]: the encoded image has {pixels} pixels" in raised.value.message
+        assert "over the server's limit of 33554432 (--max_image_pixels)" in raised.value.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP"])
+def test_image_pixel_limit_is_exact_for_real_images(strict_server, fmt):
+    """600 pixels pass and 630 do not, for every format predict_bytes decodes."""
+    client = _clients(strict_server)[1]
+    for size, allowed in (((20, 30), True), ((21, 30), False)):
+        image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format=fmt)
+        call = lambda: serving_client.segment_image(client, "segmentation", buffer.getvalue())  # noqa: E731
+        if allowed:
+            assert Image.open(io.BytesIO(call())).size == (30, 20)
+        else:
+            with pytest.raises(ServingError, match="630 pixels"):
+                call()
+
+
+def test_gif_frames_count_towards_the_pixel_limit(strict_server):
+    frames = [Image.fromarray(np.full((10, 10, 3), 40 * i, np.uint8)) for i in range(7)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    with pytest.raises(ServingError, match="700 pixels"):
+        serving_client.segment_image(_clients(strict_server)[0], "segmentation", buffer.getvalue())
+
+
+def _grpc_predict(server, request: predict_pb2.PredictRequest):
+    with grpc.insecure_channel(f"localhost:{server.grpc_port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return stub.Predict(request, timeout=30)
+
+
+def _declared(shape, dtype=types_pb2.DT_FLOAT, **values) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "segmentation"
+    tensor = request.inputs["images"]
+    tensor.dtype = dtype
+    tensor.tensor_shape.dim.extend([tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in shape])
+    for field, value in values.items():
+        if field == "tensor_content":
+            tensor.tensor_content = value
+        else:
+            getattr(tensor, field).extend(value)
+    return request
+
+
+@pytest.mark.parametrize("request_, code, words", [
+    (_declared([1, 8000, 8000, 3]), "INVALID_ARGUMENT", ["inputs.images", "float_val holds 0 values", "needs 192000000"]),
+    (_declared([1, 8000, 8000, 3], float_val=[0.5, 0.5]), "INVALID_ARGUMENT", ["float_val holds 2 values"]),
+    (_declared([1, 8000, 8000, 3], tensor_content=b"\0" * 12), "INVALID_ARGUMENT", ["tensor_content holds 12 bytes", "needs 768000000"]),
+    (_declared([1, 8000, 8000, 3], float_val=[0.5]), "RESOURCE_EXHAUSTED", ["192000000 elements", "--max_elements"]),
+    (_declared([1, -1, 3]), "INVALID_ARGUMENT", ["negative"]),
+    (_declared([1] * 40, float_val=[0.5]), "INVALID_ARGUMENT", ["at most 32 dimensions"]),
+    (_declared([1], dtype=types_pb2.DT_VARIANT), "INVALID_ARGUMENT", ["DT_VARIANT is not served"]),
+    (_declared([1, 1, 1, 3], float_val=[0.0, float("nan"), 0.0]), "INVALID_ARGUMENT", ["inputs.images", "not finite"]),
+])
+def test_grpc_checks_declared_shapes_before_allocating(dev_server, request_, code, words):
+    """The 56-byte request declaring [1, 8000, 8000, 3] took the server from 1.3 to
+    6.1 GB; now it is refused from its shape, and RSS stays put (100 MB of slack for
+    allocator noise, against the 768 MB-4.8 GB one such request allocated)."""
+    before = _rss_bytes()
+    with pytest.raises(grpc.RpcError) as raised:
+        _grpc_predict(dev_server, request_)
+    assert raised.value.code().name == code, raised.value.details()
+    for word in words:
+        assert word in raised.value.details()
+    assert _rss_bytes() - before < 100 << 20
+
+
+def test_grpc_fill_form_within_limits_is_served(strict_server):
+    """One value filling its shape (tf.make_tensor_proto(v, shape=...)) is TF's compact
+    form, and stays accepted under max_elements."""
+    got = _grpc_predict(strict_server, _declared([1, 8, 8, 3], float_val=[0.25]))
+    assert [dim.size for dim in got.outputs["class_ids"].tensor_shape.dim] == [1, 8, 8]
+
+
+def test_undecodable_grpc_messages_are_invalid_argument_without_traceback(dev_server, caplog):
+    caplog.set_level(logging.DEBUG)
+    with grpc.insecure_channel(f"localhost:{dev_server.grpc_port}") as channel:
+        for method, service in (("Predict", "PredictionService"), ("GetModelStatus", "ModelService")):
+            call = channel.unary_unary(f"/tensorflow.serving.{service}/{method}")
+            with pytest.raises(grpc.RpcError) as raised:
+                call(b"\xff\xff\xff\xff garbage", timeout=30)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "request is not a valid tensorflow.serving." in raised.value.details()
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    assert not any("Exception deserializing" in r.getMessage() for r in caplog.records)
+    assert sum("request is not a valid" in r.getMessage() for r in caplog.records) == 2  # one line each
+
+
+def test_short_body_is_answered_after_the_read_timeout(strict_server):
+    """A body shorter than its Content-Length used to hang forever; now 400 after the
+    1 s read timeout, and the connection is closed."""
+    with socket.create_connection(("localhost", strict_server.rest_port), timeout=10) as sock:
+        sock.sendall(b"POST " + PREDICT.encode() + b' HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"inputs": [1, 2')
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()
+        error = json.loads(response.read())["error"]
+        assert response.status == 400 and response.getheader("Connection") == "close"
+        assert "Content-Length is 100 bytes, but they did not all arrive within 1 s" in error
+        assert sock.recv(1) == b""
+
+
+def test_stalled_headers_and_idle_connections_are_closed(strict_server):
+    with socket.create_connection(("localhost", strict_server.rest_port), timeout=10) as stalled, \
+            socket.create_connection(("localhost", strict_server.rest_port), timeout=10) as idle:
+        stalled.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost:")  # and nothing more
+        assert stalled.recv(1) == b""  # after the 1 s read timeout
+        assert idle.recv(1) == b""  # after the 2 s idle timeout
+
+
+def test_idle_connections_do_not_hold_the_workers(strict_server):
+    """40 idle connections against 4 workers: a new client is still answered (one
+    thread per connection held 400 for a minute)."""
+    idle = [socket.create_connection(("localhost", strict_server.rest_port), timeout=10) for _ in range(40)]
+    try:
+        status = RestClient(f"localhost:{strict_server.rest_port}", timeout=15).status("segmentation")
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_trickled_headers_are_cut_at_the_read_timeout(strict_server):
+    """A byte of headers every 0.1 s used to hold a worker forever (each read was
+    within the 1 s timeout); the line and headers now get 1 s in all. The bound of 100
+    bytes (10 s) only catches a connection that is never closed."""
+    with socket.create_connection(("localhost", strict_server.rest_port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nX-Trickle: ")
+        sock.settimeout(0.1)
+        for _ in range(100):
+            try:
+                sock.sendall(b"a")
+                if sock.recv(1) == b"":
+                    break
+            except TimeoutError:
+                continue
+            except (ConnectionResetError, BrokenPipeError):
+                break
+        else:
+            pytest.fail("the server kept reading trickled headers")
+
+
+def test_expect_100_continue_is_refused_before_the_body(strict_server):
+    """A body over the limit is refused instead of invited: the first line back is
+    the 413, not 100 Continue, and the connection closes."""
+    request = (
+        b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"Content-Length: %d\r\n\r\n" % (5 << 20)
+    )
+    with socket.create_connection(("localhost", strict_server.rest_port), timeout=10) as sock:
+        sock.sendall(request)
+        reply = sock.makefile("rb")
+        assert reply.readline().startswith(b"HTTP/1.1 413"), "the server invited the body"
+        headers = http.client.parse_headers(reply)
+        assert headers["Connection"] == "close"
+        error = json.loads(reply.read(int(headers["Content-Length"])))["error"]
+        assert "request body of 5242880 bytes exceeds the server's limit of 4194304 bytes" in error
+
+
+def test_error_before_close_is_not_reset_away_by_an_unread_body(strict_server):
+    """A body far over the limit (40 MiB, over 8 x 4 MiB) is not read, and the
+    connection is closed after the 413. Closing with the body unread used to reset the
+    connection while the client was still sending, so http.client failed in request()
+    and never saw the 413; now the server reads and drops the rest first."""
+    connection = http.client.HTTPConnection("localhost", strict_server.rest_port, timeout=20)
+    try:
+        connection.request("POST", PREDICT, body=bytes(40 << 20))
+        response = connection.getresponse()
+        assert response.status == 413 and response.getheader("Connection") == "close"
+        assert "exceeds the server's limit" in json.loads(response.read())["error"]
+    finally:
+        connection.close()
+
+
+# --- One worker: queueing, refusal, stopping --------------------------------------
+
+
+def _one_worker(dev_server) -> DevServer:
+    return DevServer(
+        dev_server.repository, rest_port=0, grpc_port=0, rest_threads=1, read_timeout_s=10.0,
+    ).start()
+
+
+def _hold_the_worker(server) -> socket.socket:
+    """A connection whose worker waits for the 10 body bytes it declared; `_release`
+    sends them."""
+    sock = socket.create_connection(("localhost", server.rest_port), timeout=20)
+    sock.sendall(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
+    _wait_until(lambda: server._http.waiting() == 0)  # its worker took it
+    return sock
+
+
+def _release(sock: socket.socket) -> http.client.HTTPResponse:
+    sock.sendall(b'{"x": 1}  ')
+    return _response(sock, "POST")
+
+
+def _response(sock: socket.socket, method: str = "GET") -> http.client.HTTPResponse:
+    response = http.client.HTTPResponse(sock, method=method)
+    response.begin()
+    response.read()
+    return response
+
+
+def _wait_until(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server did not get there"
+        time.sleep(0.01)
+
+
+def _queued_gets(server, count: int) -> list:
+    queued = []
+    for _ in range(count):
+        sock = socket.create_connection(("localhost", server.rest_port), timeout=20)
+        sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost: x\r\n\r\n")
+        queued.append(sock)
+    _wait_until(lambda: server._http.waiting() == count)
+    return queued
+
+
+def test_queued_connections_get_the_worker_in_turn_and_extra_ones_503(dev_server):
+    """One worker, held: 16 connections wait for it and the 17th is refused with 503.
+    Then each answer but the last closes its keep-alive connection, because another
+    connection is waiting (a busy client used to keep the worker)."""
+    server = _one_worker(dev_server)
+    held = _hold_the_worker(server)
+    queued = _queued_gets(server, 16)
+    try:
+        with socket.create_connection(("localhost", server.rest_port), timeout=20) as refused:
+            response = _response(refused)
+            assert response.status == 503 and response.getheader("Connection") == "close"
+            assert refused.recv(1) == b""
+        assert _release(held).getheader("Connection") == "close"
+        answers = [_response(sock) for sock in queued]
+        assert [a.status for a in answers] == [200] * 16
+        assert [a.getheader("Connection") for a in answers] == ["close"] * 15 + [None]
+    finally:
+        for sock in [held, *queued]:
+            sock.close()
+        server.stop()
+
+
+def test_idle_workers_release_only_as_many_connections_as_wait(dev_server):
+    """Two connections waiting: two workers may give theirs up for them, not more (every
+    idle worker used to drop its connection while any one waited)."""
+    server = _one_worker(dev_server)
+    held = _hold_the_worker(server)
+    queued = _queued_gets(server, 2)
+    try:
+        assert [server._http.claim_for_waiting() for _ in range(4)] == [True, True, False, False]
+    finally:
+        for sock in [held, *queued]:
+            sock.close()
+        server.stop()
+
+
+def test_stop_closes_queued_connections_without_traceback(dev_server, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    server = _one_worker(dev_server)
+    held = _hold_the_worker(server)
+    queued = _queued_gets(server, 2)
+    accepted = list(server._http._open)
+    server.stop()
+    try:
+        assert all(connection.fileno() == -1 for connection in accepted)  # closed, not leaked
+        for sock in queued:
+            assert sock.recv(1) == b""
+    finally:
+        for sock in [held, *queued]:
+            sock.close()
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_grpc_calls_beyond_the_queue_are_resource_exhausted(dev_server):
+    """One gRPC thread admits 4 calls in flight; 12 sent at once are not all queued."""
+    server = DevServer(dev_server.repository, rest_port=0, grpc_port=0, threads=1).start()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "separation"
+    request.inputs["waveform"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 44100), np.float32)))
+    request.inputs["sample_rate"].CopyFrom(tf.make_tensor_proto(np.array(44100, np.int32)))
+    try:
+        with grpc.insecure_channel(f"localhost:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            calls = [stub.Predict.future(request, timeout=120) for _ in range(12)]
+            codes = [call.code().name for call in calls]
+    finally:
+        server.stop()
+    assert set(codes) == {"OK", "RESOURCE_EXHAUSTED"}, codes
+    assert codes.count("OK") >= 4
+
+
+def test_grpc_checks_each_input_once(dev_server, monkeypatch):
+    checked = []
+    original = wire.check_tensor_proto
+    monkeypatch.setattr(wire, "check_tensor_proto", lambda proto, field, *args: checked.append(field) or original(proto, field, *args))
+    request = _declared([1, 8, 8, 3], float_val=[0.25])
+    _grpc_predict(dev_server, request)
+    assert checked == ["inputs.images"]
+
+
+@pytest.mark.parametrize("body, words", [
+    # 1.5 MB of empty lists: estimated 94 MiB parsed (32 MB measured), refused unparsed.
+    (b'{"inputs": [' + b"[]," * 500_000 + b"[]]}", ["would need about 94 MiB to parse", "16 MiB", "--max_request_memory_mb"]),
+    # 3 MB of b64 strings: 2 x text, plus per item 48 + 256 bytes and 128 for its key.
+    (b'{"signature_name": "predict_bytes", "instances": [' + b'{"b64": "AAAA"},' * 200_000 + b'{"b64": "AAAA"}]}', ["would need about 98 MiB to parse"]),
+])
+def test_parsing_memory_is_estimated_before_parsing(strict_server, body, words):
+    status, _, payload = _exchange(strict_server.rest_port, _post(PREDICT, body))
+    assert status == 413
+    for word in words:
+        assert word in json.loads(payload)["error"]
+
+
+def test_json_response_memory_is_bounded(strict_server):
+    """99k input samples pass max_elements, but two outputs of 99k samples as JSON
+    (about 24 MiB) exceed the 16 MiB budget; gRPC returns them."""
+    audio = np.zeros((1, 99_000), np.float32)
+    inputs = {"waveform": audio, "sample_rate": np.array(8000, np.int32)}
+    rest, grpc_client = _clients(strict_server)
+    with pytest.raises(ServingError, match="JSON response would need about 24 MiB") as raised:
+        rest.predict("separation", inputs)
+    assert raised.value.code == "RESOURCE_EXHAUSTED"
+    assert grpc_client.predict("separation", inputs)["vocals"].shape == (1, 99_000)
+
+
+def test_rest_client_refuses_huge_bodies_before_building_them():
+    """A 10-minute song's JSON cost the client 5.5 GB; now it is refused from its size
+    (the address is never contacted: nothing listens there)."""
+    song = np.zeros((600 * 44100, 2), np.float32)
+    client = RestClient("localhost:1", timeout=1)
+    with pytest.raises(ServingError) as raised:
+        serving_client.separate_audio(client, "separation", song, 44100)
+    assert raised.value.code == "RESOURCE_EXHAUSTED"
+    assert "about 1211 MiB, over this client's max_body_bytes of 128 MiB" in raised.value.message
+    assert "GrpcClient" in raised.value.message
+
+
+def test_rest_client_default_fits_the_servers_default_budget():
+    """A separation body just under the client's default passes the server's default
+    parsing and response budgets (256 MiB of audio JSON was let through and refused
+    with 413 after predicting). The estimates are linear in the samples, so a small
+    body scaled up stands for the large one."""
+    audio = (0.1 * np.random.default_rng(0).standard_normal((1, 20_000, 2))).astype(np.float32)
+    inputs = {"waveform": audio, "sample_rate": np.array(8000, np.int32)}
+    scale = serving_client.DEFAULT_MAX_BODY_BYTES / wire.json_body_size_estimate(inputs)
+    body = json.dumps(wire.predict_request_body(inputs, "serving_default", False)).encode()
+    budget = dev_server_module.DEFAULT_MAX_REQUEST_MEMORY_BYTES
+    assert scale * wire.json_memory_estimate(body) < budget
+    assert scale * wire.json_response_memory_estimate({"vocals": audio, "accompaniment": audio}) < budget
+
+
+def test_client_disconnects_leave_one_log_line_and_no_traceback(dev_server, caplog, capfd):
+    caplog.set_level(logging.INFO, logger="serving.dev_server")
+    body = json.dumps({"signature_name": "predict_bytes", "instances": [{"b64": base64.b64encode(_png(1)[1]).decode()}]}).encode()
+    for _ in range(3):
+        sock = socket.create_connection(("localhost", dev_server.rest_port), timeout=10)
+        sock.sendall(_post(PREDICT, body))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
+        sock.close()
+    deadline = time.time() + 20
+    while sum("connection dropped" in r.getMessage() for r in caplog.records) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    assert sum("connection dropped" in r.getMessage() for r in caplog.records) == 3
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "Traceback" not in capfd.readouterr().err

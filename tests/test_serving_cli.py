@@ -84,3 +84,26 @@ def test_serve_command(serving_exports):
 
     result = _run("-m", "serving.serve", f"--export_base={base}", "--model_config_file=x", check=False)
     assert result.returncode != 0 and "exactly one of --model_config_file and --export_base" in result.stderr
+
+
+def test_serve_flag_defaults_are_the_dev_servers():
+    """serve.py states its defaults without importing TensorFlow; they must be the
+    DevServer's own."""
+    import inspect
+
+    from serving import dev_server
+
+    code = (
+        "import sys; from absl import flags; import serving.serve; flags.FLAGS(['serve']); "
+        "print(*[flags.FLAGS[n].default for n in sys.argv[1:]])"
+    )
+    names = ["max_request_mb", "max_request_memory_mb", "max_elements", "max_image_pixels",
+             "read_timeout_s", "idle_timeout_s", "threads", "rest_api_num_threads"]
+    out = _run("-c", code, *names).stdout.split()
+    parameters = inspect.signature(dev_server.DevServer).parameters
+    assert [float(value) for value in out] == [
+        dev_server.DEFAULT_MAX_REQUEST_BYTES >> 20, dev_server.DEFAULT_MAX_REQUEST_MEMORY_BYTES >> 20,
+        dev_server.DEFAULT_MAX_ELEMENTS, dev_server.DEFAULT_MAX_IMAGE_PIXELS,
+        dev_server.DEFAULT_READ_TIMEOUT_S, dev_server.DEFAULT_IDLE_TIMEOUT_S,
+        parameters["threads"].default, parameters["rest_threads"].default,
+    ]

@@ -1,9 +1,16 @@
 """REST JSON bodies in TF Serving's row and columnar formats, b64 strings and TensorProtos:
 what the client writes the server reads back, and bad values name their field."""
 
+import io
+import json
+import math
+import struct
+import tracemalloc
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from serving import wire
 from serving.wire import ServingError
@@ -60,6 +67,14 @@ def test_response_formats():
     ([256], tf.uint8, ["uint8", "do not fit"]),
     ([True], tf.float32, ["true/false"]),
     ([{"b64": "%%"}], tf.string, ["base64"]),
+    ([{"b64": "AAé="}], tf.string, ["base64", "ASCII"]),
+    (["\ud800"], tf.string, ["not valid Unicode"]),
+    ([[1, 2], 3], tf.float32, ["unequal"]),
+    ([[["a"], "b"]], tf.string, ["unequal"]),
+    ([10**30], tf.int64, ["beyond 64 bits"]),
+    ([None], tf.float32, ["null"]),
+    ([math.inf], tf.int32, ["not finite"]),
+    ([[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], tf.float32, ["deeper than 32"]),
     ([{"data": "AA=="}], tf.string, ['{"b64"']),
     ([3], tf.string, ["strings"]),
 ])
@@ -96,3 +111,115 @@ def test_tensor_protos_round_trip():
     for array in (np.arange(6, dtype=np.float32).reshape(2, 3), np.array(5, np.int32), np.array([b"a", b"\xff"], dtype=object)):
         back = wire.from_tensor_proto(wire.to_tensor_proto(array), "x")
         assert back.shape == array.shape and back.tolist() == array.tolist()
+
+
+def test_element_bound_is_checked_before_conversion():
+    with pytest.raises(ServingError) as raised:
+        wire.from_json([[0.0] * 11] * 10, tf.float32, "inputs.x", max_elements=100)
+    assert raised.value.code == "RESOURCE_EXHAUSTED" and "shape [10, 11]" in raised.value.message
+    assert wire.from_json([[0.0] * 10] * 10, tf.float32, "inputs.x", max_elements=100).shape == (10, 10)
+
+
+def test_non_finite_numbers():
+    """Inputs: check_finite refuses them. Outputs: written as TF Serving does (bare
+    NaN / Infinity / -Infinity literals), which the clients read back."""
+    with pytest.raises(ServingError, match="inputs.x: 2 of 3 values are not finite"):
+        wire.check_finite(np.array([1.0, np.nan, -np.inf], np.float32), "inputs.x")
+    wire.check_finite(np.array([1, 2], np.int32), "inputs.x")
+    text = json.dumps(wire.predict_response_body({"y": np.array([np.nan, np.inf, -np.inf, 1.5], np.float32)}, False))
+    assert text == '{"outputs": [NaN, Infinity, -Infinity, 1.5]}'
+    back = wire.parse_predict_response(json.loads(text))["output"]
+    assert np.isnan(back[0]) and back[1:].tolist() == [np.inf, -np.inf, 1.5]
+
+
+def _peak_parse_bytes(body: bytes, dtypes: dict) -> int:
+    tracemalloc.start()
+    try:
+        wire.parse_predict_request(json.loads(body), dtypes)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("name, inputs, dtypes", [
+    ("stereo audio", {"waveform": (0.1 * np.random.default_rng(0).standard_normal((1, 50_000, 2))).astype(np.float32), "sample_rate": np.array(8000, np.int32)}, {"waveform": tf.float32, "sample_rate": tf.int32}),
+    ("zeros", {"waveform": np.zeros((1, 100_000), np.float32), "sample_rate": np.array(8000, np.int32)}, {"waveform": tf.float32, "sample_rate": tf.int32}),
+    ("small images", {"images": np.zeros((4000, 1, 1, 3), np.uint8)}, {"images": tf.uint8}),
+    ("binary strings", {"images": np.array([bytes(300)] * 2000, dtype=object)}, {"images": tf.string}),
+])
+def test_json_memory_estimate_bounds_what_parsing_takes(name, inputs, dtypes):
+    """The estimate, made from the body's delimiters, is above what json.loads and the
+    conversion to arrays allocate, and within 4 times it (so that a budget built on it
+    does not refuse bodies that would fit)."""
+    body = json.dumps(wire.predict_request_body(inputs, "s", False)).encode()
+    peak = _peak_parse_bytes(body, dtypes)
+    estimate = wire.json_memory_estimate(body)
+    assert peak < estimate < 4 * peak, (name, peak, estimate)
+
+
+def test_json_memory_estimate_counts_object_keys():
+    """100k distinct keys took 15.7 MB to parse; without a cost per key the estimate
+    was 7.4 MB."""
+    body = json.dumps({"inputs": {f"k{i}": 0 for i in range(100_000)}}).encode()
+    tracemalloc.start()
+    json.loads(body)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < wire.json_memory_estimate(body) < 4 * peak
+
+
+def test_json_size_estimates():
+    audio = (0.1 * np.random.default_rng(0).standard_normal((1, 20_000, 2))).astype(np.float32)
+    inputs = {"waveform": audio, "sample_rate": np.array(8000, np.int32)}
+    size = len(json.dumps(wire.predict_request_body(inputs, "s", False)))
+    assert 0.9 * size < wire.json_body_size_estimate(inputs) < 1.5 * size
+    outputs = {"vocals": audio, "accompaniment": audio}
+    tracemalloc.start()
+    json.dumps(wire.predict_response_body(outputs, False)).encode()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < wire.json_response_memory_estimate(outputs) < 3 * peak
+
+
+def _encoded(fmt: str, height: int, width: int, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt, options", [
+    ("PNG", {}), ("JPEG", {}), ("JPEG", {"progressive": True, "exif": b"Exif\0\0" + bytes(5000)}),
+    ("GIF", {}), ("BMP", {}),
+    ("WEBP", {}), ("WEBP", {"lossless": True}), ("WEBP", {"exif": b"Exif\0\0" + bytes(10)}),  # VP8, VP8L, VP8X
+])
+def test_image_pixels_from_headers(fmt, options):
+    assert wire.image_pixels(_encoded(fmt, 21, 34, **options), "x") == 21 * 34
+
+
+def test_image_pixels_edge_cases():
+    # A top-down BMP stores a negative height.
+    bmp = bytearray(_encoded("BMP", 5, 7))
+    bmp[22:26] = struct.pack("<i", -5)
+    assert wire.image_pixels(bytes(bmp), "x") == 35
+    assert wire.image_pixels(b"not an image", "x") is None
+    assert wire.image_pixels(b"BMW 3 series, a string input that starts with BM", "x") is None
+    with pytest.raises(ServingError, match="x: a JPEG whose frame header"):
+        wire.image_pixels(_encoded("JPEG", 8, 8)[:20], "x")
+    with pytest.raises(ServingError, match="x: a PNG without its IHDR"):
+        wire.image_pixels(b"\x89PNG\r\n\x1a\n\0\0", "x")
+    with pytest.raises(ServingError, match="x: a WebP whose VP8, VP8L or VP8X header"):
+        wire.image_pixels(_encoded("WEBP", 8, 8)[:24], "x")
+    # A JPEG of nothing but empty segments: the walk stops, and refuses it.
+    with pytest.raises(ServingError, match="frame header"):
+        wire.image_pixels(b"\xff\xd8" + b"\xff\xfe\x00\x02" * 20_000, "x")
+
+
+@pytest.mark.parametrize("proto", [
+    tf.make_tensor_proto(0.5, shape=[2, 3]),  # TF's one-value fill form
+    tf.make_tensor_proto(np.zeros((2, 3), np.float32)),
+])
+def test_well_formed_tensor_protos_pass(proto):
+    assert wire.check_tensor_proto(proto, "x", max_elements=6) == 24
+    assert wire.from_tensor_proto(proto, "x").shape == (2, 3)
+    with pytest.raises(ServingError, match="over the server's limit of 5"):
+        wire.check_tensor_proto(proto, "x", max_elements=5)

@@ -277,35 +277,35 @@ def separate_file(run_dir: str, path: str, out_dir: str, griffin_lim_iterations:
     return outputs
 
 
-def run(config: AudioSeparationConfig) -> dict:
-    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    strategy = common.make_runtime(config)
-    return run_with_data(config, load_data(config), strategy)
+def _evaluate_and_listen(config: AudioSeparationConfig, data: AudioData, loop: trainer.Trainer) -> dict:
+    """`evaluate`, with the first test song's mixture and estimates in TensorBoard."""
+    metrics, song = evaluate(config, data, loop)
+    write_audio_summaries(loop, song, int(loop.step.numpy()))
+    return metrics
 
 
-def run_with_data(config: AudioSeparationConfig, data: AudioData, strategy) -> dict:
-    loop = build_trainer(config, data, strategy)
-    first_song = {}
-
-    def evaluate_and_keep():
-        metrics, song = evaluate(config, data, loop)
-        first_song.update(song)
-        return metrics
-
-    def write_outputs(metrics):
-        common.save_generator(loop, generator_spec(config))
-        write_audio_summaries(loop, first_song, metrics["step"])
-        keys = [k for k in HEADLINE_METRICS if k in metrics]
-        common.write_metrics(loop, metrics, keys)
-
-    details = dict(
+TASK = common.Task(
+    load_data=load_data,
+    build_trainer=build_trainer,
+    evaluate=_evaluate_and_listen,
+    generator_spec=lambda config, data: generator_spec(config),
+    details=lambda config, data: dict(
         variant=config.variant.value,
         num_joint_songs=config.num_joint_songs,
         paired_songs=list(data.song_names[: config.num_joint_songs]),
         num_training_snippets=len(data.snippets),
         num_joint_snippets=data.num_joint_snippets,
-    )
-    return common.train_and_evaluate(
-        config, loop, evaluate_and_keep, details, write_outputs,
-        metric_keys=HEADLINE_METRICS,
-    )
+    ),
+    metric_keys=lambda config: HEADLINE_METRICS,
+    write_outputs=lambda config, data, loop, metrics: None,
+)
+
+
+def run(config: AudioSeparationConfig) -> dict:
+    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
+    return common.run_experiment(TASK, config)
+
+
+def run_with_data(config: AudioSeparationConfig, data: AudioData, strategy) -> dict:
+    """`run` on data already loaded, under `strategy`."""
+    return common.run_experiment(TASK, config, data, strategy)

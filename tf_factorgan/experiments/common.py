@@ -10,7 +10,7 @@ import dataclasses
 import enum
 import json
 import os
-from typing import Callable, ClassVar, Iterator, Sequence
+from typing import Callable, ClassVar, Iterator, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -240,27 +240,52 @@ def write_run_config(loop: trainer.Trainer, config: dict, metric_keys: Sequence[
     loop.writer.flush()
 
 
-def train_and_evaluate(
-    settings: TrainingSettings,
-    loop: trainer.Trainer,
-    evaluate: Callable[[], dict],
-    details: dict,
-    write_outputs: Callable[[dict], None],
-    metric_keys: Sequence[str] = (),
-) -> dict:
-    """Writes the run's settings and `details` to TensorBoard (hparams with
-    `metric_keys` as the metrics, and a `config` text), trains (or restores, with
-    --eval_only), evaluates and, on the chief, writes the outputs. Returns the metrics
-    with `details` and the run's metadata, or {"interrupted_at_step": step} when
-    Ctrl-C stopped training."""
-    write_run_config(loop, {**dataclasses.asdict(settings), **details}, metric_keys)
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """An experiment, as `run_experiment` drives it. Every function receives the run's
+    config, most also its data (what `load_data` returned):
+
+      load_data(config) -> data
+      build_trainer(config, data, strategy) -> trainer.Trainer
+      evaluate(config, data, loop) -> metrics of the trained (or restored) step
+      generator_spec(config, data) -> `models.specs` spec written beside the weights
+      details(config, data) -> settings and facts of the data kept with the metrics
+      metric_keys(config) -> headline metrics (TensorBoard `eval/*`, HParams columns)
+      write_outputs(config, data, loop, metrics) -> the experiment's own files
+    """
+
+    load_data: Callable
+    build_trainer: Callable
+    evaluate: Callable
+    generator_spec: Callable
+    details: Callable
+    metric_keys: Callable
+    write_outputs: Callable
+
+
+def run_experiment(task: Task, settings: TrainingSettings, data=None,
+                   strategy: Optional[tf.distribute.Strategy] = None) -> dict:
+    """Runs one experiment: writes its settings to TensorBoard (hparams and a `config`
+    text), trains (or restores, with --eval_only), evaluates and, on the chief, writes
+    the generator with its spec, the experiment's outputs and metrics.json. `data` and
+    `strategy` default to the task's data and the settings' runtime. Returns the
+    metrics with the details and the run's metadata, or {"interrupted_at_step": step}
+    when Ctrl-C stopped training."""
+    # The runtime first: CPU threads are set before TensorFlow starts.
+    strategy = strategy or make_runtime(settings)
+    data = task.load_data(settings) if data is None else data
+    loop = task.build_trainer(settings, data, strategy)
+    details, keys = task.details(settings, data), task.metric_keys(settings)
+    write_run_config(loop, {**dataclasses.asdict(settings), **details}, keys)
     result = train_or_restore(settings, loop)
     if result.interrupted:
         return {"interrupted_at_step": result.step}
-    metrics = evaluate()
+    metrics = task.evaluate(settings, data, loop)
     metrics.update(details, **run_metadata(settings, result))
     if loop.is_chief:
-        write_outputs(metrics)
+        save_generator(loop, task.generator_spec(settings, data))
+        task.write_outputs(settings, data, loop, metrics)
+        write_metrics(loop, metrics, [key for key in keys if key in metrics])
     return metrics
 
 

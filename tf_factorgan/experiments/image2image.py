@@ -146,27 +146,30 @@ def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: traine
     return metrics
 
 
+def _write_outputs(config, data, loop, metrics) -> None:
+    images.write_png(os.path.join(loop.out_dir, "predictions.png"), comparison_grid(loop.gan_step, data))
+
+
+TASK = common.Task(
+    load_data=image_data.load_data,
+    build_trainer=build_trainer,
+    evaluate=evaluate,
+    generator_spec=generator_spec,
+    details=lambda config, data: dict(model=config.model, dataset=config.dataset,
+                                      num_joint_samples=config.num_joint_samples),
+    # The Cityscapes palette means nothing elsewhere: pixel accuracy only there.
+    metric_keys=lambda config: ("mse", "pixel_accuracy") if config.dataset == "cityscapes" else ("mse",),
+    write_outputs=_write_outputs,
+)
+
+
 def run(config: Image2ImageConfig) -> dict:
     """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    strategy = common.make_runtime(config)
-    return run_with_data(config, image_data.load_data(config), strategy)
+    return common.run_experiment(TASK, config)
 
 
 def run_with_data(
     config: Image2ImageConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
 ) -> dict:
-    loop = build_trainer(config, data, strategy)
-
-    def write_outputs(metrics):
-        common.save_generator(loop, generator_spec(config, data))
-        images.write_png(os.path.join(loop.out_dir, "predictions.png"),
-                         comparison_grid(loop.gan_step, data))
-        keys = ("mse", "pixel_accuracy") if "pixel_accuracy" in metrics else ("mse",)
-        common.write_metrics(loop, metrics, keys)
-
-    details = dict(model=config.model, dataset=config.dataset,
-                   num_joint_samples=config.num_joint_samples)
-    return common.train_and_evaluate(
-        config, loop, lambda: evaluate(config, data, loop), details, write_outputs,
-        metric_keys=("mse", "pixel_accuracy") if config.dataset == "cityscapes" else ("mse",),
-    )
+    """`run` on data already loaded, under `strategy`."""
+    return common.run_experiment(TASK, config, data, strategy)

@@ -114,26 +114,30 @@ def evaluate(config: ImagePairsConfig, data: image_data.ImageData, loop: trainer
     )
 
 
+def _write_outputs(config, data, loop, metrics) -> None:
+    images.write_png(os.path.join(loop.out_dir, "samples.png"),
+                     sample_grid(loop.gan_step, data.partition))
+
+
+TASK = common.Task(
+    load_data=image_data.load_data,
+    build_trainer=build_trainer,
+    evaluate=evaluate,
+    generator_spec=lambda config, data: generator_spec(config, data.sample_shape),
+    details=lambda config, data: dict(variant=config.variant.value, dataset=config.dataset,
+                                      num_joint_samples=config.num_joint_samples),
+    metric_keys=lambda config: ("ls_mean", "ls_std"),
+    write_outputs=_write_outputs,
+)
+
+
 def run(config: ImagePairsConfig) -> dict:
     """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    strategy = common.make_runtime(config)
-    return run_with_data(config, image_data.load_data(config), strategy)
+    return common.run_experiment(TASK, config)
 
 
 def run_with_data(
     config: ImagePairsConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
 ) -> dict:
-    loop = build_trainer(config, data, strategy)
-
-    def write_outputs(metrics):
-        common.save_generator(loop, generator_spec(config, data.sample_shape))
-        images.write_png(os.path.join(loop.out_dir, "samples.png"),
-                         sample_grid(loop.gan_step, data.partition))
-        common.write_metrics(loop, metrics, ("ls_mean", "ls_std"))
-
-    details = dict(variant=config.variant.value, dataset=config.dataset,
-                   num_joint_samples=config.num_joint_samples)
-    return common.train_and_evaluate(
-        config, loop, lambda: evaluate(config, data, loop), details, write_outputs,
-        metric_keys=("ls_mean", "ls_std"),
-    )
+    """`run` on data already loaded, under `strategy`."""
+    return common.run_experiment(TASK, config, data, strategy)

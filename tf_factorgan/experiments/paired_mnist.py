@@ -90,13 +90,16 @@ class PairedMnistConfig(common.TrainingSettings):
 @dataclasses.dataclass(frozen=True)
 class PairedMnistData:
     """joint: the paired training subset; full: all training digits (for the
-    marginal streams); test: pairs of the 10k test digits."""
+    marginal streams); test: pairs of the 10k test digits; classifier:
+    `() -> (model, test accuracy)`, the evaluation classifier, loaded (or trained) by
+    the first evaluation that needs it and kept."""
 
     joint: mnist.PairedDigits
     full: mnist.PairedDigits
     test: mnist.PairedDigits
     train_digits: mnist.Digits
     test_digits: mnist.Digits
+    classifier: Optional[Callable[[], tuple]] = None
 
 
 def load_data(config: PairedMnistConfig) -> PairedMnistData:
@@ -115,13 +118,14 @@ def build_data(
             f"{len(train)} training digits"
         )
     lam = config.same_digit_prob
-    return PairedMnistData(
+    data = PairedMnistData(
         joint=mnist.PairedDigits.build(train.subset(config.num_joint_samples), lam, config.seed),
         full=mnist.PairedDigits.build(train, lam, config.seed + 1),
         test=mnist.PairedDigits.build(test, lam, config.seed + 2),
         train_digits=train,
         test_digits=test,
     )
+    return dataclasses.replace(data, classifier=functools.cache(lambda: load_classifier(config, data)))
 
 
 def make_dataset_fn(config: PairedMnistConfig, data: PairedMnistData):
@@ -170,14 +174,11 @@ def build_trainer(
     data: PairedMnistData,
     strategy: tf.distribute.Strategy,
     randomness_factory=noise.Randomness,
-    classifier: Optional[Callable[[], tuple]] = None,
 ) -> trainer.Trainer:
     """Models, optimizers and the training loop of `config`, under `strategy`; with
     --eval_every, the loop evaluates `eval_every_samples` pairs every so often.
 
     `randomness_factory(seed)` makes the per-replica random source (tests swap it).
-    `classifier() -> (model, accuracy)` gives the evaluation classifier (default: one
-    loaded or trained on the first evaluation, then kept).
     """
     if config.eval_every and config.eval_every_samples < 2:
         raise ValueError(
@@ -197,10 +198,9 @@ def build_trainer(
     )
     eval_fn = None
     if config.eval_every:
-        classifier = classifier or functools.cache(lambda: load_classifier(config, data))
 
         def eval_fn(unused_step):
-            metrics = evaluate_step(config, data, step, config.eval_every_samples, classifier())
+            metrics = evaluate_step(config, data, step, config.eval_every_samples, data.classifier())
             return {key: metrics[key] for key in HEADLINE_METRICS}
 
     return trainer.Trainer(
@@ -252,45 +252,39 @@ def evaluate_step(
     return metrics
 
 
-def evaluate(
-    config: PairedMnistConfig,
-    data: PairedMnistData,
-    loop: trainer.Trainer,
-    classifier: Optional[tuple] = None,
-) -> dict:
+def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Trainer) -> dict:
     """The final evaluation: `evaluate_step` of the loop's generator on --eval_samples
-    pairs, loading the classifier unless given."""
-    return evaluate_step(
-        config, data, loop.gan_step, config.eval_samples,
-        classifier or load_classifier(config, data),
-    )
+    pairs."""
+    return evaluate_step(config, data, loop.gan_step, config.eval_samples, data.classifier())
+
+
+def _write_outputs(config, data, loop, metrics) -> None:
+    images.write_png(os.path.join(loop.out_dir, "samples.png"), sample_grid(loop.gan_step))
+
+
+TASK = common.Task(
+    load_data=load_data,
+    build_trainer=build_trainer,
+    evaluate=evaluate,
+    generator_spec=lambda config, data: generator_spec(config),
+    details=lambda config, data: dict(
+        variant=config.variant.value,
+        num_joint_samples=config.num_joint_samples,
+        same_digit_prob=config.same_digit_prob,
+        pairing=config.pairing,
+    ),
+    metric_keys=lambda config: HEADLINE_METRICS,
+    write_outputs=_write_outputs,
+)
 
 
 def run(config: PairedMnistConfig) -> dict:
     """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    strategy = common.make_runtime(config)
-    return run_with_data(config, load_data(config), strategy)
+    return common.run_experiment(TASK, config)
 
 
 def run_with_data(
     config: PairedMnistConfig, data: PairedMnistData, strategy: tf.distribute.Strategy
 ) -> dict:
-    # Loaded (or trained) once per run, by the first evaluation that needs it.
-    classifier = functools.cache(lambda: load_classifier(config, data))
-    loop = build_trainer(config, data, strategy, classifier=classifier)
-
-    def write_outputs(metrics):
-        common.save_generator(loop, generator_spec(config))
-        images.write_png(os.path.join(loop.out_dir, "samples.png"), sample_grid(loop.gan_step))
-        common.write_metrics(loop, metrics, HEADLINE_METRICS)
-
-    details = dict(
-        variant=config.variant.value,
-        num_joint_samples=config.num_joint_samples,
-        same_digit_prob=config.same_digit_prob,
-        pairing=config.pairing,
-    )
-    return common.train_and_evaluate(
-        config, loop, lambda: evaluate(config, data, loop, classifier=classifier()),
-        details, write_outputs, metric_keys=HEADLINE_METRICS,
-    )
+    """`run` on data already loaded, under `strategy`."""
+    return common.run_experiment(TASK, config, data, strategy)
