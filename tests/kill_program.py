@@ -9,7 +9,7 @@ import sys
 import tensorflow as tf
 
 from tests.conftest import synthetic_digits
-from tf_factorgan.experiments import paired_mnist
+from tf_factorgan.experiments import common, paired_mnist
 
 
 def main(out_path: str, experiment_name: str, steps: str) -> None:
@@ -19,7 +19,7 @@ def main(out_path: str, experiment_name: str, steps: str) -> None:
         out_path=out_path, experiment_name=experiment_name,
     )
     data = paired_mnist.build_data(config, synthetic_digits(300, 1), synthetic_digits(100, 2))
-    paired_mnist.run_with_data(config, data, tf.distribute.get_strategy())
+    common.run_experiment(paired_mnist.TASK, config, data, tf.distribute.get_strategy())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import soundfile
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT
-from tf_factorgan.experiments import audio_separation
+from tf_factorgan.experiments import audio_separation, common
 
 TINY = dict(ngf=2, disc_channels=2, batch_size=2, steps=1, steps_per_call=1, log_every=1,
             image_every=1, checkpoint_every=1, num_joint_songs=1, snippet_stride=128)
@@ -53,7 +53,7 @@ def test_one_step_trains_and_no_discriminator_sees_the_mixture(tmp_path, musdb_d
 
 def test_training_evaluates_and_the_cli_separates_any_file(tmp_path, musdb_dir, data):
     config = _config(tmp_path, musdb_dir, experiment_name="run")
-    metrics = audio_separation.run_with_data(config, data, tf.distribute.get_strategy())
+    metrics = common.run_experiment(audio_separation.TASK, config, data, tf.distribute.get_strategy())
     assert np.isfinite(metrics["vocals/SDR/median"]) and metrics["step"] == 1
     with open(os.path.join(config.run_dir, "metrics.json")) as f:
         assert json.load(f)["eval_window_seconds"] == 1.0

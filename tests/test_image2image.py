@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_factorgan.experiments import image2image, image_data
+from tf_factorgan.experiments import common, image2image, image_data
 
 TINY = dict(load_size=16, ngf=4, disc_channels=4, batch_size=4, steps=2, steps_per_call=1,
             log_every=1, image_every=2, checkpoint_every=2, num_joint_samples=5)
@@ -27,7 +27,7 @@ def test_every_model_trains_and_writes_segmentation_metrics(tmp_path, segmentati
                                                             discriminators):
     config = _config(tmp_path, segmentation_dir, model=model)
     data = image_data.load_data(config)
-    metrics = image2image.run_with_data(config, data, tf.distribute.get_strategy())
+    metrics = common.run_experiment(image2image.TASK, config, data, tf.distribute.get_strategy())
     assert metrics["step"] == 2 and metrics["model"] == model
     assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and 0.0 < metrics["mse"] < 1.0
     assert metrics["num_images"] == 6

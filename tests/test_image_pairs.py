@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT
-from tf_factorgan.experiments import image_data, image_pairs
+from tf_factorgan.experiments import common, image_data, image_pairs
 from tf_factorgan.factorisation import Variant
 
 TINY = dict(load_size=16, ngf=4, disc_channels=4, batch_size=4, steps=2, steps_per_call=1,
@@ -36,7 +36,7 @@ def test_data_follow_the_dataset_and_paired_subset(tmp_path, edges_dir):
 def test_training_writes_checkpoint_samples_and_ls_metric(tmp_path, edges_dir, factorgan, discriminators):
     config = _config(tmp_path, edges_dir, factorgan=factorgan)
     data = image_data.load_data(config)
-    metrics = image_pairs.run_with_data(config, data, tf.distribute.get_strategy())
+    metrics = common.run_experiment(image_pairs.TASK, config, data, tf.distribute.get_strategy())
     assert metrics["step"] == 2
     assert metrics["variant"] == (Variant.FACTORGAN if factorgan else Variant.GAN).value
     assert 0.0 <= metrics["ls_mean"] < 1.0 and len(metrics["ls_runs"]) == 2

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO_ROOT, scalars, summary_values
-from tf_factorgan.experiments import paired_mnist
+from tf_factorgan.experiments import common, paired_mnist
 from tf_factorgan.factorisation import Variant
 
 
@@ -26,7 +26,7 @@ def _tiny_config(tmp_path, **kw):
 def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
     config = _tiny_config(tmp_path)
     data = paired_mnist.build_data(config, *digits)
-    metrics = paired_mnist.run_with_data(config, data, tf.distribute.get_strategy())
+    metrics = common.run_experiment(paired_mnist.TASK, config, data, tf.distribute.get_strategy())
     run_dir = tmp_path / "paired_mnist" / "tiny"
     written = json.loads((run_dir / "metrics.json").read_text())
     for key in ("fid_upper", "fid_lower", "dependency_distance"):
@@ -46,8 +46,8 @@ def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp")]
 
     # --eval_only evaluates the same checkpoint again: same generator, same metrics.
-    again = paired_mnist.run_with_data(
-        _tiny_config(tmp_path, eval_only=True), data, tf.distribute.get_strategy())
+    again = common.run_experiment(paired_mnist.TASK, _tiny_config(tmp_path, eval_only=True), data,
+                                  tf.distribute.get_strategy())
     assert again["fid_upper"] == pytest.approx(metrics["fid_upper"], rel=1e-6)
     assert again["dependency_distance"] == pytest.approx(metrics["dependency_distance"])
 
@@ -65,8 +65,8 @@ def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, di
                         lambda model, fake, real: sizes.append(len(fake))
                         or evaluate(model, fake, real))
     config = _tiny_config(tmp_path, steps=6, eval_every=2, eval_every_samples=50)
-    metrics = paired_mnist.run_with_data(
-        config, paired_mnist.build_data(config, *digits), tf.distribute.get_strategy())
+    metrics = common.run_experiment(paired_mnist.TASK, config, paired_mnist.build_data(config, *digits),
+                                    tf.distribute.get_strategy())
     assert loads == [1] and sizes == [50, 50, 100]  # one classifier; final on eval_samples
     log_dir = str(tmp_path / "paired_mnist" / "tiny" / "logs")
     for key in paired_mnist.HEADLINE_METRICS:
@@ -107,7 +107,7 @@ def test_eval_only_without_a_checkpoint_says_so(tmp_path, digits):
     config = _tiny_config(tmp_path, eval_only=True)
     data = paired_mnist.build_data(config, *digits)
     with pytest.raises(FileNotFoundError, match="--eval_only found no checkpoint"):
-        paired_mnist.run_with_data(config, data, tf.distribute.get_strategy())
+        common.run_experiment(paired_mnist.TASK, config, data, tf.distribute.get_strategy())
 
 
 @pytest.mark.parametrize("kwargs, message", [

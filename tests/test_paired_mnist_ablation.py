@@ -4,7 +4,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from tf_factorgan.experiments import paired_mnist, paired_mnist_ablation
+from tf_factorgan.experiments import common, paired_mnist, paired_mnist_ablation
 
 
 def _base(tmp_path, steps):
@@ -40,7 +40,7 @@ def test_ablation_tables_each_setting_and_continues_to_more_steps(tmp_path, digi
     assert kept["step"] == 2 and kept["fid_upper"] == rows[0]["fid_upper"]
 
     # The same length is read back; more steps continue each run from its checkpoint.
-    monkeypatch.setattr(paired_mnist, "run_with_data", lambda *a: pytest.fail("re-ran a finished run"))
+    monkeypatch.setattr(common, "run_experiment", lambda *a: pytest.fail("re-ran a finished run"))
     assert paired_mnist_ablation.run_ablation(config, *digits, strategy) == rows
     monkeypatch.undo()
     longer = paired_mnist_ablation.AblationConfig(_base(tmp_path, 4), settings[:1], (1337,), str(results))

@@ -3,7 +3,7 @@ import csv
 import pytest
 import tensorflow as tf
 
-from tf_factorgan.experiments import paired_mnist, paper_grid
+from tf_factorgan.experiments import common, paired_mnist, paper_grid
 from tf_factorgan.factorisation import Variant
 
 
@@ -29,7 +29,7 @@ def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch)
         f"{v.value}_n{n}_lambda0.9.json" for v in paper_grid.GRID_VARIANTS for n in (20, 40))
 
     # Finished runs are read back, not trained again.
-    monkeypatch.setattr(paired_mnist, "run_with_data", lambda *a: pytest.fail("re-ran a finished run"))
+    monkeypatch.setattr(common, "run_experiment", lambda *a: pytest.fail("re-ran a finished run"))
     assert paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy()) == rows
 
 

@@ -48,7 +48,7 @@ def main(argv):
     del argv
     config = common_flags.config_from_flags(audio_separation.AudioSeparationConfig)
     common_flags.run_and_report(
-        lambda: audio_separation.run(config), config.run_dir, _headline,
+        audio_separation.TASK, config, _headline,
         ("generator.weights.h5",),
     )
 

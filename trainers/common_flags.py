@@ -15,6 +15,7 @@ from absl import app, flags
 
 from tf_factorgan import checkpoints, gan, strategies
 from tf_factorgan.logs import quiet_info_logs
+from tf_factorgan.models import specs
 from tf_factorgan.experiments import common
 from tf_factorgan.models import initialisation, spectral
 
@@ -150,15 +151,18 @@ def run_or_exit(run: Callable[[], dict]) -> dict:
         sys.exit(f"error: {error}")
 
 
-def run_and_report(run: Callable[[], dict], run_dir: str, headline: Callable[[dict], str],
-                   outputs: tuple[str, ...]) -> None:
-    """Runs an experiment and prints its headline metrics and where its outputs are
-    (nothing after Ctrl-C: the loop already said where the checkpoint is)."""
-    metrics = run_or_exit(run)
+def run_and_report(task: common.Task, config: common.TrainingSettings,
+                   headline: Callable[[dict], str], outputs: tuple[str, ...]) -> None:
+    """Runs the experiment `task` with `config` and prints its headline metrics and
+    where its outputs are (nothing after Ctrl-C: the loop already said where the
+    checkpoint is)."""
+    metrics = run_or_exit(lambda: common.run_experiment(task, config))
     if "interrupted_at_step" in metrics:
         return
+    run_dir = config.run_dir
     lines = [f"\n{headline(metrics)}", f"  {'metrics:':<13}{run_dir}/metrics.json"]
     lines += [f"  {name.split('.')[0] + ':':<13}{run_dir}/{name}" for name in outputs]
+    lines.append(f"  {'spec:':<13}{run_dir}/{specs.SPEC_FILE}")
     lines.append(f"  {'TensorBoard:':<13}tensorboard --logdir {run_dir}/logs")
     print("\n".join(lines))
 

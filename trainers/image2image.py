@@ -29,8 +29,8 @@ def main(argv):
     del argv
     config = common_flags.config_from_flags(image2image.Image2ImageConfig)
     common_flags.run_and_report(
-        lambda: image2image.run(config),
-        config.run_dir,
+        image2image.TASK,
+        config,
         lambda m: f"MSE {m['mse']:.4f}" + (
             f", pixel accuracy {m['pixel_accuracy']:.4f}" if m.get("pixel_accuracy") is not None else ""),
         ("predictions.png", "generator.weights.h5"),

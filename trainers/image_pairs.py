@@ -27,8 +27,8 @@ def main(argv):
     del argv
     config = common_flags.config_from_flags(image_pairs.ImagePairsConfig)
     common_flags.run_and_report(
-        lambda: image_pairs.run(config),
-        config.run_dir,
+        image_pairs.TASK,
+        config,
         lambda m: (f"LS metric {m['ls_mean']:.4f} +- {m['ls_std']:.4f} ({len(m['ls_runs'])} "
                    "runs; higher = harder to tell from real pairs, 0.25 = indistinguishable)"),
         ("samples.png", "generator.weights.h5"),

@@ -39,8 +39,8 @@ def main(argv):
     del argv
     config = config_from_flags()
     common_flags.run_and_report(
-        lambda: paired_mnist.run(config),
-        config.run_dir,
+        paired_mnist.TASK,
+        config,
         lambda m: (f"FID upper {m['fid_upper']:.3f}, FID lower {m['fid_lower']:.3f}, "
                    f"dependency distance {m['dependency_distance']:.4f}"),
         ("samples.png", "generator.weights.h5"),

@@ -299,13 +299,3 @@ TASK = common.Task(
     metric_keys=lambda config: HEADLINE_METRICS,
     write_outputs=lambda config, data, loop, metrics: None,
 )
-
-
-def run(config: AudioSeparationConfig) -> dict:
-    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    return common.run_experiment(TASK, config)
-
-
-def run_with_data(config: AudioSeparationConfig, data: AudioData, strategy) -> dict:
-    """`run` on data already loaded, under `strategy`."""
-    return common.run_experiment(TASK, config, data, strategy)

@@ -161,15 +161,3 @@ TASK = common.Task(
     metric_keys=lambda config: ("mse", "pixel_accuracy") if config.dataset == "cityscapes" else ("mse",),
     write_outputs=_write_outputs,
 )
-
-
-def run(config: Image2ImageConfig) -> dict:
-    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    return common.run_experiment(TASK, config)
-
-
-def run_with_data(
-    config: Image2ImageConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
-) -> dict:
-    """`run` on data already loaded, under `strategy`."""
-    return common.run_experiment(TASK, config, data, strategy)

@@ -129,15 +129,3 @@ TASK = common.Task(
     metric_keys=lambda config: ("ls_mean", "ls_std"),
     write_outputs=_write_outputs,
 )
-
-
-def run(config: ImagePairsConfig) -> dict:
-    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    return common.run_experiment(TASK, config)
-
-
-def run_with_data(
-    config: ImagePairsConfig, data: image_data.ImageData, strategy: tf.distribute.Strategy
-) -> dict:
-    """`run` on data already loaded, under `strategy`."""
-    return common.run_experiment(TASK, config, data, strategy)

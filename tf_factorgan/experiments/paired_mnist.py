@@ -276,15 +276,3 @@ TASK = common.Task(
     metric_keys=lambda config: HEADLINE_METRICS,
     write_outputs=_write_outputs,
 )
-
-
-def run(config: PairedMnistConfig) -> dict:
-    """Trains (unless eval_only), evaluates and writes every output; returns metrics."""
-    return common.run_experiment(TASK, config)
-
-
-def run_with_data(
-    config: PairedMnistConfig, data: PairedMnistData, strategy: tf.distribute.Strategy
-) -> dict:
-    """`run` on data already loaded, under `strategy`."""
-    return common.run_experiment(TASK, config, data, strategy)

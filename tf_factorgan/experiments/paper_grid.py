@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tf_factorgan import files
 from tf_factorgan.data import mnist
-from tf_factorgan.experiments import paired_mnist
+from tf_factorgan.experiments import common, paired_mnist
 from tf_factorgan.factorisation import Variant
 
 GRID_VARIANTS = (Variant.GAN, Variant.FACTORGAN, Variant.FACTORGAN_NO_CP)
@@ -82,7 +82,7 @@ def run_or_read(run_config: paired_mnist.PairedMnistConfig, train: mnist.Digits,
             return metrics
     print(f"\n== {run_config.experiment_name}")
     data = paired_mnist.build_data(run_config, train, test)
-    metrics = paired_mnist.run_with_data(run_config, data, strategy)
+    metrics = common.run_experiment(paired_mnist.TASK, run_config, data, strategy)
     if "interrupted_at_step" in metrics:
         raise KeyboardInterrupt(f"interrupted in {run_config.experiment_name}")
     return metrics
