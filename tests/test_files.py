@@ -29,3 +29,13 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     path = tmp_path / "out.json"
     files.write_json(str(path), {})
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_read_json_reads_what_write_json_wrote_and_names_a_damaged_file(tmp_path):
+    path = str(tmp_path / "m.json")
+    files.write_json(path, {"step": 3, "fid": [1.5]})
+    assert files.read_json(path) == {"step": 3, "fid": [1.5]}
+    for damaged in (b'{"step": 3', b"\xff\xfe\x00"):
+        (tmp_path / "m.json").write_bytes(damaged)
+        with pytest.raises(ValueError, match=f"{path} is not valid JSON"):
+            files.read_json(path)

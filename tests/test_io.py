@@ -89,14 +89,18 @@ def test_stem_mp4_reads_its_mixture_as_stereo_44k(musdb_dir):
     assert 0.1 < np.max(np.abs(audio)) <= 1.0
 
 
-def test_truncated_stem_mp4_raises_naming_the_file(musdb_dir, tmp_path):
-    with open(os.path.join(musdb_dir, ROCK), "rb") as f:
+def _assert_truncated_copy_is_named(source: str, cut: str, fraction: int) -> None:
+    """Writes the first 1/fraction of `source` to `cut`; reading it must fail naming it."""
+    with open(source, "rb") as f:
         data = f.read()
-    path = str(tmp_path / "cut.stem.mp4")
-    with open(path, "wb") as f:
-        f.write(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="cut.stem.mp4"):
-        audio_io.read_audio(path)
+    with open(cut, "wb") as f:
+        f.write(data[: len(data) // fraction])
+    with pytest.raises(ValueError, match=os.path.basename(cut)):
+        audio_io.read_audio(cut)
+
+
+def test_truncated_stem_mp4_raises_naming_the_file(musdb_dir, tmp_path):
+    _assert_truncated_copy_is_named(os.path.join(musdb_dir, ROCK), str(tmp_path / "cut.stem.mp4"), 2)
 
 
 def test_truncated_mp3_raises_naming_the_file(musdb_dir, tmp_path):
@@ -110,10 +114,4 @@ def test_truncated_mp3_raises_naming_the_file(musdb_dir, tmp_path):
         pytest.skip(f"this ffmpeg cannot encode mp3: {encoded.stderr.decode()[:200]}")
     audio, rate = audio_io.read_audio(path)
     assert rate == 44100 and audio.shape[1] == 2
-    with open(path, "rb") as f:
-        data = f.read()
-    cut = str(tmp_path / "cut.mp3")
-    with open(cut, "wb") as f:
-        f.write(data[: len(data) // 3])
-    with pytest.raises(ValueError, match="cut.mp3"):
-        audio_io.read_audio(cut)
+    _assert_truncated_copy_is_named(path, str(tmp_path / "cut.mp3"), 3)

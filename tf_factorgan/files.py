@@ -38,6 +38,16 @@ def write_json(path: str, value) -> None:
     write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
+def read_json(path: str):
+    """The JSON value in `path`; a file that is not UTF-8 JSON raises ValueError
+    naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+
+
 def save_weights(model, path: str) -> None:
     """`model.save_weights` to `path` (which must end in .weights.h5), atomically."""
     with atomic_path(path, suffix=".weights.h5") as tmp:

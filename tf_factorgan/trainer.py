@@ -14,7 +14,6 @@ include "generator/loss". Periodic evaluation is the experiment's
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import signal
@@ -136,8 +135,7 @@ def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
     if not os.path.isfile(metrics_path):
         return None
     try:
-        with open(metrics_path, encoding="utf-8") as f:
-            written_step = json.load(f)["step"]
+        written_step = files.read_json(metrics_path)["step"]
         label = str(int(written_step))
     except (OSError, ValueError, KeyError, TypeError):  # damaged: keep it, unread
         written_step, label = float("inf"), "unreadable"

@@ -70,15 +70,6 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
     flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps.")
 
 
-def checked_flags(make_config: Callable[[], T]) -> T:
-    """`make_config()`, or, when it rejects a value, exit with its one-line message
-    (absl's UsageError would print the module's whole usage text before it)."""
-    try:
-        return make_config()
-    except ValueError as error:
-        sys.exit(f"error: {error}")
-
-
 def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
     """The items of list flag --name, each through `parse` (int, float, an enum)."""
     items = FLAGS[name].value
@@ -121,7 +112,7 @@ def config_from_flags(config_class: type[Config]) -> Config:
         raise RuntimeError(f"flags disagree with {config_class.__name__}: {mismatches}")
     names = [f.name for f in dataclasses.fields(config_class)]
     values = {name: FLAGS[name].value for name in names if name in FLAGS}
-    return checked_flags(lambda: config_class(**values))
+    return run_or_exit(lambda: config_class(**values))
 
 
 def run_main(main: Callable[[list], None]) -> None:
@@ -142,9 +133,10 @@ def run_main(main: Callable[[list], None]) -> None:
                  "outputs. Run the same command again to resume.")
 
 
-def run_or_exit(run: Callable[[], dict]) -> dict:
-    """Runs an experiment; expected failures (missing data, bad files, unusable
-    checkpoints) end the program with their message instead of a traceback."""
+def run_or_exit(run: Callable[[], T]) -> T:
+    """`run()` (building a config from flags, or an experiment); expected failures (bad
+    flag values, missing data, bad files, unusable checkpoints) end the program with
+    their one-line message instead of a traceback (or absl's whole usage text)."""
     try:
         return run()
     except (FileNotFoundError, ValueError, RuntimeError, checkpoints.CheckpointError) as error:

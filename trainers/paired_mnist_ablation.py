@@ -39,7 +39,7 @@ def _config() -> paired_mnist_ablation.AblationConfig:
 
 def main(argv):
     del argv
-    config = common_flags.checked_flags(_config)
+    config = common_flags.run_or_exit(_config)
     base = config.base
     strategies.configure_cpu_threads(base.intra_op_threads, base.inter_op_threads)
     try:

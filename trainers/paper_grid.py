@@ -43,7 +43,7 @@ def _config() -> paper_grid.PaperGridConfig:
 
 
 def config_from_flags() -> paper_grid.PaperGridConfig:
-    return common_flags.checked_flags(_config)
+    return common_flags.run_or_exit(_config)
 
 
 def main(argv):

@@ -36,6 +36,8 @@ LOAD_SIZE_FLAG = "--load_size"
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{}.tar.gz"
 PIX2PIX_DATASETS = {name: PIX2PIX_URL.format(name) for name in ("cityscapes", "edges2shoes")}
+# dataset -> whether A becomes one grey channel (edge maps carry no colour).
+GREY_A = {"cityscapes": False, "edges2shoes": True}
 DOWNLOAD_COMMAND = "python -m trainers.download_pix2pix --dataset=cityscapes --out_dir=..."
 HTTP_TIMEOUT_S = 60
 CHUNK_BYTES = 1 << 20

@@ -33,7 +33,6 @@ from tf_factorgan.eval import segmentation
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
 from tf_factorgan.models import specs
-from tf_factorgan.models.unet import UNet
 
 MODELS = ("factorgan", "gan", "cyclegan")
 NUM_SHOWN = 8
@@ -98,12 +97,18 @@ def _build_step(config, data, strategy) -> trainer.DistributedStep:
     a_shape = (*shape[:2], partition.sizes[0])
     b_shape = (*shape[:2], partition.sizes[1])
     make_discriminator = image_data.make_discriminator(config)
+    spec = generator_spec(config, data)
     if config.model == "cyclegan":
+        # Both directions are the spec's U-Net, B -> A with A's channels.
+        def make_generator(channels):
+            return specs.construct(dataclasses.replace(
+                spec, arguments={**spec.arguments, "output_channels": channels}))
+
         return common.build_step(
             config, strategy, gan_config, partition,
             lambda: cyclegan.build_models(
                 gan_config, a_shape, b_shape,
-                make_generator=lambda channels: UNet(channels, ngf=config.ngf, noise_channels=0),
+                make_generator=make_generator,
                 make_discriminator=make_discriminator,
             ),
             updates_class=cyclegan.CycleGanUpdates,
@@ -113,7 +118,7 @@ def _build_step(config, data, strategy) -> trainer.DistributedStep:
         config, strategy, gan_config, partition,
         lambda: gan.build_models(
             gan_config, partition, shape,
-            make_generator=lambda: specs.construct(generator_spec(config, data)),
+            make_generator=lambda: specs.construct(spec),
             make_discriminator=make_discriminator,
         ),
     )

@@ -18,9 +18,6 @@ from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition
 from tf_factorgan.models.conv import ConvDiscriminator
 
-# dataset -> whether A becomes one grey channel (edge maps carry no colour).
-GREY_A = {"cityscapes": False, "edges2shoes": True}
-
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataSettings(common.TrainingSettings):
@@ -38,8 +35,8 @@ class ImageDataSettings(common.TrainingSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.dataset not in GREY_A:
-            raise ValueError(f"--dataset must be one of {sorted(GREY_A)}, got {self.dataset!r}")
+        if self.dataset not in pix2pix.GREY_A:
+            raise ValueError(f"--dataset must be one of {sorted(pix2pix.GREY_A)}, got {self.dataset!r}")
         pix2pix.check_load_size(self.load_size)
         if self.num_joint_samples < 1:
             raise ValueError(f"--num_joint_samples must be >= 1, got {self.num_joint_samples}")
@@ -73,7 +70,7 @@ def load_data(settings: ImageDataSettings) -> ImageData:
     root = settings.data_dir
     pix2pix.check_layout(root)
     load = lambda split, limit: pix2pix.load_aligned(
-        root, split, settings.load_size, GREY_A[settings.dataset], limit or None
+        root, split, settings.load_size, pix2pix.GREY_A[settings.dataset], limit or None
     )
     data = ImageData(load("train", settings.max_train_images), load("val", settings.max_val_images))
     if settings.num_joint_samples > len(data.train):

@@ -6,26 +6,15 @@ The architectures below are those the experiments built at the time, restated he
 so that reading an old run needs no experiment code.
 """
 
-import json
 import os
 
-from tf_factorgan.data import mnist
+from tf_factorgan import files
+from tf_factorgan.data import mnist, pix2pix
 from tf_factorgan.models.specs import GeneratorSpec
 
 SEPARATOR_FILE = "separator.json"
 # The spectrogram windows the separator was trained on: 128 STFT frames.
 _SEPARATOR_FRAMES = 128
-# pix2pix datasets and whether their A images are grey (edges) rather than RGB photos.
-_GREY_A = {"cityscapes": False, "edges2shoes": True}
-
-
-def _json(path: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); re-run the trainer with "
-                         "--eval_only to write it again") from None
 
 
 def _run_config(run_dir: str) -> dict:
@@ -35,7 +24,7 @@ def _run_config(run_dir: str) -> dict:
             f"--run_dir {run_dir!r} lacks generator.json and metrics.json; they are written "
             "after training and evaluation finish"
         )
-    metrics = _json(path)
+    metrics = files.read_json(path)
     if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict):
         raise ValueError(f"{path} has no \"config\" object; was it written by another version?")
     config = metrics["config"]
@@ -55,7 +44,7 @@ def _separator(run_dir: str) -> GeneratorSpec:
             f"--run_dir {run_dir!r} lacks generator.json and {SEPARATOR_FILE}; point it at a "
             "finished run of trainers.audio_separation (they are written after training)"
         )
-    old = _json(path)
+    old = files.read_json(path)
     if not isinstance(old, dict) or old.get("snippet_frames") != _SEPARATOR_FRAMES or not all(
             isinstance(old.get(key), int) for key in ("ngf", "nz", "seed")) or not isinstance(
             old.get("spectrogram"), dict) or not isinstance(old["spectrogram"].get("n_fft"), int):
@@ -82,10 +71,10 @@ def legacy_spec(run_dir: str, experiment: str) -> GeneratorSpec:
         return GeneratorSpec("mlp", {"output_dim": mnist.PAIR_SIZE}, [[nz]], nz, seed, "samples",
                              {"sample_shape": [mnist.PAIR_SIZE], "image_shape": [2 * size, size, 1]})
     dataset = setting("dataset")
-    if dataset not in _GREY_A:
+    if dataset not in pix2pix.GREY_A:
         raise ValueError(f"{run_dir}/metrics.json names unknown dataset {dataset!r}")
     load_size, ngf = setting("load_size"), setting("ngf")
-    a_channels = 1 if _GREY_A[dataset] else 3
+    a_channels = 1 if pix2pix.GREY_A[dataset] else 3
     if experiment == "image_pairs":
         channels = a_channels + 3
         return GeneratorSpec("conv", {"output_size": load_size, "output_channels": channels, "ngf": ngf},

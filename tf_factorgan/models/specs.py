@@ -16,7 +16,6 @@ alone, without the experiment's code. The spec holds:
 """
 
 import dataclasses
-import json
 import os
 
 import keras
@@ -95,11 +94,7 @@ def write(run_dir: str, spec: GeneratorSpec) -> None:
 def read(run_dir: str) -> GeneratorSpec:
     """The spec in `<run_dir>/generator.json`; errors name the file and the field."""
     path = os.path.join(run_dir, SPEC_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            fields = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    fields = files.read_json(path)
     names = {f.name for f in dataclasses.fields(GeneratorSpec)}
     if not isinstance(fields, dict) or not names.issuperset(fields) or not (
             names - {"data"}).issubset(fields):
