@@ -43,14 +43,3 @@ def test_resumed_and_other_workers_see_other_batches():
     np.testing.assert_array_equal(first, _batches(fn, 0, 1)[0]["joint"])
     assert not np.array_equal(first, _batches(fn, 1000, 1)[0]["joint"])
     assert not np.array_equal(first, _batches(fn, 0, 1, pipeline=1)[0]["joint"])
-
-
-def test_aligned_streams_join_the_paired_subset_and_keep_parts_whole():
-    a = np.arange(6, dtype=np.uint8).reshape(6, 1) * 10  # sample n: a = 10n, b = 10n + 1
-    b = a + 1
-    pools = streams.aligned_streams([a, b], 3, {"joint": None, "marginal_1": 1})
-    assert pools["joint"].num_items == 3 and pools["marginal_1"].num_items == 6
-    joint = pools["joint"].make_gather(0)(tf.constant([2, 0], tf.int64)).numpy() * 255
-    np.testing.assert_allclose(joint, [[20, 21], [0, 1]], atol=1e-4)
-    lower = pools["marginal_1"].make_gather(0)(tf.constant([5], tf.int64)).numpy() * 255
-    np.testing.assert_allclose(lower, [[51]], atol=1e-4)

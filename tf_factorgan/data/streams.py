@@ -83,32 +83,20 @@ def streams_dataset_fn(streams: dict[str, Stream], global_batch_size: int, seed:
     return dataset_fn
 
 
-def pool_gatherer(pool: np.ndarray) -> Gather:
-    """`indices [B] -> float32 [B, ...]` rows of a pool: uint8 images scaled to
-    [0, 1] (kept as uint8, a quarter of float32's memory), floats as they are."""
-    table = tf.constant(pool)
-    scale = 1.0 / 255.0 if pool.dtype == np.uint8 else 1.0
-    return lambda indices: tf.cast(tf.gather(table, indices), tf.float32) * scale
+def pool_gatherer(pool) -> Gather:
+    """`indices [B] -> float32 [B, ...]` rows of a pool (`data.pools`): uint8 images
+    scaled to [0, 1] (kept as uint8, a quarter of float32's memory), floats as they
+    are. An in-memory array becomes a graph constant (it must stay below the 2 GB
+    limit); any other pool is read on demand, so it may be larger than memory."""
+    scale = 1.0 / 255.0 if np.dtype(pool.dtype) == np.uint8 else 1.0
+    if isinstance(pool, np.ndarray):
+        table = tf.constant(pool)
+        return lambda indices: tf.cast(tf.gather(table, indices), tf.float32) * scale
+    dtype, row_shape = tf.as_dtype(np.dtype(pool.dtype)), list(pool.shape[1:])
 
+    def gather(indices):
+        rows = tf.numpy_function(pool.take, [indices], dtype, stateful=False)
+        rows = tf.ensure_shape(rows, [None, *row_shape])
+        return tf.cast(rows, tf.float32) * scale
 
-def aligned_streams(
-    parts: list[np.ndarray], num_joint_samples: int, stream_parts: dict
-) -> dict[str, Stream]:
-    """Streams over aligned data held as one array per part ([N, ...] each, row n of
-    every array from the same sample; uint8 images or float features).
-
-    stream_parts: key -> part (None: the joint stream), as `layout.layout`.
-    The joint stream yields the first `num_joint_samples` samples whole (parts
-    joined along the last axis); marginal stream i yields part i of all N samples.
-    """
-
-    def joint_gather(seed):
-        gathers = [pool_gatherer(p[:num_joint_samples]) for p in parts]
-        return lambda indices: tf.concat([g(indices) for g in gathers], axis=-1)
-
-    return {
-        key: Stream(num_joint_samples, joint_gather)
-        if part is None
-        else Stream(len(parts[part]), lambda seed, part=part: pool_gatherer(parts[part]))
-        for key, part in stream_parts.items()
-    }
+    return gather

@@ -35,7 +35,7 @@ from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.audio.windows import ACCOMPANIMENT, SOURCES, VOCALS, WINDOW_FRAMES
-from tf_factorgan.data import musdb, streams
+from tf_factorgan.data import musdb, sources, streams
 from tf_factorgan.eval import separation_metrics
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition, Variant
@@ -165,7 +165,8 @@ def build_trainer(
             make_discriminator=lambda name: ConvDiscriminator(filters=config.disc_channels, name=name),
         ),
     )
-    pools = streams.aligned_streams(data.parts(), data.num_joint_snippets, step.updates.data_streams())
+    observations = sources.from_aligned(data.parts(), data.num_joint_snippets, CHANNELS)
+    pools = sources.training_streams(observations, step.updates.data_streams())
     return trainer.Trainer(
         step,
         streams.streams_dataset_fn(pools, config.batch_size, config.seed),

@@ -13,10 +13,14 @@ import os
 import numpy as np
 
 from tf_factorgan import trainer
-from tf_factorgan.data import pix2pix, streams
+from tf_factorgan.data import pix2pix, sources, streams
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition
 from tf_factorgan.models.conv import ConvDiscriminator
+
+
+# The parts of an image sample: A (photo or edge map), then B (label map or photo).
+PART_NAMES = ("a", "b")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +87,9 @@ def load_data(settings: ImageDataSettings) -> ImageData:
 
 def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.DistributedStep):
     """The step's streams over the training images, for the Trainer."""
-    pools = streams.aligned_streams(
-        [data.train.a, data.train.b], settings.num_joint_samples, step.updates.data_streams()
-    )
+    observations = sources.from_aligned(
+        [data.train.a, data.train.b], settings.num_joint_samples, PART_NAMES)
+    pools = sources.training_streams(observations, step.updates.data_streams())
     return streams.streams_dataset_fn(pools, settings.batch_size, settings.seed)
 
 

@@ -1,0 +1,76 @@
+import os
+
+import numpy as np
+import pytest
+
+from tf_factorgan.data import pools, streams
+
+
+def _disk(tmp_path, array, name="pool"):
+    return pools.write_disk_array(str(tmp_path / name), np.array_split(array, 3), array.shape[1:],
+                                  array.dtype, len(array))
+
+
+def test_disk_array_takes_the_rows_written(tmp_path):
+    array = np.random.default_rng(0).integers(0, 256, [7, 4, 3, 2], dtype=np.uint8)
+    disk = _disk(tmp_path, array)
+    assert disk.shape == (7, 4, 3, 2) and disk.nbytes == array.nbytes
+    np.testing.assert_array_equal(disk.take([6, 0, 6, 3]), array[[6, 0, 6, 3]])
+    np.testing.assert_array_equal(pools.read_disk_array(disk.folder).to_memory(), array)
+    with pytest.raises(IndexError, match="out of range"):
+        disk.take([7])
+
+
+def test_a_failed_write_leaves_no_folder(tmp_path):
+    def batches():
+        yield np.zeros([2, 3], np.float32)
+        raise RuntimeError("decoder died")
+
+    with pytest.raises(RuntimeError):
+        pools.write_disk_array(str(tmp_path / "pool"), batches(), [3], np.float32, 4)
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="wrote 2 rows .* expected 5"):
+        pools.write_disk_array(str(tmp_path / "pool"), [np.zeros([2, 3])], [3], np.float32, 5)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_truncated_cache_is_named(tmp_path):
+    disk = _disk(tmp_path, np.zeros([4, 8], np.uint8))
+    with open(os.path.join(disk.folder, pools.DATA_FILE), "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(ValueError, match="holds 10 bytes, its header says 32"):
+        pools.read_disk_array(disk.folder)
+
+
+def test_concat_joins_adjacent_slices_without_a_copy_and_others_by_reference(tmp_path):
+    array = np.arange(40, dtype=np.uint8).reshape(10, 4)
+    joined = pools.concat([array[:3], array[3:]])
+    assert np.shares_memory(joined, array)
+    np.testing.assert_array_equal(joined, array)
+    gapped = pools.concat([array[:2], array[5:]])
+    np.testing.assert_array_equal(gapped, array[[0, 1, 5, 6, 7, 8, 9]])
+    mixed = pools.concat([array[:3], _disk(tmp_path, array[3:]), None])
+    assert isinstance(mixed, pools.ConcatPool) and len(mixed) == 10
+    np.testing.assert_array_equal(mixed.take([9, 0, 3, 2]), array[[9, 0, 3, 2]])
+    with pytest.raises(ValueError, match="row shape and dtype"):
+        pools.ConcatPool((array, np.zeros([2, 5], np.uint8)))
+
+
+def test_disk_pools_stream_the_same_batches_as_memory_pools(tmp_path):
+    array = np.random.default_rng(1).integers(0, 256, [13, 2, 2, 1], dtype=np.uint8)
+    seen = {}
+    for name, pool in (("memory", array), ("disk", _disk(tmp_path, array))):
+        fn = streams.streams_dataset_fn({"marginal_0": streams.Stream(13, lambda seed, p=pool: streams.pool_gatherer(p))}, 5, seed=4)
+        dataset = fn(_Context(), 0)
+        seen[name] = [batch["marginal_0"].numpy() for batch in dataset.take(6)]
+    assert seen["disk"][0].dtype == np.float32 and seen["disk"][0].shape == (5, 2, 2, 1)
+    for memory, disk in zip(seen["memory"], seen["disk"]):
+        np.testing.assert_array_equal(memory, disk)
+    assert seen["disk"][0].max() <= 1.0
+
+
+class _Context:
+    input_pipeline_id = 0
+
+    def get_per_replica_batch_size(self, batch):
+        return batch

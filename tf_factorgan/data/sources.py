@@ -1,0 +1,115 @@
+"""What was observed of samples split into K parts: a paired set and unpaired parts.
+
+FactorGAN's setting (Stoller et al. 2020, section 3): few complete samples (every part
+observed together, "paired") and many incomplete ones (one part observed alone,
+"unpaired"). `Observations` holds both, one pool per part for each (`data.pools`:
+arrays in memory or rows on disk), and turns them into the training streams a model's
+layout asks for (`layout.Layout.streams`):
+
+  stream         draws from                                     used by
+  joint          the paired samples, whole                      D_P, the GAN baseline
+  marginal_<i>   part i of every observation of part i: the     D_i, a conditional
+                 paired samples' part i and the unpaired part   generator's inputs,
+                 i, each counted once                           CycleGAN
+
+so unpaired observations never reach the joint stream, and a model whose layout has
+only the joint stream (the GAN baseline) sees only the paired set.
+"""
+
+import dataclasses
+from typing import Sequence
+
+import tensorflow as tf
+
+from tf_factorgan.data import pools, streams
+
+
+@dataclasses.dataclass(frozen=True)
+class Observations:
+    """paired: K pools [Np, ...], row n of each from the same sample; unpaired: K
+    pools [Nu_k, ...] or None (nothing of part k observed alone). part_names: K names
+    for summaries ("photo", "label_map", ...)."""
+
+    paired: tuple
+    unpaired: tuple
+    part_names: tuple
+
+    def __post_init__(self):
+        k = len(self.part_names)
+        if len(self.paired) != k or len(self.unpaired) != k:
+            raise ValueError(f"Observations needs {k} paired and {k} unpaired pools "
+                             f"(one per part), got {len(self.paired)} and {len(self.unpaired)}")
+        counts = {len(p) for p in self.paired}
+        if len(counts) != 1:
+            raise ValueError(f"paired pools must have one row count, got {sorted(counts)}")
+        for name, paired, unpaired in zip(self.part_names, self.paired, self.unpaired):
+            if unpaired is not None and tuple(unpaired.shape[1:]) != tuple(paired.shape[1:]):
+                raise ValueError(f"unpaired {name} rows have shape {tuple(unpaired.shape[1:])}, "
+                                 f"the paired ones {tuple(paired.shape[1:])}")
+
+    @property
+    def num_paired(self) -> int:
+        return len(self.paired[0])
+
+    def num_unpaired(self, part: int) -> int:
+        unpaired = self.unpaired[part]
+        return 0 if unpaired is None else len(unpaired)
+
+    def marginal_pool(self, part: int) -> pools.Pool:
+        """Every observation of part `part`: the paired ones first, then the unpaired."""
+        return pools.concat([self.paired[part], self.unpaired[part]])
+
+    def summary(self) -> dict:
+        """Counts per source and the paired fraction of each part's observations."""
+        result = {"num_paired": self.num_paired}
+        for part, name in enumerate(self.part_names):
+            unpaired = self.num_unpaired(part)
+            result[f"num_unpaired_{name}"] = unpaired
+            result[f"paired_fraction_{name}"] = self.num_paired / (self.num_paired + unpaired)
+        return result
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        parts = ", ".join(
+            f"{self.num_unpaired(i)} unpaired {name} {tuple(self.paired[i].shape[1:])}"
+            for i, name in enumerate(self.part_names))
+        return f"data: {self.num_paired} paired samples, {parts}"
+
+
+def from_aligned(parts: Sequence, num_paired: int, part_names: Sequence[str]) -> Observations:
+    """Simulated incompleteness (the paper's benchmarks): aligned pools of N samples
+    whose first `num_paired` rows stay paired; the rest of each part is unpaired."""
+    total = len(parts[0])
+    if not 1 <= num_paired <= total:
+        raise ValueError(f"the paired count must lie in [1, {total}], got {num_paired}")
+    rest = [p[num_paired:] if num_paired < total else None for p in parts]
+    return Observations(tuple(p[:num_paired] for p in parts), tuple(rest), tuple(part_names))
+
+
+def training_streams(observations: Observations, stream_parts: dict) -> dict[str, streams.Stream]:
+    """The Streams a layout reads: key -> part (None: the joint stream of whole paired
+    samples, parts joined along the last axis), as `layout.Layout.streams`."""
+
+    def joint_gather(seed):
+        gathers = [streams.pool_gatherer(p) for p in observations.paired]
+        return lambda indices: tf.concat([g(indices) for g in gathers], axis=-1)
+
+    result = {}
+    for key, part in stream_parts.items():
+        if part is None:
+            result[key] = streams.Stream(observations.num_paired, joint_gather)
+        else:
+            pool = observations.marginal_pool(part)
+            result[key] = streams.Stream(len(pool), lambda seed, pool=pool: streams.pool_gatherer(pool))
+    return result
+
+
+def counts_by_stream(observations: Observations, stream_parts: dict) -> dict[str, dict]:
+    """stream -> {"paired": rows it may draw from the paired set, "unpaired": from the
+    unpaired pools}: what each stream (and so each discriminator) can see."""
+    return {
+        key: {"paired": observations.num_paired,
+              "unpaired": 0 if part is None else observations.num_unpaired(part)}
+        for key, part in stream_parts.items()
+    }
+
