@@ -94,3 +94,48 @@ def write_pix2pix_dataset(
                 os.path.join(folder, f"{i:04d}.jpg"), quality=95
             )
     return root
+
+
+# A 3-class user palette of the synthetic label maps (CSV, as `data/palette.py` reads);
+# its ids are the rows of LABEL_COLOURS[:3] plus an ignored "void" class, 255.
+USER_PALETTE_CSV = """id,name,r,g,b,ignored
+0,road,128,64,128,no
+1,sky,70,130,180,no
+2,car,0,0,142,no
+255,void,0,0,0,yes
+"""
+
+
+def write_image_folders(
+    root: str, counts: dict, size: tuple = (24, 32), index_labels: bool = False, seed: int = 0
+) -> dict:
+    """Writes the folder layout of `data/image_folders.py` under `root`: for each name in
+    `counts` ("paired", "val", "unpaired_a", "unpaired_b") that many images of size
+    (H, W). Paired sets go to `<name>_a/NNNN.jpg` + `<name>_b/NNNN.png`, unpaired ones to
+    `<name>/`. Label maps use classes 0..2 of USER_PALETTE_CSV, as colours or (with
+    index_labels) as single-channel id PNGs. Writes `root/palette.csv`. Returns
+    name -> folder(s)."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    folders = {}
+
+    def label_file(ids, path):
+        image = ids.astype(np.uint8) if index_labels else LABEL_COLOURS[ids]
+        Image.fromarray(image).save(path)
+
+    for name, count in counts.items():
+        paired = name in ("paired", "val")
+        targets = [f"{name}_a", f"{name}_b"] if paired else [name]
+        for target in targets:
+            os.makedirs(os.path.join(root, target), exist_ok=True)
+        for i in range(count):
+            ids = _class_map(rng, max(height, width))[:height, :width] % 3
+            if name != "unpaired_b":
+                photo = Image.fromarray(_photo(rng, ids))
+                photo.save(os.path.join(root, targets[0], f"{i:04d}.jpg"), quality=95)
+            if name != "unpaired_a":
+                label_file(ids, os.path.join(root, targets[-1], f"{i:04d}.png"))
+        folders[name] = [os.path.join(root, t) for t in targets]
+    with open(os.path.join(root, "palette.csv"), "w") as f:
+        f.write(USER_PALETTE_CSV)
+    return folders

@@ -48,7 +48,7 @@ def test_conditional_factorgan_streams_every_photo_and_the_paired_subset(tmp_pat
     batch = next(iter(loop.dataset_fn(tf.distribute.InputContext(), 0)))
     assert set(batch) == {"joint", "marginal_0", "marginal_1"}
     assert batch["joint"].shape == (4, 16, 16, 6) and batch["marginal_0"].shape == (4, 16, 16, 3)
-    paired = np.concatenate([data.train.a[:5], data.train.b[:5]], -1).astype(np.float32) / 255
+    paired = np.concatenate(data.observations.paired, -1).astype(np.float32) / 255
     for sample in batch["joint"].numpy():  # every joint sample is one of the first 5 pairs
         assert np.min(np.abs(paired - sample).max(axis=(1, 2, 3))) < 1e-6
 

@@ -26,7 +26,8 @@ def test_data_follow_the_dataset_and_paired_subset(tmp_path, edges_dir):
     config = _config(tmp_path, edges_dir)
     data = image_data.load_data(config)
     assert data.partition.sizes == (1, 3)  # edge maps become one grey channel
-    assert data.sample_shape == (16, 16, 4) and len(data.train) == 12 and len(data.val) == 6
+    assert data.sample_shape == (16, 16, 4) and len(data.val) == 6
+    assert data.observations.num_paired == 5 and data.observations.num_unpaired(1) == 7
     with pytest.raises(ValueError, match="--num_joint_samples=13 exceeds the 12 training images"):
         image_data.load_data(_config(tmp_path, edges_dir, num_joint_samples=13))
 

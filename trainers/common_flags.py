@@ -16,7 +16,8 @@ from absl import app, flags
 from tf_factorgan import checkpoints, gan, strategies
 from tf_factorgan.logs import quiet_info_logs
 from tf_factorgan.models import specs
-from tf_factorgan.experiments import common
+from tf_factorgan.data import image_folders
+from tf_factorgan.experiments import common, image_data
 from tf_factorgan.models import initialisation, spectral
 
 FLAGS = flags.FLAGS
@@ -162,12 +163,31 @@ def run_and_report(task: common.Task, config: common.TrainingSettings,
 def define_image_data_flags(defaults) -> None:
     """Flags of `image_data.ImageDataSettings`, shared by the image trainers."""
     d = defaults
-    flags.DEFINE_enum("dataset", d.dataset, ["cityscapes", "edges2shoes"],
-                      "pix2pix dataset (edges2shoes: A becomes one grey channel).")
+    flags.DEFINE_enum("dataset", d.dataset, list(image_data.DATASETS),
+                      "A pix2pix preset (edges2shoes: A becomes one grey channel), or "
+                      "'folders' for your own images (--paired_*, --unpaired_*, --val_*).")
     flags.DEFINE_string("dataset_dir", d.dataset_dir,
                         "pix2pix folder with train/ and val/ (default: data/<dataset>, where "
                         "trainers.download_pix2pix puts it).")
-    flags.DEFINE_integer("load_size", d.load_size, "Images are resized (bicubic) to this power of two.")
+    flags.DEFINE_string("paired_dir", d.paired_dir, "Folders: aligned pairs, A left and B right in each file.")
+    flags.DEFINE_string("paired_a_dir", d.paired_a_dir, "Folders: paired A images (photos), matched to "
+                        "--paired_b_dir by file stem.")
+    flags.DEFINE_string("paired_b_dir", d.paired_b_dir, "Folders: paired B images (label maps).")
+    flags.DEFINE_string("unpaired_a_dir", d.unpaired_a_dir, "Folders: A images without a B (optional).")
+    flags.DEFINE_string("unpaired_b_dir", d.unpaired_b_dir, "Folders: B images without an A (optional).")
+    flags.DEFINE_string("val_dir", d.val_dir, "Folders: validation pairs, aligned as --paired_dir.")
+    flags.DEFINE_string("val_a_dir", d.val_a_dir, "Folders: validation A images, by stem with --val_b_dir.")
+    flags.DEFINE_string("val_b_dir", d.val_b_dir, "Folders: validation B images.")
+    flags.DEFINE_string("palette", d.palette, "Label classes of B (CSV or JSON: id, name, colour, "
+                        "ignored); default: Cityscapes' for --dataset=cityscapes, none otherwise.")
+    flags.DEFINE_enum("resize", d.resize, list(image_folders.RESIZE_MODES),
+                      "Folders: how images of other sizes reach --load_size.")
+    flags.DEFINE_string("image_cache_dir", d.image_cache_dir,
+                        "Decoded folders (default <out_path>/image_cache).")
+    flags.DEFINE_integer("memory_limit_mb", d.memory_limit_mb,
+                         "Image pools larger than this stream from the cache on disk.")
+    flags.DEFINE_string("load_size", d.load_size, "Image size: S, or H,W with --dataset=folders "
+                        "(presets: a power of two; folders: multiples of 16).")
     flags.DEFINE_integer("num_joint_samples", d.num_joint_samples,
                          "Paired training images: the first N in file order.")
     flags.DEFINE_integer("disc_channels", d.disc_channels, "First-layer filters of every discriminator.")

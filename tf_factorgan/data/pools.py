@@ -154,8 +154,9 @@ def _adjacent_view(arrays: Sequence[np.ndarray]) -> np.ndarray:
     return view
 
 
-def in_memory(pool: Pool) -> bool:
-    return isinstance(pool, np.ndarray)
+def to_memory(pool: Pool) -> np.ndarray:
+    """Any pool as one array."""
+    return pool if isinstance(pool, np.ndarray) else take(pool, np.arange(len(pool)))
 
 
 def read_disk_array(folder: str) -> DiskArray:

@@ -10,8 +10,9 @@ Models (--model):
   cyclegan   two noise-free U-Nets and two discriminators trained on unpaired photos
              and label maps only (`cyclegan.py`).
 
-Evaluation on the validation pairs: MSE in RGB [0, 1] and, for Cityscapes, pixel
-accuracy over the 19 evaluated classes (`eval/segmentation.py`).
+Evaluation on the validation pairs: MSE in RGB [0, 1] and, when B is a label map
+(the cityscapes preset, or --palette), pixel accuracy, class accuracies and mean IoU
+over the palette's evaluated classes (`eval/segmentation.py`).
 
 Output under `<out_path>/image2image/<experiment_name>/`:
   checkpoints/, logs/     resumable state, TensorBoard (losses, input | prediction |
@@ -30,6 +31,7 @@ import tensorflow as tf
 
 from tf_factorgan import cyclegan, gan, images, trainer
 from tf_factorgan.eval import segmentation
+from tf_factorgan.data import palette as palettes
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
 from tf_factorgan.models import specs
@@ -45,7 +47,7 @@ class Image2ImageConfig(image_data.ImageDataSettings):
     EXPERIMENT: ClassVar[str] = "image2image"
 
     model: str = "factorgan"
-    load_size: int = 128
+    load_size: str = "128"
     ngf: int = 32
     steps: int = 40000
     cycle_weight: float = 10.0
@@ -80,14 +82,16 @@ def comparison_grid(step: trainer.DistributedStep, data: image_data.ImageData, c
 
 
 def generator_spec(config: Image2ImageConfig, data: image_data.ImageData) -> specs.GeneratorSpec:
-    """The A -> B U-Net (CycleGAN's is noise-free), served as segmentation when A
-    holds RGB photos."""
-    size, (a_channels, b_channels) = data.sample_shape[0], data.partition.sizes
+    """The A -> B U-Net (CycleGAN's is noise-free), served as segmentation, with the
+    run's image size and palette."""
+    (height, width), (a_channels, b_channels) = data.sample_shape[:2], data.partition.sizes
+    served = {"load_size": height, "image_size": [height, width], "input_channels": a_channels}
+    if data.palette is not None:
+        served["palette"] = data.palette.to_json()
     return specs.GeneratorSpec(
         "unet", {"output_channels": b_channels, "ngf": config.ngf,
                  "noise_channels": 0 if config.model == "cyclegan" else 2},
-        [[size, size, a_channels], [config.nz]], config.nz, config.seed, "segmentation",
-        {"load_size": size, "input_channels": a_channels},
+        [[height, width, a_channels], [config.nz]], config.nz, config.seed, "segmentation", served,
     )
 
 
@@ -139,14 +143,15 @@ def build_trainer(
 
 def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: trainer.Trainer,
              batch_size: int = 50) -> dict:
-    """Metrics of the predictions for every validation input, in batches."""
-    accumulator = segmentation.SegmentationMetrics()
+    """Metrics of the predictions for every validation input, in batches: MSE, and
+    with a palette pixel accuracy, class accuracies and IoU."""
+    accumulator = segmentation.SegmentationMetrics(data.palette or palettes.cityscapes())
     for start in range(0, len(data.val), batch_size):
         rows = slice(start, start + batch_size)
         predicted = loop.gan_step.updates.translate(image_data.as_float(data.val.a[rows]), seed=config.seed + start)
         accumulator.update(predicted, image_data.as_float(data.val.b[rows]))
     metrics = accumulator.result()
-    if config.dataset != "cityscapes":  # the Cityscapes palette means nothing elsewhere
+    if data.palette is None:  # B is not a label map: only the MSE means something
         metrics = {"mse": metrics["mse"], "num_images": metrics["num_images"]}
     return metrics
 
@@ -160,9 +165,7 @@ TASK = common.Task(
     build_trainer=build_trainer,
     evaluate=evaluate,
     generator_spec=generator_spec,
-    details=lambda config, data: dict(model=config.model, dataset=config.dataset,
-                                      num_joint_samples=config.num_joint_samples),
-    # The Cityscapes palette means nothing elsewhere: pixel accuracy only there.
-    metric_keys=lambda config: ("mse", "pixel_accuracy") if config.dataset == "cityscapes" else ("mse",),
+    details=lambda config, data: dict(model=config.model, **image_data.details(config, data)),
+    metric_keys=lambda config: ("mse", "pixel_accuracy", "mean_iou") if config.has_label_maps else ("mse",),
     write_outputs=_write_outputs,
 )

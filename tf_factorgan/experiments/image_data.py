@@ -1,37 +1,72 @@
 """Settings and data shared by the image experiments (image pairs, image-to-image).
 
-The data are aligned pairs in the pix2pix format (`data/pix2pix.py`): A is the photo
-(Cityscapes) or the edge map (Edges2Shoes, one grey channel), B the colour label map
-or the shoe photo. The paired subset is the first `num_joint_samples` training
-images (sorted file order); marginal streams use every training image, each part in
-its own random order.
+A sample is a pair (A, B): A the photo (or an edge map, one grey channel), B the label
+map (or a photo). The data come from one of two kinds of source (`--dataset`):
+
+  cityscapes, edges2shoes   a pix2pix folder (`data/pix2pix.py`, the paper's
+                            benchmarks): the first `num_joint_samples` training images
+                            (sorted file order) stay paired, the rest are used as
+                            unpaired A and unpaired B; validation: its val/ folder.
+  folders                   the user's own folders (`data/image_folders.py`): a paired
+                            set (--paired_dir of aligned A|B files, or --paired_a_dir +
+                            --paired_b_dir matched by file stem), optional unpaired A
+                            and B folders, and a validation set in a paired form.
+
+Either way the training data are `sources.Observations`: marginal streams draw from
+every observation of their part, D_P and the GAN baseline from the paired set only.
+B is a label map when the run has a palette (--palette, or the Cityscapes palette of
+the cityscapes preset); segmentation metrics and the served class ids then use it.
 """
 
 import dataclasses
 import os
+from typing import Optional
 
 import numpy as np
 
 from tf_factorgan import trainer
-from tf_factorgan.data import pix2pix, sources, streams
+from tf_factorgan.data import image_folders, pix2pix, pools, sources, streams
+from tf_factorgan.data import palette as palettes
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition
 from tf_factorgan.models.conv import ConvDiscriminator
 
-
+FOLDERS = "folders"
+DATASETS = (*pix2pix.GREY_A, FOLDERS)
 # The parts of an image sample: A (photo or edge map), then B (label map or photo).
 PART_NAMES = ("a", "b")
+# Flags that name the folders of --dataset=folders.
+FOLDER_FLAGS = ("paired_dir", "paired_a_dir", "paired_b_dir", "unpaired_a_dir",
+                "unpaired_b_dir", "val_dir", "val_a_dir", "val_b_dir")
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataSettings(common.TrainingSettings):
-    """dataset_dir: the pix2pix folder (default data/<dataset>, where
-    `trainers.download_pix2pix` puts it). max_*_images: 0 = all (smaller values make
-    quick trial runs). disc_channels: filters of every discriminator's first layer."""
+    """dataset_dir: the pix2pix folder of a preset (default data/<dataset>, where
+    `trainers.download_pix2pix` puts it). load_size: S or H,W (H,W with folders only).
+    num_joint_samples: paired training images of a preset (folders: every pair of the
+    paired folders is paired). max_*_images: 0 = all (smaller values make quick trial
+    runs). disc_channels: filters of every discriminator's first layer. palette: CSV or
+    JSON label classes (`data/palette.py`); with folders it makes B a label map.
+    resize: how folder images reach load_size. image_cache_dir: decoded folders
+    (default <out_path>/image_cache). memory_limit_mb: larger pools stream from the
+    cache on disk."""
 
     dataset: str = "cityscapes"
     dataset_dir: str = ""
-    load_size: int = 64
+    paired_dir: str = ""
+    paired_a_dir: str = ""
+    paired_b_dir: str = ""
+    unpaired_a_dir: str = ""
+    unpaired_b_dir: str = ""
+    val_dir: str = ""
+    val_a_dir: str = ""
+    val_b_dir: str = ""
+    palette: str = ""
+    resize: str = "stretch"
+    image_cache_dir: str = ""
+    memory_limit_mb: int = image_folders.DEFAULT_MEMORY_LIMIT_MB
+    load_size: str = "64"
     num_joint_samples: int = 100
     disc_channels: int = 32
     max_train_images: int = 0
@@ -39,58 +74,190 @@ class ImageDataSettings(common.TrainingSettings):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.dataset not in pix2pix.GREY_A:
-            raise ValueError(f"--dataset must be one of {sorted(pix2pix.GREY_A)}, got {self.dataset!r}")
-        pix2pix.check_load_size(self.load_size)
+        object.__setattr__(self, "load_size", str(self.load_size))
+        if self.dataset not in DATASETS:
+            raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.dataset == FOLDERS:
+            self._check_folder_flags()
+        else:
+            given = [f"--{name}" for name in FOLDER_FLAGS if getattr(self, name)]
+            if given:
+                raise ValueError(f"{', '.join(given)} need --dataset=folders (got --dataset={self.dataset})")
+            pix2pix.check_load_size(int(self.load_size) if self.load_size.isdigit() else self.load_size)
+        self.image_size  # validates
+        if self.resize not in image_folders.RESIZE_MODES:
+            raise ValueError(f"--resize must be one of {', '.join(image_folders.RESIZE_MODES)}, got {self.resize!r}")
         if self.num_joint_samples < 1:
             raise ValueError(f"--num_joint_samples must be >= 1, got {self.num_joint_samples}")
         if self.disc_channels < 1:
             raise ValueError(f"--disc_channels must be >= 1, got {self.disc_channels}")
         if self.max_train_images < 0 or self.max_val_images < 0:
             raise ValueError("--max_train_images and --max_val_images must be >= 0 (0 = all)")
+        if self.memory_limit_mb < 0:
+            raise ValueError(f"--memory_limit_mb must be >= 0, got {self.memory_limit_mb}")
+
+    def _check_folder_flags(self) -> None:
+        def one_form(kind: str, required: bool) -> None:
+            aligned = getattr(self, f"{kind}_dir")
+            split = getattr(self, f"{kind}_a_dir"), getattr(self, f"{kind}_b_dir")
+            if aligned and any(split):
+                raise ValueError(f"give --{kind}_dir (aligned A|B files) or --{kind}_a_dir "
+                                 f"with --{kind}_b_dir (matched by file stem), not both")
+            if any(split) and not all(split):
+                raise ValueError(f"--{kind}_a_dir and --{kind}_b_dir go together")
+            if required and not (aligned or all(split)):
+                raise ValueError(f"--dataset=folders needs a {kind} set: --{kind}_dir or "
+                                 f"--{kind}_a_dir with --{kind}_b_dir")
+
+        one_form("paired", True)
+        one_form("val", True)
 
     @property
     def data_dir(self) -> str:
         return self.dataset_dir or os.path.join("data", self.dataset)
 
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of every image."""
+        return image_folders.parse_load_size(self.load_size)
+
+    @property
+    def has_label_maps(self) -> bool:
+        """Whether B is a label map (scored as segmentation): a palette is given, or
+        the cityscapes preset brings its own."""
+        return bool(self.palette) or self.dataset == "cityscapes"
+
+    @property
+    def cache_dir(self) -> str:
+        return self.image_cache_dir or os.path.join(self.out_path, "image_cache")
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageData:
-    train: pix2pix.AlignedPairs
+    """observations: the training pairs and unpaired images (uint8 pools [N, H, W, C]);
+    val: the validation pairs in memory; palette: the label classes of B (None: B is
+    not a label map)."""
+
+    observations: sources.Observations
     val: pix2pix.AlignedPairs
+    palette: Optional[palettes.Palette] = None
 
     @property
     def partition(self) -> Partition:
         """Channels of A, then of B."""
-        return Partition(self.train.channels)
+        return Partition(tuple(int(p.shape[-1]) for p in self.observations.paired))
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
-        """[S, S, Ca + Cb] of one (A, B) pair."""
-        return (*self.train.a.shape[1:3], self.partition.total_size)
+        """[H, W, Ca + Cb] of one (A, B) pair."""
+        return (*self.observations.paired[0].shape[1:3], self.partition.total_size)
+
+
+def read_palette(settings: ImageDataSettings) -> Optional[palettes.Palette]:
+    """--palette, or the Cityscapes palette for the cityscapes preset, or None."""
+    if settings.palette:
+        return palettes.read(settings.palette)
+    return palettes.cityscapes() if settings.has_label_maps else None
 
 
 def load_data(settings: ImageDataSettings) -> ImageData:
-    root = settings.data_dir
-    pix2pix.check_layout(root)
-    load = lambda split, limit: pix2pix.load_aligned(
-        root, split, settings.load_size, pix2pix.GREY_A[settings.dataset], limit or None
-    )
-    data = ImageData(load("train", settings.max_train_images), load("val", settings.max_val_images))
-    if settings.num_joint_samples > len(data.train):
-        raise ValueError(
-            f"--num_joint_samples={settings.num_joint_samples} exceeds the "
-            f"{len(data.train)} training images in {root}/train"
-        )
+    data = load_folders(settings) if settings.dataset == FOLDERS else load_preset(settings)
+    print(data.observations.describe() + f", {len(data.val)} validation pairs")
     return data
 
 
+def load_preset(settings: ImageDataSettings) -> ImageData:
+    """A pix2pix folder, its first num_joint_samples training images paired."""
+    root = settings.data_dir
+    pix2pix.check_layout(root)
+    size = settings.image_size[0]
+    load = lambda split, limit: pix2pix.load_aligned(
+        root, split, size, pix2pix.GREY_A[settings.dataset], limit or None
+    )
+    train, val = load("train", settings.max_train_images), load("val", settings.max_val_images)
+    if settings.num_joint_samples > len(train):
+        raise ValueError(
+            f"--num_joint_samples={settings.num_joint_samples} exceeds the "
+            f"{len(train)} training images in {root}/train"
+        )
+    observations = sources.from_aligned([train.a, train.b], settings.num_joint_samples, PART_NAMES)
+    return ImageData(observations, val, read_palette(settings))
+
+
+def _part_specs(settings: ImageDataSettings, labels: Optional[palettes.Palette]):
+    size = settings.image_size
+    a = image_folders.PartSpec(image_folders.PHOTO, size, settings.resize)
+    b = (image_folders.PartSpec(image_folders.LABEL_MAP, size, settings.resize, labels)
+         if labels is not None else image_folders.PartSpec(image_folders.PHOTO, size, settings.resize))
+    return a, b
+
+
+def _paired_items(settings: ImageDataSettings, kind: str, limit: int):
+    """(A items, B items, names) of the paired or val set, in one of its two forms."""
+    aligned = getattr(settings, f"{kind}_dir")
+    if aligned:
+        paths = image_folders.list_images(aligned, f"--{kind}_dir")[:limit or None]
+        return (image_folders.halves(paths, 0), image_folders.halves(paths, 1),
+                [f"--{kind}_dir (left halves)", f"--{kind}_dir (right halves)"], paths)
+    pairs = image_folders.match_stems(getattr(settings, f"{kind}_a_dir"), getattr(settings, f"{kind}_b_dir"),
+                                      f"--{kind}_a_dir", f"--{kind}_b_dir")[:limit or None]
+    return (image_folders.whole([a for a, _ in pairs]), image_folders.whole([b for _, b in pairs]),
+            [f"--{kind}_a_dir", f"--{kind}_b_dir"], [a for a, _ in pairs])
+
+
+def load_folders(settings: ImageDataSettings) -> ImageData:
+    """The user's folders as Observations (through the on-disk cache) and val pairs."""
+    labels = read_palette(settings)
+    specs = _part_specs(settings, labels)
+
+    def pool(items, spec, flag, memory_limit_mb=settings.memory_limit_mb):
+        return image_folders.load_pool(items, spec, settings.cache_dir, flag, memory_limit_mb)
+
+    a_items, b_items, flags, _ = _paired_items(settings, "paired", settings.max_train_images)
+    paired = tuple(pool(items, spec, flag) for items, spec, flag in zip((a_items, b_items), specs, flags))
+    paired_files = {os.path.realpath(path) for path, _ in a_items + b_items}
+    unpaired = []
+    for name, spec in zip(PART_NAMES, specs):
+        folder = getattr(settings, f"unpaired_{name}_dir")
+        if not folder:
+            unpaired.append(None)
+            continue
+        flag = f"--unpaired_{name}_dir"
+        # A file of the paired set counts once, as paired.
+        paths = [p for p in image_folders.list_images(folder, flag) if os.path.realpath(p) not in paired_files]
+        unpaired.append(pool(image_folders.whole(paths), spec, flag) if paths else None)
+    observations = sources.Observations(paired, tuple(unpaired), PART_NAMES)
+    _check_channels(observations)
+    a_val, b_val, val_flags, val_files = _paired_items(settings, "val", settings.max_val_images)
+    val_a, val_b = (pools.to_memory(pool(items, spec, flag))
+                    for items, spec, flag in zip((a_val, b_val), specs, val_flags))
+    if val_a.shape[-1] != paired[0].shape[-1] or val_b.shape[-1] != paired[1].shape[-1]:
+        raise ValueError(f"validation images have {val_a.shape[-1]} + {val_b.shape[-1]} channels, "
+                         f"the training images {paired[0].shape[-1]} + {paired[1].shape[-1]}")
+    return ImageData(observations, pix2pix.AlignedPairs(val_a, val_b, tuple(val_files)), labels)
+
+
+def _check_channels(observations: sources.Observations) -> None:
+    for name, paired, unpaired in zip(PART_NAMES, observations.paired, observations.unpaired):
+        if unpaired is not None and unpaired.shape[-1] != paired.shape[-1]:
+            kinds = {1: "grey", 3: "colour"}
+            raise ValueError(f"unpaired {name.upper()} images are {kinds[unpaired.shape[-1]]}, the paired "
+                             f"ones {kinds[paired.shape[-1]]}; convert them to one kind")
+
+
 def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.DistributedStep):
-    """The step's streams over the training images, for the Trainer."""
-    observations = sources.from_aligned(
-        [data.train.a, data.train.b], settings.num_joint_samples, PART_NAMES)
-    pools = sources.training_streams(observations, step.updates.data_streams())
+    """The step's streams over the training observations, for the Trainer."""
+    pools = sources.training_streams(data.observations, step.updates.data_streams())
     return streams.streams_dataset_fn(pools, settings.batch_size, settings.seed)
+
+
+def details(settings: ImageDataSettings, data: ImageData) -> dict:
+    """What a run's metrics.json and TensorBoard config keep of its data."""
+    result = dict(dataset=settings.dataset, **data.observations.summary(),
+                  num_val_pairs=len(data.val), image_size=list(data.sample_shape[:2]))
+    if data.palette is not None:
+        result["num_classes_evaluated"] = len(data.palette.evaluated)
+    return result
 
 
 def make_discriminator(settings: ImageDataSettings):

@@ -47,6 +47,10 @@ class ImagePairsConfig(image_data.ImageDataSettings):
         super().__post_init__()
         if self.ngf < 1:
             raise ValueError(f"--ngf must be >= 1, got {self.ngf}")
+        height, width = self.image_size
+        if height != width or height & (height - 1):
+            # The generator grows 4x4 maps by doubling (`models.conv.ConvGenerator`).
+            raise ValueError(f"--load_size must be one power-of-two side for image pairs, got {self.load_size!r}")
         if self.ls_runs < 1 or self.ls_epochs < 1:
             raise ValueError(
                 f"--ls_runs and --ls_epochs must be >= 1, got {self.ls_runs}, {self.ls_epochs}"
@@ -69,7 +73,7 @@ def sample_grid(step: trainer.DistributedStep, partition, num_samples: int = 32)
 def generator_spec(config: ImagePairsConfig, sample_shape) -> specs.GeneratorSpec:
     """The convolutional generator of (A, B) pairs [S, S, C_A + C_B], served as samples."""
     return specs.GeneratorSpec(
-        "conv", {"output_size": config.load_size, "output_channels": sample_shape[-1], "ngf": config.ngf},
+        "conv", {"output_size": sample_shape[0], "output_channels": sample_shape[-1], "ngf": config.ngf},
         [[config.nz]], config.nz, config.seed, "samples", {"sample_shape": list(sample_shape)},
     )
 
@@ -124,8 +128,7 @@ TASK = common.Task(
     build_trainer=build_trainer,
     evaluate=evaluate,
     generator_spec=lambda config, data: generator_spec(config, data.sample_shape),
-    details=lambda config, data: dict(variant=config.variant.value, dataset=config.dataset,
-                                      num_joint_samples=config.num_joint_samples),
+    details=lambda config, data: dict(variant=config.variant.value, **image_data.details(config, data)),
     metric_keys=lambda config: ("ls_mean", "ls_std"),
     write_outputs=_write_outputs,
 )

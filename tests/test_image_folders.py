@@ -1,0 +1,171 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import synthetic_pix2pix
+from tf_factorgan.data import image_folders, palette, pools
+
+PHOTO = image_folders.PHOTO
+LABEL_MAP = image_folders.LABEL_MAP
+
+
+@pytest.fixture()
+def user_palette(tmp_path):
+    path = tmp_path / "palette.csv"
+    path.write_text(synthetic_pix2pix.USER_PALETTE_CSV)
+    return palette.read(str(path))
+
+
+def _save(path, array, **kw):
+    Image.fromarray(array).save(path, **kw)
+    return str(path)
+
+
+@pytest.mark.parametrize("value, expected", [("128", (128, 128)), (64, (64, 64)), ("128,256", (128, 256)),
+                                             ("32x48", (32, 48))])
+def test_load_size_is_a_side_or_height_and_width(value, expected):
+    assert image_folders.parse_load_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["100", "0", "16,20", "a", "16,32,48", ""])
+def test_a_bad_load_size_names_the_flag(value):
+    with pytest.raises(ValueError, match="--load_size must be S or H,W"):
+        image_folders.parse_load_size(value)
+
+
+def test_stems_match_across_extensions_and_mismatches_are_listed(tmp_path):
+    a, b = tmp_path / "photos", tmp_path / "labels"
+    a.mkdir(), b.mkdir()
+    pixel = np.zeros([2, 2, 3], np.uint8)
+    for stem in ("x1", "x2", "x3", "only_a"):
+        _save(a / f"{stem}.jpg", pixel)
+    for stem in ("x1", "x2", "x3", "only_b1", "only_b2"):
+        _save(b / f"{stem}.png", pixel)
+    (a / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError) as error:
+        image_folders.match_stems(str(a), str(b), "--paired_a_dir", "--paired_b_dir")
+    message = str(error.value)
+    assert "3 stems match" in message
+    assert "only in --paired_a_dir" in message and "1 (only_a.jpg)" in message
+    assert "2 (only_b1.png, only_b2.png)" in message
+    os.remove(a / "only_a.jpg"), os.remove(b / "only_b1.png"), os.remove(b / "only_b2.png")
+    pairs = image_folders.match_stems(str(a), str(b), "--paired_a_dir", "--paired_b_dir")
+    assert [(os.path.basename(x), os.path.basename(y)) for x, y in pairs] == [
+        ("x1.jpg", "x1.png"), ("x2.jpg", "x2.png"), ("x3.jpg", "x3.png")]
+    _save(a / "x1.png", pixel)
+    with pytest.raises(ValueError, match="--paired_a_dir: 1 file stem.* x1.jpg, x1.png"):
+        image_folders.match_stems(str(a), str(b), "--paired_a_dir", "--paired_b_dir")
+
+
+def test_an_empty_or_missing_folder_names_the_flag(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"--unpaired_a_dir='.*' holds no images"):
+        image_folders.list_images(str(tmp_path), "--unpaired_a_dir")
+    with pytest.raises(FileNotFoundError, match=r"--val_b_dir='.*nope' is not a folder"):
+        image_folders.list_images(str(tmp_path / "nope"), "--val_b_dir")
+
+
+def _stripes(tmp_path):
+    """A 10 x 20 grey image of four vertical stripes 0, 80, 160, 240, 5 pixels wide."""
+    array = np.repeat(np.repeat(np.array([0, 80, 160, 240], np.uint8), 5)[None], 10, axis=0)
+    return _save(tmp_path / "stripes.png", array)
+
+
+def test_resize_modes_stretch_crop_and_pad(tmp_path):
+    path = _stripes(tmp_path)
+    spec = lambda mode: image_folders.PartSpec(PHOTO, (16, 16), mode)
+    stretched = image_folders.decode((path, None), spec("stretch"))[..., 0]
+    assert stretched.shape == (16, 16)
+    np.testing.assert_allclose(stretched[8, [1, 5, 10, 14]], [0, 80, 160, 240], atol=3)
+    # Cover 16 x 16: scaled to 16 x 32, the middle 16 columns are the inner two stripes.
+    cropped = image_folders.decode((path, None), spec("crop"))[..., 0]
+    np.testing.assert_allclose(cropped[8, [3, 4, 11, 12]], [80, 80, 160, 160], atol=3)
+    # Fit inside 16 x 16: scaled to 8 x 16, centred with 4 black rows above and below.
+    padded = image_folders.decode((path, None), spec("pad"))[..., 0]
+    assert padded[:4].max() == 0 and padded[12:].max() == 0
+    np.testing.assert_allclose(padded[8, [1, 5, 10, 14]], [0, 80, 160, 240], atol=3)
+
+
+def test_photo_modes_grey_colour_alpha_and_sixteen_bit(tmp_path):
+    size = (16, 16)
+    spec = image_folders.PartSpec(PHOTO, size)
+    rgba = np.zeros([16, 16, 4], np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 10  # nearly transparent red: alpha is dropped
+    assert image_folders.decode((_save(tmp_path / "a.png", rgba), None), spec)[0, 0].tolist() == [200, 0, 0]
+    grey16 = np.full([16, 16], 257 * 100, np.uint16)
+    decoded = image_folders.decode((_save(tmp_path / "g.png", grey16), None), spec)
+    assert decoded.shape == (16, 16, 1) and decoded[0, 0, 0] == 100
+    grey = _save(tmp_path / "l.png", np.full([16, 16], 7, np.uint8))
+    colour = _save(tmp_path / "c.webp", np.zeros([16, 16, 3], np.uint8))
+    assert image_folders.channels([(grey, None)], spec, "--x") == 1
+    assert image_folders.channels([(colour, None)], spec, "--x") == 3
+    with pytest.raises(ValueError, match=r"--unpaired_a_dir mixes grey and colour images: 1 grey "
+                                         r"\(e.g. l.png\) and 1 colour \(e.g. c.webp\)"):
+        image_folders.channels([(grey, None), (colour, None)], spec, "--unpaired_a_dir")
+
+
+def test_label_maps_keep_palette_colours_and_read_index_pngs(tmp_path, user_palette):
+    ids = np.zeros([8, 16], np.uint8)
+    ids[:, 8:] = 2  # road left, car right
+    colours = synthetic_pix2pix.LABEL_COLOURS[ids]
+    spec = image_folders.PartSpec(LABEL_MAP, (16, 16), "stretch", user_palette)
+    from_colour = image_folders.decode((_save(tmp_path / "c.png", colours), None), spec)
+    from_ids = image_folders.decode((_save(tmp_path / "i.png", ids), None), spec)
+    np.testing.assert_array_equal(from_colour, from_ids)
+    # Nearest-neighbour resizing invents no colour.
+    assert {tuple(c) for c in from_colour.reshape(-1, 3)} == {(128, 64, 128), (0, 0, 142)}
+    padded = image_folders.decode((str(tmp_path / "i.png"), None),
+                                  image_folders.PartSpec(LABEL_MAP, (16, 16), "pad", user_palette))
+    assert padded[0, 0].tolist() == [0, 0, 0] and padded[8, 0].tolist() == [128, 64, 128]
+
+
+def test_label_colours_outside_the_palette_are_counted_and_named(tmp_path, user_palette):
+    colours = synthetic_pix2pix.LABEL_COLOURS[np.zeros([4, 4], int)]
+    colours[0, :3] = (1, 2, 3)
+    path = _save(tmp_path / "bad.png", colours)
+    spec = image_folders.PartSpec(LABEL_MAP, (16, 16), "stretch", user_palette)
+    with pytest.raises(ValueError, match=r"bad\.png: 3 of 16 pixels .*\(1, 2, 3\): 3 pixels.*PNG"):
+        image_folders.decode((path, None), spec)
+    with pytest.raises(ValueError, match=r"ids\.png.*\b7\b"):
+        image_folders.decode((_save(tmp_path / "ids.png", np.full([4, 4], 7, np.uint8)), None), spec)
+
+
+def test_an_unreadable_image_is_named(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(ValueError, match=r"cannot read image '.*broken\.jpg'"):
+        image_folders.decode((str(path), None), image_folders.PartSpec(PHOTO, (16, 16)))
+
+
+def test_aligned_halves_split_each_file(tmp_path):
+    array = np.zeros([16, 32, 3], np.uint8)
+    array[:, 16:] = 255
+    path = _save(tmp_path / "pair.png", array)
+    spec = image_folders.PartSpec(PHOTO, (16, 16))
+    left, right = (image_folders.decode(item, spec) for item in image_folders.halves([path], 0)
+                   + image_folders.halves([path], 1))
+    assert left.max() == 0 and right.min() == 255
+
+
+def test_the_cache_decodes_once_and_again_when_a_file_changes(tmp_path, monkeypatch):
+    folders = synthetic_pix2pix.write_image_folders(str(tmp_path / "data"), {"unpaired_a": 5})
+    items = image_folders.whole(image_folders.list_images(folders["unpaired_a"][0], "--unpaired_a_dir"))
+    spec = image_folders.PartSpec(PHOTO, (16, 16))
+    cache = str(tmp_path / "cache")
+    first = image_folders.load_pool(items, spec, cache, "--unpaired_a_dir", progress=False)
+    assert isinstance(first, np.ndarray) and first.shape == (5, 16, 16, 3)
+    decoded = []
+    original = image_folders.decode
+    monkeypatch.setattr(image_folders, "decode", lambda *a: decoded.append(a) or original(*a))
+    again = image_folders.load_pool(items, spec, cache, "--unpaired_a_dir", progress=False)
+    np.testing.assert_array_equal(again, first)
+    assert decoded == []
+    _save(items[2][0], np.full([24, 32, 3], 9, np.uint8))
+    changed = image_folders.load_pool(items, spec, cache, "--unpaired_a_dir", progress=False)
+    assert len(decoded) == 5 and changed[2].max() == 9
+    np.testing.assert_array_equal(changed[[0, 1, 3, 4]], first[[0, 1, 3, 4]])
+    # Past the memory limit the pool stays on disk, with the same rows.
+    on_disk = image_folders.load_pool(items, spec, cache, "--unpaired_a_dir", memory_limit_mb=0, progress=False)
+    assert isinstance(on_disk, pools.DiskArray)
+    np.testing.assert_array_equal(on_disk.take([4, 2]), changed[[4, 2]])

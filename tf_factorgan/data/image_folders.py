@@ -1,0 +1,293 @@
+"""A user's images from plain folders: paired by file-name stem, or unpaired.
+
+  paired      two folders whose files match by stem: photos/aachen_000000.jpg <->
+              labels/aachen_000000.png (extensions may differ)
+  unpaired    a folder of images of one part alone
+
+Files: .jpg/.jpeg/.png/.bmp/.webp of any size and aspect ratio, decoded with PIL.
+Every image is brought to `size` = (H, W) by one of `RESIZE_MODES`:
+
+  stretch   resized to H x W, ignoring the aspect ratio
+  crop      scaled to cover H x W, the centre cut out
+  pad       scaled to fit inside H x W, the border filled (black; for label maps the
+            colour of the palette's first ignored class, so the border is not scored)
+
+Two kinds of part (`PHOTO`, `LABEL_MAP`):
+  photo       bicubic resizing (antialiased when shrinking, as PIL does). Grey files
+              (modes 1, L, LA, I, I;16) give one channel, colour files (RGB, RGBA,
+              P, CMYK, YCbCr, ...) three; alpha is dropped, 16-bit grey is scaled to
+              8 bits. A folder must not mix grey and colour files.
+  label map   nearest-neighbour resizing, so no colour is invented. Colour files must
+              hold palette colours only; single-channel files (modes L, I, I;16, as
+              Cityscapes' *_labelIds.png) hold class ids and are turned into the
+              palette's colours. Either way the part is an RGB label map.
+
+A paired folder may instead hold aligned pairs (pix2pix's format: A in the left half
+of each file, B in the right half); `Item` says which half of a file a row comes from.
+
+A folder is decoded once into an on-disk cache (`data.pools.DiskArray`), keyed by the
+files (path, size, modification time) and the settings, so a rerun starts at once and
+a folder larger than memory streams from disk (`load_pool`).
+"""
+
+import collections
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import tqdm
+from PIL import Image
+
+from tf_factorgan.data import palette as palettes
+from tf_factorgan.data import pools
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+RESIZE_MODES = ("stretch", "crop", "pad")
+PHOTO = "photo"
+LABEL_MAP = "label_map"
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+# Images decoded per cache-write batch: bounds memory while a folder is decoded.
+DECODE_BATCH = 256
+# Pools up to this size are read into memory (a graph constant, which must stay below
+# TensorFlow's 2 GB limit); larger ones stream from the cache.
+DEFAULT_MEMORY_LIMIT_MB = 1024
+CACHE_VERSION = 1
+
+
+def parse_load_size(value, flag: str = "--load_size") -> tuple[int, int]:
+    """"128" or 128 -> (128, 128); "128,256" -> (128, 256) as (H, W). Each side must be
+    a multiple of 16 and >= 16 (the U-Net halves it four times)."""
+    text = str(value).replace("x", ",")
+    try:
+        sides = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        sides = ()
+    if len(sides) == 1:
+        sides = sides * 2
+    if len(sides) != 2 or any(s < 16 or s % 16 for s in sides):
+        raise ValueError(f"{flag} must be S or H,W with each side a multiple of 16 and "
+                         f">= 16 (e.g. 128 or 128,256), got {value!r}")
+    return sides
+
+
+def list_images(folder: str, flag: str) -> list[str]:
+    """Sorted paths of the image files directly in `folder`; fails naming the flag if
+    the folder is missing or holds none."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{flag}={folder!r} is not a folder")
+    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                   if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+    if not paths:
+        raise FileNotFoundError(f"{flag}={folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _by_stem(paths: list[str], flag: str) -> dict:
+    stems = collections.defaultdict(list)
+    for path in paths:
+        stems[_stem(path)].append(path)
+    duplicates = {s: p for s, p in stems.items() if len(p) > 1}
+    if duplicates:
+        stem, clash = next(iter(sorted(duplicates.items())))
+        raise ValueError(f"{flag}: {len(duplicates)} file stem(s) occur more than once, e.g. "
+                         f"{', '.join(map(os.path.basename, clash))}; keep one file per stem")
+    return {s: p[0] for s, p in stems.items()}
+
+
+def match_stems(a_folder: str, b_folder: str, a_flag: str, b_flag: str) -> list[tuple[str, str]]:
+    """(a path, b path) of every stem present in both folders, sorted by stem. Fails,
+    listing the first unmatched files and the counts, unless every file has a partner."""
+    a = _by_stem(list_images(a_folder, a_flag), a_flag)
+    b = _by_stem(list_images(b_folder, b_flag), b_flag)
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    if only_a or only_b:
+        def listed(stems, paths):
+            shown = ", ".join(os.path.basename(paths[s]) for s in stems[:5])
+            return f"{len(stems)} ({shown}{' ...' if len(stems) > 5 else ''})" if stems else "0"
+
+        raise ValueError(
+            f"paired folders do not match by file stem: {len(set(a) & set(b))} stems match; "
+            f"only in {a_flag}={a_folder!r}: {listed(only_a, a)}; only in {b_flag}="
+            f"{b_folder!r}: {listed(only_b, b)}. Paired files must share their name "
+            f"before the extension")
+    return [(a[s], b[s]) for s in sorted(a)]
+
+
+@dataclasses.dataclass(frozen=True)
+class PartSpec:
+    """How one part's files become rows: kind (PHOTO or LABEL_MAP), size (H, W),
+    resize mode, and the palette of a label map."""
+
+    kind: str
+    size: tuple
+    resize: str = "stretch"
+    palette: Optional[palettes.Palette] = None
+
+    def __post_init__(self):
+        if self.kind not in (PHOTO, LABEL_MAP):
+            raise ValueError(f"part kind must be {PHOTO!r} or {LABEL_MAP!r}, got {self.kind!r}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"--resize must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}")
+        if self.kind == LABEL_MAP and self.palette is None:
+            raise ValueError("label maps need a palette")
+
+    def key(self) -> dict:
+        palette = self.palette.to_json() if self.palette is not None else None
+        return {"kind": self.kind, "size": list(self.size), "resize": self.resize, "palette": palette}
+
+    def fill(self) -> tuple:
+        """The colour of padded borders."""
+        if self.kind == PHOTO:
+            return (0, 0, 0)
+        ignored = [c for c in self.palette.classes if c.ignored]
+        if not ignored:
+            raise ValueError("--resize=pad needs an ignored class in the palette to fill "
+                             "the border of label maps with")
+        return tuple(ignored[0].colour)
+
+
+def _is_grey(image: Image.Image) -> bool:
+    return image.mode in GREY_MODES
+
+
+# A row's source: a file, and None (the whole image) or 0 / 1 (its left / right half).
+Item = tuple
+
+
+def whole(paths: Sequence[str]) -> list[Item]:
+    return [(path, None) for path in paths]
+
+
+def halves(paths: Sequence[str], half: int) -> list[Item]:
+    return [(path, half) for path in paths]
+
+
+def _open(path: str, half: Optional[int] = None, load: bool = True) -> Image.Image:
+    """The image (or its left / right half); `load=False` reads the header only."""
+    try:
+        image = Image.open(path)
+        if load:
+            image.load()
+        if half is not None:
+            if image.width < 2:
+                raise ValueError("too narrow to hold two halves")
+            width = image.width // 2
+            image = image.crop((half * width, 0, (half + 1) * width, image.height))
+        return image
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot read image {path!r}: {error}") from None
+
+
+def _fit(image: Image.Image, spec: PartSpec, resample) -> Image.Image:
+    """`image` brought to spec.size ((H, W)) by spec.resize."""
+    height, width = spec.size
+    if spec.resize == "stretch":
+        return image.resize((width, height), resample)
+    scale = (max if spec.resize == "crop" else min)(width / image.width, height / image.height)
+    scaled = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), resample)
+    left, top = (scaled.width - width) // 2, (scaled.height - height) // 2
+    if spec.resize == "crop":
+        return scaled.crop((left, top, left + width, top + height))
+    fill = spec.fill()
+    canvas = Image.new(scaled.mode, (width, height), fill[0] if len(scaled.getbands()) == 1 else fill)
+    canvas.paste(scaled, (-left, -top))
+    return canvas
+
+
+def _photo(image: Image.Image, spec: PartSpec) -> np.ndarray:
+    if _is_grey(image):
+        if image.mode.startswith("I") or image.mode == "F":
+            # 16-bit grey: keep the top 8 bits.
+            array = np.asarray(image, np.float64)
+            image = Image.fromarray(np.clip(array / 257.0, 0, 255).round().astype(np.uint8))
+        image = image.convert("L")
+    else:
+        image = image.convert("RGB")  # drops alpha, expands palette and CMYK images
+    array = np.asarray(_fit(image, spec, Image.BICUBIC))
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _label_map(image: Image.Image, spec: PartSpec, path: str) -> np.ndarray:
+    if image.mode in ("L", "I", "I;16", "I;16B", "I;16L"):
+        ids = np.asarray(image).astype(np.int64)
+        colours = spec.palette.ids_to_colours(ids, path)
+    else:
+        colours = np.asarray(image.convert("RGB"))
+        spec.palette.colours_to_ids(colours, path)  # validates: palette colours only
+    fitted = _fit(Image.fromarray(np.ascontiguousarray(colours, np.uint8)), spec, Image.NEAREST)
+    return np.asarray(fitted)
+
+
+def decode(item: Item, spec: PartSpec) -> np.ndarray:
+    """One row as uint8 [H, W, C] (C = 1 or 3 for photos, 3 for label maps)."""
+    path, half = item
+    with _open(path, half) as image:
+        if spec.kind == PHOTO:
+            return _photo(image, spec)
+        return _label_map(image, spec, path)
+
+
+def channels(items: Sequence[Item], spec: PartSpec, flag: str) -> int:
+    """1 or 3: the channel count every file of a part agrees on (read from the
+    headers only). Fails naming both kinds when grey and colour files mix."""
+    if spec.kind == LABEL_MAP:
+        return 3
+    grey, colour = [], []
+    for path, _ in items:
+        with _open(path, load=False) as image:
+            (grey if _is_grey(image) else colour).append(path)
+    if grey and colour:
+        raise ValueError(
+            f"{flag} mixes grey and colour images: {len(grey)} grey (e.g. "
+            f"{os.path.basename(grey[0])}) and {len(colour)} colour (e.g. "
+            f"{os.path.basename(colour[0])}); convert them to one kind")
+    return 1 if grey else 3
+
+
+def _cache_key(items: Sequence[Item], spec: PartSpec, num_channels: int) -> str:
+    listing = []
+    for path, half in items:
+        stat = os.stat(path)
+        listing.append([os.path.abspath(path), half, stat.st_size, stat.st_mtime_ns])
+    text = json.dumps({"version": CACHE_VERSION, "files": listing, "spec": spec.key(),
+                       "channels": num_channels}, sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag: str,
+                    progress: bool = True) -> pools.DiskArray:
+    """The rows of one part as a DiskArray uint8 [N, H, W, C] in `cache_dir`, decoded
+    on the first call only (threads decode; memory holds one batch)."""
+    num_channels = channels(items, spec, flag)
+    folder = os.path.join(cache_dir, _cache_key(items, spec, num_channels))
+    try:
+        return pools.read_disk_array(folder)
+    except (OSError, ValueError, KeyError):
+        pass  # not cached yet, or a damaged entry: decode again
+
+    def batches():
+        with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool, \
+                tqdm.tqdm(total=len(items), desc=f"decoding {flag}", unit="img",
+                          disable=not progress) as bar:
+            for start in range(0, len(items), DECODE_BATCH):
+                chunk = items[start:start + DECODE_BATCH]
+                rows = list(pool.map(lambda item: decode(item, spec), chunk))
+                bar.update(len(chunk))
+                yield np.stack(rows)
+
+    return pools.write_disk_array(folder, batches(), (*spec.size, num_channels), np.uint8, len(items))
+
+
+def load_pool(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag: str,
+              memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB, progress: bool = True) -> pools.Pool:
+    """A part's pool: in memory when it is at most `memory_limit_mb`, else on disk."""
+    disk = decode_to_cache(items, spec, cache_dir, flag, progress)
+    return disk.to_memory() if disk.nbytes <= memory_limit_mb * 2**20 else disk
