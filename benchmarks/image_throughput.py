@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from tf_factorgan import strategies
-from tf_factorgan.data import pix2pix
+from tf_factorgan.data import pix2pix, sources
 from tf_factorgan.experiments import image2image, image_data, image_pairs
 from benchmarks import timing
 
@@ -37,7 +37,9 @@ def random_data(size: int, channels: tuple[int, int], count: int) -> image_data.
         rng.integers(0, 256, (n, size, size, channels[1]), dtype=np.uint8),
         tuple(f"random_{i}" for i in range(n)),
     )
-    return image_data.ImageData(pairs(count), pairs(8))
+    train = pairs(count)
+    observations = sources.from_aligned([train.a, train.b], 100, image_data.PART_NAMES)
+    return image_data.ImageData(observations, pairs(8))
 
 
 def make_config(experiment: str, model: str, jit: bool, mixed: bool):

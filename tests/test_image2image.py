@@ -78,3 +78,81 @@ def test_u_net_with_batch_norm_trains_on_two_replicas(tmp_path, segmentation_dir
     assert result.step == 1
     means = [v for v in loop.gan_step.models.generator.non_trainable_weights if "moving_mean" in v.path]
     assert means and any(np.any(m.numpy() != 0) for m in means)
+
+
+def _folder_config(tmp_path, folders, **kw):
+    values = dict(TINY, dataset="folders", load_size="16,32", out_path=str(tmp_path / "runs"),
+                  paired_a_dir=folders["paired"][0], paired_b_dir=folders["paired"][1],
+                  unpaired_a_dir=folders["unpaired_a"][0], unpaired_b_dir=folders["unpaired_b"][0],
+                  val_a_dir=folders["val"][0], val_b_dir=folders["val"][1],
+                  palette=os.path.join(os.path.dirname(folders["paired"][0]), "palette.csv"),
+                  resize="crop", image_cache_dir=str(tmp_path / "cache"),
+                  experiment_name=kw.get("model", "factorgan"))
+    values.update(kw)
+    return image2image.Image2ImageConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def user_folders(tmp_path_factory):
+    """4 pairs, 7 unpaired photos, 9 unpaired label maps (of other images), 3 val pairs,
+    24 x 32 files with class-index label PNGs and a 3-class palette."""
+    from tests.synthetic_pix2pix import write_image_folders
+
+    root = str(tmp_path_factory.mktemp("own_images"))
+    return write_image_folders(root, {"paired": 4, "unpaired_a": 7, "unpaired_b": 9, "val": 3},
+                               size=(24, 32), index_labels=True)
+
+
+@pytest.mark.parametrize("model, counts", [
+    # stream -> (paired, unpaired) rows it draws from
+    ("factorgan", {"joint": (4, 0), "marginal_0": (4, 7), "marginal_1": (4, 9)}),
+    ("gan", {"joint": (4, 0)}),
+    ("cyclegan", {"marginal_0": (4, 7), "marginal_1": (4, 9)}),
+])
+def test_own_folders_reach_the_streams_their_model_may_see(tmp_path, user_folders, model, counts):
+    from tf_factorgan.data import sources
+
+    config = _folder_config(tmp_path, user_folders, model=model)
+    data = image_data.load_data(config)
+    assert data.sample_shape == (16, 32, 6) and len(data.val) == 3
+    loop = image2image.build_trainer(config, data, tf.distribute.get_strategy())
+    streams = loop.gan_step.updates.data_streams()
+    seen = sources.counts_by_stream(data.observations, streams)
+    assert {k: (v["paired"], v["unpaired"]) for k, v in seen.items()} == counts
+    batch = next(iter(loop.dataset_fn(tf.distribute.InputContext(), 0)))
+    if "joint" in batch:  # whole paired samples only
+        paired = np.concatenate(data.observations.paired, -1).astype(np.float32) / 255
+        for sample in batch["joint"].numpy():
+            assert np.min(np.abs(paired - sample).max(axis=(1, 2, 3))) < 1e-6
+
+
+def test_own_folders_train_evaluate_with_the_palette_and_export(tmp_path, user_folders):
+    from export import export
+    from tf_factorgan.models import specs
+
+    config = _folder_config(tmp_path, user_folders)
+    metrics = common.run_experiment(image2image.TASK, config)
+    assert metrics["num_paired"] == 4 and metrics["num_unpaired_a"] == 7 and metrics["num_unpaired_b"] == 9
+    assert metrics["num_classes_evaluated"] == 3 and metrics["image_size"] == [16, 32]
+    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and 0.0 <= metrics["mean_iou"] <= 1.0
+    assert {f"iou/{name}" for name in ("road", "sky", "car")} <= set(metrics)
+    spec = specs.read(config.run_dir)
+    assert [c["name"] for c in spec.data["palette"]] == ["road", "sky", "car", "void"]
+    assert spec.input_shapes[0] == (16, 32, 3)
+    del export  # the export of such a run: tests/test_export.py
+
+
+def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):
+    make = lambda **kw: image2image.Image2ImageConfig(out_path=str(tmp_path), **kw)
+    with pytest.raises(ValueError, match="--paired_a_dir need --dataset=folders"):
+        make(paired_a_dir="x")
+    with pytest.raises(ValueError, match="needs a paired set: --paired_dir or --paired_a_dir"):
+        make(dataset="folders", val_dir="v")
+    with pytest.raises(ValueError, match="--paired_a_dir and --paired_b_dir go together"):
+        make(dataset="folders", paired_a_dir="a", val_dir="v")
+    with pytest.raises(ValueError, match="give --val_dir .* not both"):
+        make(dataset="folders", paired_dir="p", val_dir="v", val_a_dir="a", val_b_dir="b")
+    with pytest.raises(ValueError, match="--resize must be one of"):
+        make(dataset="folders", paired_dir="p", val_dir="v", resize="squash")
+    with pytest.raises(ValueError, match="--load_size must be a power of two"):
+        make(load_size=48)

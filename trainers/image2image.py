@@ -5,6 +5,12 @@ and reports segmentation metrics.
   python -m trainers.image2image --model=factorgan --num_joint_samples=100
   python -m trainers.image2image --model=cyclegan --experiment_name=cyclegan
 
+Your own images (README, "Your own data"):
+
+  python -m trainers.image2image --dataset=folders --palette=my_classes.csv \
+    --paired_a_dir=photos --paired_b_dir=labels --unpaired_a_dir=more_photos \
+    --unpaired_b_dir=more_labels --val_a_dir=val_photos --val_b_dir=val_labels
+
 Re-running the same command resumes from the last checkpoint; Ctrl-C saves and exits.
 """
 
@@ -32,7 +38,8 @@ def main(argv):
         image2image.TASK,
         config,
         lambda m: f"MSE {m['mse']:.4f}" + (
-            f", pixel accuracy {m['pixel_accuracy']:.4f}" if m.get("pixel_accuracy") is not None else ""),
+            f", pixel accuracy {m['pixel_accuracy']:.4f}, mean IoU {m['mean_iou']:.4f}"
+            if m.get("pixel_accuracy") is not None else ""),
         ("predictions.png", "generator.weights.h5"),
     )
 
