@@ -14,9 +14,13 @@ them.
 
 Kinds and the experiments they fit (the experiment is the run folder's parent name,
 `<out_path>/<experiment>/<experiment_name>`, unless --experiment says otherwise):
-  segmentation  image2image (factorgan, gan or cyclegan; 3-channel photos)
-  samples       paired_mnist (MLP, outputs samples [n, 1568] and images [n, 56, 28, 1])
-                or image_pairs (ConvGenerator, samples [n, S, S, C_A + C_B])
+  segmentation  image2image (factorgan, gan or cyclegan; 3-channel photos); class_ids
+                are ids of the palette in generator.json's data.palette (Cityscapes
+                label ids for runs without one)
+  samples       paired_mnist (MLP, outputs samples [n, 1568] and images [n, 56, 28, 1]),
+                image_pairs (ConvGenerator, samples [n, S, S, C_A + C_B]) or arrays
+                (MLP, samples [n, F_1 + ... + F_K] in the data's units and one output
+                [n, F_k] per part, named by the part)
   separation    audio_separation (MaskingSeparator; waveforms at 22050 Hz)
 """
 
@@ -68,6 +72,18 @@ def run_spec(run_dir: str, kind: str, experiment: str = ""):
     return legacy_specs.legacy_spec(run_dir, _experiment(run_dir, kind, experiment))
 
 
+def run_palette(run_dir: str, spec):
+    """The label palette of a segmentation run: its generator spec's data["palette"]
+    (`Palette.to_json()`), or Cityscapes for runs written before specs held one."""
+    from tf_factorgan.data import palette
+    from tf_factorgan.models import specs
+
+    value = spec.data.get("palette")
+    if value is None:
+        return palette.cityscapes()
+    return palette.from_json(value, f"{os.path.join(run_dir, specs.SPEC_FILE)} data.palette")
+
+
 def build_module(run_dir: str, kind: str, experiment: str = ""):
     """The export module (see export/savedmodel.py) of a finished run, rebuilt from
     its generator spec and weights alone."""
@@ -86,13 +102,22 @@ def build_module(run_dir: str, kind: str, experiment: str = ""):
     if kind == "segmentation":
         if spec.data["input_channels"] != 3:
             raise ValueError(
-                f"--kind=segmentation needs a run on RGB photos (cityscapes); {run_dir!r} was "
+                f"--kind=segmentation needs a run on RGB photos; {run_dir!r} was "
                 f"trained on {spec.data['input_channels']}-channel inputs"
             )
-        return savedmodel.segmentation_module(generator, spec.data["load_size"], spec.nz, spec.seed)
+        return savedmodel.segmentation_module(
+            generator, spec.data.get("image_size", spec.data["load_size"]), spec.nz, spec.seed,
+            run_palette(run_dir, spec)
+        )
     image_shape = spec.data.get("image_shape")
     to_images = (lambda samples: tf.reshape(samples, [-1, *image_shape])) if image_shape else None
-    return savedmodel.sampler_module(generator, spec.nz, tuple(spec.data["sample_shape"]), to_images)
+    # Vector data in named parts (arrays): standardised by the run, served in user units.
+    parts = spec.data.get("parts")
+    return savedmodel.sampler_module(
+        generator, spec.nz, tuple(spec.data["sample_shape"]), to_images,
+        mean=spec.data.get("mean"), std=spec.data.get("std"),
+        parts=None if parts is None else [(part["name"], part["size"]) for part in parts],
+    )
 
 
 def main(argv):

@@ -8,16 +8,21 @@ the model folder, never loads a half-written export.
 Modules (each a tf.Module with `serving_signatures()` for `tf.saved_model.save` and a
 `check(loaded)` for `publish`):
 
-  segmentation_module  photo -> Cityscapes label map (conditional U-Net)
+  segmentation_module  photo -> colour label map of a palette (conditional U-Net)
       serving_default(images float32 [N, H, W, 3] in [0, 1])
-        -> label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32 [N, H, W] in 0..18
+        -> label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32 [N, H, W]: the
+           palette id of each pixel's nearest evaluated colour (Cityscapes: label ids,
+           e.g. road = 7)
       predict_uint8(images uint8 [N, H, W, 3] in 0..255) -> the same outputs
       predict_seeded(images float32 [N, H, W, 3], seed int64 [N]) -> the same outputs
       predict_bytes(images string [N] encoded JPEG/PNG/BMP/GIF)
         -> label_png_bytes string [N] PNG label maps of the inputs' sizes
-  sampler_module       unconditional generator (Paired MNIST MLP, image-pairs ConvGenerator)
+  sampler_module       unconditional generator (Paired MNIST MLP, image-pairs ConvGenerator,
+                       arrays MLP)
       serving_default(num_samples int32 [], seed int64 []) -> samples float32 [n, ...]
-        (and `images` when the module was given `to_images`)
+        (and `images` when the module was given `to_images`; one output per part,
+        named by the part, when given `parts`; in the user's units when given the
+        data's mean and std)
   separation_module    mixture -> vocals and accompaniment (MaskingSeparator)
       serving_default(waveform float32 [N, samples] or [N, samples, channels] at any
         rate, sample_rate int32 []) -> vocals, accompaniment shaped like waveform
@@ -39,6 +44,7 @@ import tensorflow as tf
 
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
+from tf_factorgan.data import palette as palettes
 from tf_factorgan.eval import segmentation
 from tf_factorgan.noise import noise_per_seed, repeated_noise, seeded_noise
 
@@ -180,12 +186,17 @@ class _ServingModule(tf.Module):
 class SegmentationModule(_ServingModule):
     """See `segmentation_module`."""
 
-    def __init__(self, generator, load_size: int, nz: int, seed: int):
+    def __init__(self, generator, load_size: int, nz: int, seed: int, palette=None):
         super().__init__(name="segmentation")
         self._hold(generator)
-        self.load_size = int(load_size)
+        # (H, W) the generator was trained at, from S or (H, W).
+        sides = [int(load_size)] * 2 if isinstance(load_size, (int, str)) else [int(s) for s in load_size]
+        self.image_size = tuple(sides)
         self.nz = int(nz)
         self.seed = int(seed)
+        # The label classes of class_ids (a Palette; not saved as such: the graphs hold
+        # its colours and ids as constants).
+        self.palette = palettes.cityscapes() if palette is None else palette
         images = lambda dtype: tf.TensorSpec([None, None, None, 3], dtype, name="images")  # noqa: E731
         self.serving_default = tf.function(
             lambda images: self.segment(images), input_signature=[images(tf.float32)]
@@ -210,7 +221,8 @@ class SegmentationModule(_ServingModule):
     def segment(self, images, seed=None) -> dict:
         """float [N, H, W, 3] in [0, 1], int64 seeds [N] (default: the export seed for
         every image) -> {label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32
-        [N, H, W]}. Plain TF ops: runs eagerly or traced."""
+        [N, H, W] palette ids of the nearest evaluated colours}. Plain TF ops: runs
+        eagerly or traced."""
         images = tf.convert_to_tensor(images, tf.float32)
         batch, size = tf.shape(images)[0], tf.shape(images)[1:3]
         if seed is None:
@@ -218,18 +230,16 @@ class SegmentationModule(_ServingModule):
         tf.debugging.assert_equal(
             tf.size(seed), batch, message="seed must hold one value per image ([N])"
         )
-        # The generator only knows load_size x load_size (its noise projection is
-        # built for that bottleneck); antialiasing keeps downscaling from aliasing.
-        resized = tf.image.resize(
-            images, [self.load_size, self.load_size], method="bilinear", antialias=True
-        )
+        # The generator only knows its training size (its noise projection is built
+        # for that bottleneck); antialiasing keeps downscaling from aliasing.
+        resized = tf.image.resize(images, list(self.image_size), method="bilinear", antialias=True)
         labels = self.model(resized, noise_per_seed(seed, self.nz), training=False)
         labels = tf.image.resize(
             tf.cast(labels, tf.float32), size, method="bilinear", antialias=True
         )
         # Resizing can overshoot [0, 1] slightly.
         labels = tf.clip_by_value(labels, 0.0, 1.0)
-        return {"label_rgb": labels, "class_ids": segmentation.train_ids(labels)}
+        return {"label_rgb": labels, "class_ids": segmentation.class_ids(labels, self.palette)}
 
     def encode_labels(self, encoded) -> tf.Tensor:
         """string [N] encoded images -> string [N] PNG label maps, one image at a time
@@ -268,22 +278,26 @@ class SegmentationModule(_ServingModule):
             )
 
 
-def segmentation_module(generator, load_size: int, nz: int, seed: int) -> SegmentationModule:
+def segmentation_module(generator, load_size: int, nz: int, seed: int, palette=None) -> SegmentationModule:
     """A servable photo -> label map model.
 
     Args:
-      generator: built conditional U-Net, generator(images [N, S, S, 3] in [0, 1],
-        noise [N, nz]) -> label maps [N, S, S, 3] in [0, 1], S = load_size.
-      load_size: S, the size the generator was trained at; inputs of any H x W are
-        resized to S x S (bilinear, antialiased) and outputs back to H x W.
+      generator: built conditional U-Net, generator(images [N, h, w, 3] in [0, 1],
+        noise [N, nz]) -> label maps [N, h, w, 3] in [0, 1].
+      load_size: the size the generator was trained at, S (square) or (h, w); inputs
+        of any H x W are resized to h x w (bilinear, antialiased) and outputs back.
       nz: noise size.
       seed: the noise seed of every image unless predict_seeded is given seeds.
+      palette: the label classes (tf_factorgan.data.palette.Palette; default
+        Cityscapes): `class_ids` is the id of each pixel's nearest evaluated colour,
+        for Cityscapes the label id (road = 7), which the Cityscapes benchmark scripts
+        expect in prediction files.
 
     Every image's noise comes from its own seed (`noise.noise_per_seed`), so an image
     gets the same label map alone or in any batch. TF Serving allows one dtype per
     input name and no optional inputs, hence one signature per input variant.
     """
-    return SegmentationModule(generator, load_size, nz, seed)
+    return SegmentationModule(generator, load_size, nz, seed, palette)
 
 
 # --- Sampling ---------------------------------------------------------------------
@@ -292,12 +306,33 @@ def segmentation_module(generator, load_size: int, nz: int, seed: int) -> Segmen
 class SamplerModule(_ServingModule):
     """See `sampler_module`."""
 
-    def __init__(self, generator, nz: int, output_shape: Sequence[int], to_images=None):
+    def __init__(self, generator, nz: int, output_shape: Sequence[int], to_images=None,
+                 mean=None, std=None, parts=None):
         super().__init__(name="sampler")
         self._hold(generator)
         self.nz = int(nz)
         self.output_shape = tuple(int(d) for d in output_shape)
         self.to_images = to_images
+        features = self.output_shape[-1]
+        if (mean is None) != (std is None):
+            raise ValueError("a sampler's standardisation needs both mean and std")
+        self.mean = self.std = None
+        if mean is not None:
+            mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+            if mean.shape != (features,) or std.shape != (features,):
+                raise ValueError(f"mean and std must hold one value per feature ({features}), "
+                                 f"got {mean.shape} and {std.shape}")
+            self.mean, self.std = mean, std
+        self.parts = None
+        if parts is not None:
+            parts = tuple((str(name), int(size)) for name, size in parts)
+            names = [name for name, _ in parts]
+            if sum(size for _, size in parts) != features or len(set(names)) != len(names):
+                raise ValueError(f"parts {list(parts)} must have distinct names and sizes "
+                                 f"adding up to the {features} features of a sample")
+            if set(names) & {"samples", "images"}:
+                raise ValueError(f"part names {names} must not be 'samples' or 'images'")
+            self.parts = parts
         self.serving_default = tf.function(
             self.sample,
             input_signature=[
@@ -310,23 +345,42 @@ class SamplerModule(_ServingModule):
         return {"serving_default": self.serving_default.get_concrete_function()}
 
     def sample(self, num_samples, seed) -> dict:
-        """-> {samples float32 [num_samples, *output_shape]} (+ images via to_images)."""
+        """-> {samples float32 [num_samples, *output_shape]} (+ images via to_images,
+        + one output per part)."""
         tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
         noise = seeded_noise(num_samples, self.nz, seed)
         samples = tf.cast(self.model(noise, training=False), tf.float32)
         samples = tf.reshape(samples, [-1, *self.output_shape])
+        if self.mean is not None:
+            samples = samples * tf.constant(self.std) + tf.constant(self.mean)
         outputs = {"samples": samples}
         if self.to_images is not None:
             outputs["images"] = tf.convert_to_tensor(self.to_images(samples), tf.float32)
+        if self.parts is not None:
+            values = tf.split(samples, [size for _, size in self.parts], axis=-1)
+            outputs.update({name: value for (name, _), value in zip(self.parts, values)})
         return outputs
 
     def check(self, loaded) -> None:
         expected = {k: v.numpy() for k, v in self.sample(3, 7).items()}
         inputs = {"num_samples": tf.constant(3, tf.int32), "seed": tf.constant(7, tf.int64)}
-        _check_signature(loaded, "serving_default", inputs, expected)
+        if self.mean is None:
+            _check_signature(loaded, "serving_default", inputs, expected)
+            return
+        # In the user's units values may be large: float32 rounding of the graph's
+        # fused ops then differs by more than ATOL, so compare relative to the size.
+        scale = max(1.0, float(np.max(np.abs(expected["samples"]), initial=0.0)))
+        outputs = loaded.signatures["serving_default"](**inputs)
+        if set(outputs) != set(expected):
+            raise AssertionError(f"signature serving_default outputs {sorted(outputs)}, "
+                                 f"expected {sorted(expected)}")
+        for name, value in expected.items():
+            _assert_close(f"serving_default/{name} (relative to {scale:g})",
+                          outputs[name].numpy() / np.float32(scale), value / np.float32(scale))
 
 
-def sampler_module(generator, nz: int, output_shape: Sequence[int], to_images=None) -> SamplerModule:
+def sampler_module(generator, nz: int, output_shape: Sequence[int], to_images=None,
+                   mean=None, std=None, parts=None) -> SamplerModule:
     """A servable unconditional generator.
 
     Args:
@@ -336,8 +390,12 @@ def sampler_module(generator, nz: int, output_shape: Sequence[int], to_images=No
         for image pairs.
       to_images: optional TF function samples [N, *output_shape] -> float32 images
         [N, H, W, C], added as output `images` (e.g. stacked MNIST digit pairs).
+      mean, std: optional [output_shape[-1]] each: the generator makes standardised
+        features, served as `samples * std + mean` (the user's units).
+      parts: optional [(name, size)] splitting the last axis: each part is also its
+        own output `name` [N, ..., size] (vector data of named parts).
     """
-    return SamplerModule(generator, nz, output_shape, to_images)
+    return SamplerModule(generator, nz, output_shape, to_images, mean, std, parts)
 
 
 # --- Separation -------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """SavedModel export: reloaded signatures match the Keras models, names/dtypes/shapes
 are as documented, versions count up and failed exports leave nothing behind."""
 
+import dataclasses
 import io
 import os
 import re
@@ -16,6 +17,8 @@ from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tests.conftest import SERVING_LOAD_SIZE as LOAD_SIZE
 from tests.conftest import SERVING_NZ as NZ
 from tests.conftest import tiny_separator, tiny_unet
+from tf_factorgan.data import palette
+from tf_factorgan.eval import segmentation
 from tf_factorgan.models.mlp import MLPGenerator
 
 
@@ -75,8 +78,12 @@ def test_segmentation_matches_keras(segmentation_export):
     out = loaded.signatures["serving_default"](images=tf.constant(as_float))
     assert out["label_rgb"].shape == (2, 20, 30, 3) and out["class_ids"].shape == (2, 20, 30)
     ids = out["class_ids"].numpy()
-    assert ids.min() >= 0 and ids.max() <= 18
     rgb = out["label_rgb"].numpy()
+    # Cityscapes label ids (road 7, ..., bicycle 33) of the 19 evaluated classes, from
+    # each pixel's nearest evaluated colour.
+    cityscapes = palette.cityscapes()
+    assert set(np.unique(ids)) <= set(cityscapes.evaluated_ids().tolist())
+    np.testing.assert_array_equal(ids, cityscapes.evaluated_ids()[segmentation.train_ids(rgb).numpy()])
     # Every image gets the export seed's noise (3), whatever its place in the batch.
     for i in range(2):
         np.testing.assert_allclose(rgb[i : i + 1], _by_hand(generator, as_float[i : i + 1], 3), atol=1e-4)
@@ -234,6 +241,7 @@ def test_cli_exports_an_image2image_run(tmp_path):
     generator = tiny_unet()
     generator.save_weights(str(run_dir / "generator.weights.h5"))
     module = export.build_module(str(run_dir), "segmentation")
+    assert module.palette == palette.cityscapes()  # an old run: no palette in a spec
     path = savedmodel.publish(module, str(tmp_path / "exports"), "seg", module.check)
     assert path == str(tmp_path / "exports" / "seg" / "1")
 
@@ -251,6 +259,47 @@ def _write_run(run_dir, generator, **files):
     generator.save_weights(str(run_dir / "generator.weights.h5"))
     for name, value in files.items():
         (run_dir / name).write_text(json.dumps(value))
+
+
+# Two evaluated greys either side of the untrained tiny U-Net's outputs (about 0.5
+# grey, green 0.41..0.50), so both occur, and an ignored class between them.
+USER_PALETTE = palette.Palette((
+    palette.LabelClass(12, "dark", (128, 118, 128), False),
+    palette.LabelClass(3, "void", (0, 0, 0), True),
+    palette.LabelClass(20, "light", (128, 126, 128), False),
+))
+
+
+def test_a_segmentation_run_serves_the_ids_of_its_spec_palette(tmp_path):
+    """generator.json's data.palette decides class_ids: its ids, not 0..K-1."""
+    from export import export
+    from tf_factorgan.models import specs
+
+    run_dir = tmp_path / "image2image" / "run"
+    spec = specs.GeneratorSpec(
+        "unet", {"output_channels": 3, "ngf": 2}, [[LOAD_SIZE, LOAD_SIZE, 3], [NZ]], NZ, 3, "segmentation",
+        {"load_size": LOAD_SIZE, "input_channels": 3, "palette": USER_PALETTE.to_json()},
+    )
+    _write_run(run_dir, tiny_unet())
+    specs.write(str(run_dir), spec)
+    module = export.build_module(str(run_dir), "segmentation")
+    assert module.palette == USER_PALETTE
+    path = savedmodel.publish(module, str(tmp_path / "exports"), "seg", module.check)
+    loaded = tf.saved_model.load(path)
+    images = np.random.default_rng(1).integers(0, 256, (2, 20, 30, 3), dtype=np.uint8)
+    out = loaded.signatures["predict_uint8"](images=tf.constant(images))
+    ids, rgb = out["class_ids"].numpy(), out["label_rgb"].numpy()
+    assert ids.dtype == np.int32 and set(np.unique(ids)) == {12, 20}
+    # Each pixel's nearest evaluated colour: dark below green (118 + 126) / 2 / 255.
+    nearest = segmentation.nearest_colour(rgb, USER_PALETTE.evaluated_colours()).numpy()
+    np.testing.assert_array_equal(ids, np.array([12, 20], np.int32)[nearest])
+    np.testing.assert_array_equal(ids == 12, rgb[..., 1] < 122 / 255)
+
+    # A damaged palette is named with the spec file.
+    bad = dict(spec.data, palette=[{"id": 1, "name": "sea", "colour": [0, 0, 255]}])
+    specs.write(str(run_dir), dataclasses.replace(spec, data=bad))
+    with pytest.raises(ValueError, match=re.escape(f"{run_dir / 'generator.json'} data.palette: classes[0]")):
+        export.build_module(str(run_dir), "segmentation")
 
 
 def test_cli_exports_sampler_runs(tmp_path):

@@ -139,7 +139,11 @@ def test_own_folders_train_evaluate_with_the_palette_and_export(tmp_path, user_f
     spec = specs.read(config.run_dir)
     assert [c["name"] for c in spec.data["palette"]] == ["road", "sky", "car", "void"]
     assert spec.input_shapes[0] == (16, 32, 3)
-    del export  # the export of such a run: tests/test_export.py
+    # The export serves the run's classes at any input size.
+    module = export.build_module(config.run_dir, "segmentation")
+    served = module.serving_default(tf.random.uniform([2, 40, 50, 3], seed=1))
+    assert served["label_rgb"].shape == (2, 40, 50, 3)
+    assert set(np.unique(served["class_ids"].numpy())) <= {0, 1, 2}
 
 
 def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):

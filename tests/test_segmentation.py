@@ -1,11 +1,14 @@
-"""Cityscapes label table, colour snapping and segmentation metrics on hand-made
-maps."""
+"""Colour snapping and segmentation metrics on hand-made maps, with the Cityscapes
+palette and a small user palette (the label table itself: tests/test_palette.py)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_factorgan.data import palette
 from tf_factorgan.eval import segmentation
+
+CITYSCAPES = palette.cityscapes()
 
 ROAD = (128, 64, 128)
 SIDEWALK = (244, 35, 232)
@@ -20,25 +23,9 @@ def _rgb(*colours) -> np.ndarray:
     return np.array(colours, dtype=np.float32) / np.float32(255)
 
 
-def test_label_table_has_all_ids_and_train_ids():
-    classes = segmentation.CITYSCAPES_CLASSES
-    assert len(classes) == 35
-    assert sorted(c.id for c in classes) == list(range(-1, 34))
-    evaluated = [c.train_id for c in classes if c.evaluated]
-    assert sorted(evaluated) == list(range(19))
-    ignored = {c.train_id for c in classes if not c.evaluated}
-    assert ignored == {255, -1}
-    by_name = {c.name: c for c in classes}
-    assert by_name["car"].colour == by_name["license plate"].colour == CAR
-    assert by_name["pole"].colour == by_name["polegroup"].colour == POLE
-    assert (by_name["ground"].train_id, by_name["ground"].colour) == (255, GROUND)
-    with pytest.raises(AttributeError):
-        by_name["car"].train_id = 0  # frozen
-
-
 def test_palettes():
-    evaluated = segmentation.EVALUATED_PALETTE
-    full = segmentation.FULL_PALETTE
+    evaluated = CITYSCAPES.evaluated_colours()
+    full = CITYSCAPES.full_colours()
     assert evaluated.dtype == full.dtype == np.float32
     assert evaluated.shape == (19, 3)
     # 35 classes minus 4 more blacks, polegroup and the license plate.
@@ -46,13 +33,13 @@ def test_palettes():
     assert len(np.unique(full, axis=0)) == 29
     np.testing.assert_array_equal(full[:19], evaluated)
     np.testing.assert_array_equal(
-        segmentation.FULL_PALETTE_IGNORED, np.arange(29) >= 19
+        CITYSCAPES.full_ignored(), np.arange(29) >= 19
     )
     np.testing.assert_allclose(evaluated[0], _rgb(ROAD)[0])
     np.testing.assert_allclose(evaluated[5], _rgb(POLE)[0])
     np.testing.assert_allclose(evaluated[13], _rgb(CAR)[0])
     np.testing.assert_allclose(evaluated[18], _rgb((119, 11, 32))[0])
-    assert segmentation.EVALUATED_CLASS_NAMES[13] == "car"
+    assert CITYSCAPES.evaluated_names()[13] == "car"
     # Every ignored-only colour is in the full palette as an ignored entry.
     ignored_rows = {tuple(np.round(c * 255).astype(int)) for c in full[19:]}
     assert ignored_rows == {
@@ -80,15 +67,15 @@ def test_nearest_colour_picks_the_closest_and_the_lowest_index_on_ties():
 
 def test_nearest_colour_in_a_graph_with_unknown_shape():
     serve = tf.function(
-        lambda x: segmentation.nearest_colour(x, segmentation.FULL_PALETTE),
+        lambda x: segmentation.nearest_colour(x, CITYSCAPES.full_colours()),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
     )
-    rgb = segmentation.FULL_PALETTE[[3, 28, 13, 5]].reshape(1, 2, 2, 3)
+    rgb = CITYSCAPES.full_colours()[[3, 28, 13, 5]].reshape(1, 2, 2, 3)
     np.testing.assert_array_equal(serve(tf.constant(rgb)).numpy(), [[[3, 28], [13, 5]]])
 
 
 def test_nearest_colour_rejects_bad_inputs():
-    palette = segmentation.EVALUATED_PALETTE
+    palette = CITYSCAPES.evaluated_colours()
     with pytest.raises(ValueError, match=r"rgb must have shape \[\.\.\., 3\]"):
         segmentation.nearest_colour(np.zeros((2, 4), np.float32), palette)
     with pytest.raises(ValueError, match="rgb must be float"):
@@ -98,26 +85,31 @@ def test_nearest_colour_rejects_bad_inputs():
 
 
 def test_train_ids_and_colourise_round_trip():
-    ids = segmentation.train_ids(segmentation.EVALUATED_PALETTE)
+    ids = segmentation.train_ids(CITYSCAPES.evaluated_colours())
     np.testing.assert_array_equal(ids.numpy(), np.arange(19))
     colours = segmentation.colourise(tf.range(19))
     assert colours.dtype == tf.float32
-    np.testing.assert_array_equal(colours.numpy(), segmentation.EVALUATED_PALETTE)
+    np.testing.assert_array_equal(colours.numpy(), CITYSCAPES.evaluated_colours())
     # Colours off by up to 0.02 per channel (JPEG-like) snap back to their class.
     rng = np.random.default_rng(0)
     noisy = np.clip(
-        segmentation.EVALUATED_PALETTE + rng.uniform(-0.02, 0.02, (19, 3)), 0, 1
+        CITYSCAPES.evaluated_colours() + rng.uniform(-0.02, 0.02, (19, 3)), 0, 1
     )
     grid = segmentation.train_ids(noisy.reshape(1, 19, 1, 3))
     np.testing.assert_array_equal(grid.numpy().ravel(), np.arange(19))
     np.testing.assert_array_equal(
         segmentation.colourise(grid).numpy().reshape(19, 3),
-        segmentation.EVALUATED_PALETTE,
+        CITYSCAPES.evaluated_colours(),
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="< 19"):
         segmentation.colourise(np.array([0, 19]))
     with pytest.raises(ValueError, match="train_ids must be integers"):
         segmentation.colourise(np.array([0.0]))
+
+
+def _per_class(metrics: dict, prefix: str) -> dict:
+    """{class name: value} of the `<prefix>/<name>` metrics, in their order."""
+    return {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(prefix + "/")}
 
 
 def _hand_example():
@@ -154,12 +146,21 @@ def test_hand_computed_example():
     expected_mse = (4 * 0.0025 + (8514 + 25113) / 255**2) / 18
     assert metrics["mse"] == pytest.approx(expected_mse, rel=1e-6)
     assert metrics["mse"] == pytest.approx(0.029285, abs=1e-6)
-    classes = metrics["class_accuracy"]
-    assert list(classes) == list(segmentation.EVALUATED_CLASS_NAMES)
+    classes = _per_class(metrics, "class_accuracy")
+    assert list(classes) == list(CITYSCAPES.evaluated_names())
     assert classes["road"] == 0.5
     assert classes["sky"] == classes["car"] == classes["pole"] == 1.0
     assert classes["sidewalk"] is None
     assert sum(v is None for v in classes.values()) == 15
+    # Road 1 of 2 right, sky, car and pole right: (0.5 + 3) / 4 classes present.
+    assert metrics["mean_class_accuracy"] == 0.875
+    # IoU: road 1 / (2 + 1 - 1), sidewalk (predicted only) 0 / 1, sky, car, pole 1;
+    # the road predicted on the ignored pixel is not counted.
+    ious = _per_class(metrics, "iou")
+    assert list(ious) == list(CITYSCAPES.evaluated_names())
+    assert (ious["road"], ious["sidewalk"], ious["sky"], ious["car"], ious["pole"]) == (0.5, 0.0, 1.0, 1.0, 1.0)
+    assert sum(v is None for v in ious.values()) == 14
+    assert metrics["mean_iou"] == pytest.approx(3.5 / 5, rel=1e-12)
 
 
 def test_car_and_pole_colours_count_and_shared_ignored_classes_do_not_hide_them():
@@ -170,8 +171,11 @@ def test_car_and_pole_colours_count_and_shared_ignored_classes_do_not_hide_them(
     metrics = segmentation.segmentation_metrics(predicted, target)
     assert (metrics["evaluated_pixels"], metrics["ignored_pixels"]) == (2, 2)
     assert metrics["pixel_accuracy"] == 0.5
-    assert metrics["class_accuracy"]["car"] == 1.0
-    assert metrics["class_accuracy"]["pole"] == 0.0
+    assert metrics["class_accuracy/car"] == 1.0
+    assert metrics["class_accuracy/pole"] == 0.0
+    # Car 1, pole 0 / 1, bus (predicted on the pole) 0 / 1.
+    assert (metrics["iou/car"], metrics["iou/pole"], metrics["iou/bus"]) == (1.0, 0.0, 0.0)
+    assert metrics["mean_iou"] == pytest.approx(1 / 3, rel=1e-12)
     # Squared differences in 0..255 units: pole vs bus (153, 93, 53), parking vs road
     # (122, 106, 32), black vs road (128, 64, 128).
     expected_mse = (34867 + 27144 + 36864) / 255**2 / 12
@@ -182,13 +186,14 @@ def test_all_ignored_ground_truth_gives_no_accuracy():
     target = _rgb(GROUND, (0, 0, 0)).reshape(1, 1, 2, 3)
     metrics = segmentation.segmentation_metrics(target, target)
     assert metrics["pixel_accuracy"] is None
+    assert metrics["mean_class_accuracy"] is None and metrics["mean_iou"] is None
     assert (metrics["evaluated_pixels"], metrics["ignored_pixels"]) == (0, 2)
     assert metrics["mse"] == 0.0
 
 
 def _random_maps(rng: np.random.Generator, count: int):
     """Noisy palette-coloured targets (all 29 colours) and random predictions."""
-    full = segmentation.FULL_PALETTE
+    full = CITYSCAPES.full_colours()
     target = full[rng.integers(len(full), size=(count, 6, 5))]
     target = np.clip(target + rng.uniform(-0.01, 0.01, target.shape), 0, 1)
     predicted = rng.uniform(0, 1, target.shape).astype(np.float32)
@@ -230,3 +235,55 @@ def test_invalid_label_maps_are_rejected():
         segmentation.segmentation_metrics(maps + 2.0, maps)
     with pytest.raises(ValueError, match="target must be float"):
         segmentation.segmentation_metrics(maps, maps.astype(np.uint8))
+
+
+def test_class_ids_are_palette_ids():
+    # Cityscapes: label ids (road 7, car 26, bicycle 33), not train ids.
+    rgb = CITYSCAPES.evaluated_colours()[[0, 13, 18]].reshape(1, 1, 3, 3)
+    ids = segmentation.class_ids(rgb + 0.01)
+    assert ids.dtype == tf.int32
+    np.testing.assert_array_equal(ids.numpy(), [[[7, 26, 33]]])
+    np.testing.assert_array_equal(segmentation.class_ids(_rgb(*USER_COLOURS.values()), USER).numpy(), [5, 9, 3, 5])
+
+
+# Three evaluated classes and an ignored one between them; ids in no particular order.
+USER = palette.Palette((
+    palette.LabelClass(5, "sea", (0, 0, 255), False),
+    palette.LabelClass(0, "void", (0, 0, 0), True),
+    palette.LabelClass(9, "land", (0, 255, 0), False),
+    palette.LabelClass(3, "sand", (255, 255, 0), False),
+))
+USER_COLOURS = {"S": (0, 0, 255), "L": (0, 255, 0), "D": (255, 255, 0), "V": (0, 0, 0)}
+
+
+def _user_map(rows: str, offset: float = 0.0) -> np.ndarray:
+    """"SSLL/..." rows of USER_COLOURS letters -> float32 [1, H, W, 3] in [0, 1]."""
+    grid = [[USER_COLOURS[c] for c in row] for row in rows.split("/")]
+    return np.clip(np.array(grid, np.float32)[None] / 255 + offset, 0, 1).astype(np.float32)
+
+
+def test_user_palette_metrics_on_a_hand_computed_4x4_map():
+    target = _user_map("SSLL/SSLL/VVDD/SLDD")
+    predicted = _user_map("SSLS/SLLL/SLDL/SLLD", offset=0.1)  # off-palette, still nearest
+    metrics = segmentation.SegmentationMetrics(USER)
+    metrics.update(predicted, target)
+    # Rows: truth sea, land, sand; columns: predicted. The two void pixels do not count.
+    np.testing.assert_array_equal(metrics.confusion_matrix(), [[4, 1, 0], [1, 4, 0], [0, 2, 2]])
+    result = metrics.result()
+    assert (result["evaluated_pixels"], result["ignored_pixels"], result["num_images"]) == (14, 2, 1)
+    assert result["pixel_accuracy"] == 10 / 14
+    assert _per_class(result, "class_accuracy") == {"sea": 0.8, "land": 0.8, "sand": 0.5}
+    assert result["mean_class_accuracy"] == pytest.approx(0.7, rel=1e-12)
+    # IoU = diagonal / (row + column - diagonal): sea 4 / (5 + 5 - 4), land 4 / (5 + 7 - 4),
+    # sand 2 / (4 + 2 - 2).
+    assert _per_class(result, "iou") == {"sea": 4 / 6, "land": 0.5, "sand": 0.5}
+    assert result["mean_iou"] == pytest.approx(5 / 9, rel=1e-12)
+    assert set(result) == {
+        "mse", "pixel_accuracy", "mean_class_accuracy", "mean_iou", "evaluated_pixels", "ignored_pixels",
+        "num_images", "class_accuracy/sea", "class_accuracy/land", "class_accuracy/sand", "iou/sea",
+        "iou/land", "iou/sand",
+    }
+    # Train ids index the evaluated classes in file order: sea 0, land 1, sand 2.
+    np.testing.assert_array_equal(segmentation.train_ids(target, USER).numpy()[0, 3], [0, 1, 2, 2])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="< 3"):
+        segmentation.colourise(np.array([3]), USER)
