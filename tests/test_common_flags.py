@@ -9,6 +9,7 @@ TRAINERS = {
     "image_pairs": ("image_pairs", "ImagePairsConfig"),
     "image2image": ("image2image", "Image2ImageConfig"),
     "audio_separation": ("audio_separation", "AudioSeparationConfig"),
+    "arrays": ("arrays", "ArraysConfig"),
 }
 CHECK = """
 import sys

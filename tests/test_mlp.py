@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tf_factorgan.models.mlp import MLPDiscriminator, MLPGenerator
@@ -11,6 +12,16 @@ def test_generator_maps_noise_to_unit_interval():
     out = gen(tf.random.uniform([5, 50], -1, 1)).numpy()
     assert out.shape == (5, 1568) and out.min() >= 0 and out.max() <= 1
     assert [w.shape for w in gen.trainable_weights[::2]] == [(50, 128), (128, 128), (128, 1568)]
+
+
+def test_generator_with_a_linear_output_is_unbounded():
+    gen = MLPGenerator(3, hidden_units=8, output_activation="linear")
+    gen(tf.zeros([1, 4]))
+    gen.out.kernel.assign(gen.out.kernel * 100.0)
+    out = gen(tf.random.uniform([64, 4], -1, 1)).numpy()
+    assert out.min() < 0 and out.max() > 1
+    with pytest.raises(ValueError, match="output_activation must be one of"):
+        MLPGenerator(3, output_activation="tanh")
 
 
 def test_projected_spectral_normalisation_acts_only_in_training_calls():

@@ -1,23 +1,33 @@
-"""Fully connected generator and discriminator of the Paired MNIST experiment."""
+"""Fully connected generator and discriminator (Paired MNIST, vector data in parts)."""
 
 import keras
 
 from tf_factorgan.models.spectral import spectral
 
 
-class MLPGenerator(keras.Model):
-    """noise [B, nz] in [-1, 1] -> samples [B, output_dim] in [0, 1].
+# What MLPGenerator's last layer may apply: "sigmoid" for samples in [0, 1] (images),
+# "linear" for unbounded ones (standardised vector data).
+OUTPUT_ACTIVATIONS = ("sigmoid", "linear")
 
-    nz -> hidden -> hidden -> output_dim, ReLU between layers, sigmoid output
+
+class MLPGenerator(keras.Model):
+    """noise [B, nz] in [-1, 1] -> samples [B, output_dim] in [0, 1] (sigmoid output),
+    or unbounded with output_activation="linear".
+
+    nz -> hidden -> hidden -> output_dim, ReLU between layers
     (the original code's 50 -> 128 -> 128 -> 1568 for two stacked 28x28 digits).
     """
 
-    def __init__(self, output_dim: int, hidden_units: int = 128, **kwargs):
+    def __init__(self, output_dim: int, hidden_units: int = 128,
+                 output_activation: str = "sigmoid", **kwargs):
         super().__init__(**kwargs)
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, "
+                             f"got {output_activation!r}")
         self.output_dim = output_dim
         self.hidden_1 = keras.layers.Dense(hidden_units, activation="relu")
         self.hidden_2 = keras.layers.Dense(hidden_units, activation="relu")
-        self.out = keras.layers.Dense(output_dim, activation="sigmoid")
+        self.out = keras.layers.Dense(output_dim, activation=output_activation)
 
     def call(self, noise, training=False):
         return self.out(self.hidden_2(self.hidden_1(noise)))
