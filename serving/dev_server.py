@@ -476,7 +476,7 @@ class _PooledHTTPServer(http.server.HTTPServer):
     beyond _QUEUED_PER_WORKER per worker waiting are answered 503 and closed."""
 
     def __init__(self, address, handler, workers: int):
-        super().__init__(address, handler)
+        # Set before binding: a failed bind calls server_close, which needs them.
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="rest")
         self._max_waiting = workers * _QUEUED_PER_WORKER
         self._lock = threading.Lock()
@@ -486,6 +486,7 @@ class _PooledHTTPServer(http.server.HTTPServer):
         self._claimed = 0
         self._open: set = set()
         self.stopping = False
+        super().__init__(address, handler)
 
     def waiting(self) -> int:
         return self._waiting

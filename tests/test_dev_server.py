@@ -769,3 +769,10 @@ def test_client_disconnects_leave_one_log_line_and_no_traceback(dev_server, capl
     assert sum("connection dropped" in r.getMessage() for r in caplog.records) == 3
     assert not [r for r in caplog.records if r.exc_info]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_busy_port_is_named_not_a_traceback(dev_server):
+    from serving.dev_server import DevServer
+
+    with pytest.raises(OSError, match=rf"cannot listen for REST on localhost:{dev_server.rest_port}: .*in use"):
+        DevServer(dev_server.repository, rest_port=dev_server.rest_port, grpc_port=0)
