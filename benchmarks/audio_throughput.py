@@ -18,7 +18,7 @@ from absl import app, flags
 from benchmarks import timing
 from tf_factorgan import strategies
 from tf_factorgan.audio import separation
-from tf_factorgan.data import musdb
+from tf_factorgan.data import sources
 from tf_factorgan.experiments import audio_separation
 
 flags.DEFINE_integer("steps", 4, "Timed generator updates per model.")
@@ -33,9 +33,9 @@ FLAGS = flags.FLAGS
 def random_data(config, count: int = 100) -> audio_separation.AudioData:
     rng = np.random.default_rng(0)
     shape = (count, *audio_separation.SAMPLE_SHAPE[:2], 1)
-    parts = {name: rng.uniform(0, 2, shape).astype(np.float32) for name in audio_separation.CHANNELS}
-    snippets = musdb.SnippetSet(song_index=np.zeros(count, np.int64), **parts)
-    return audio_separation.AudioData(snippets, count, ("random",), [])
+    parts = [rng.uniform(0, 2, shape).astype(np.float32) for _ in audio_separation.CHANNELS]
+    observations = sources.from_aligned(parts, count, audio_separation.CHANNELS)
+    return audio_separation.AudioData(observations, ("random",), [], {})
 
 
 def separation_real_time_factor(config) -> float:

@@ -28,11 +28,14 @@ def _config(tmp_path, musdb_dir, **kw):
 
 
 def test_snippets_put_the_paired_song_first(data):
-    assert data.song_names == ("Music Delta - 80s Rock",)
+    assert data.paired_songs == ("Music Delta - 80s Rock",)
     # 7 s at 22050 Hz / 256 = 603 frames -> windows at 0, 128, 256, 384 (stride 128).
-    assert len(data.snippets) == data.num_joint_snippets == 4
-    assert data.snippets.mixture.shape == (4, 256, 128, 1)
-    assert [t.name for t in data.test_tracks] == ["The Easton Ellises - Falcon 69"]
+    observations = data.observations
+    assert observations.num_paired == 4 and observations.unpaired == (None, None, None)
+    assert [p.shape for p in observations.paired] == [(4, 256, 128, 1)] * 3
+    assert {p.dtype for p in observations.paired} == {np.dtype(np.float16)}
+    assert [t.name for t in data.test_songs] == ["The Easton Ellises - Falcon 69"]
+    assert data.durations["paired"] == {"count": 1, "unit": "song", "seconds": 6.8}
 
 
 @pytest.mark.parametrize("factorgan, discriminators, inputs", [
@@ -56,7 +59,10 @@ def test_training_evaluates_and_the_cli_separates_any_file(tmp_path, musdb_dir, 
     metrics = common.run_experiment(audio_separation.TASK, config, data, tf.distribute.get_strategy())
     assert np.isfinite(metrics["vocals/SDR/median"]) and metrics["step"] == 1
     with open(os.path.join(config.run_dir, "metrics.json")) as f:
-        assert json.load(f)["eval_window_seconds"] == 1.0
+        written = json.load(f)
+    assert written["eval_window_seconds"] == 1.0 and written["data_source"] == "musdb18"
+    assert written["num_paired"] == written["num_joint_snippets"] == written["num_training_snippets"] == 4
+    assert written["durations"]["test"]["count"] == 1
     # A 0.4 s, 48 kHz, 3-channel file: shorter than one window, odd rate and channels.
     song = tmp_path / "short.wav"
     soundfile.write(song, np.random.default_rng(0).uniform(-0.5, 0.5, (19200, 3)), 48000)

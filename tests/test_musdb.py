@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tf_factorgan.audio import spectrogram
-from tf_factorgan.data import musdb
+from tf_factorgan.data import musdb, spectrogram_cache
 
 SETTINGS = spectrogram.SpectrogramSettings()
 TRAIN_TRACK = "Music Delta - 80s Rock"
@@ -83,45 +83,49 @@ def test_track_spectrograms_shape_and_range(decoded, count_decodes):
 
 def test_cache_decodes_each_track_once_per_settings(decoded, count_decodes, tmp_path):
     track = decoded[TRAIN_TRACK][0]
-    cache = musdb.SpectrogramCache(str(tmp_path), SETTINGS)
-    first = cache.load_or_compute(track)
-    second = musdb.SpectrogramCache(str(tmp_path), SETTINGS).load_or_compute(track)
+    cache = spectrogram_cache.SpectrogramCache(str(tmp_path), SETTINGS)
+    first = musdb.cached_track_spectrograms(cache, track)
+    again = spectrogram_cache.SpectrogramCache(str(tmp_path), SETTINGS)
+    second = musdb.cached_track_spectrograms(again, track)
     assert count_decodes == [TRAIN_TRACK]
     for source in musdb.SOURCES:
         np.testing.assert_array_equal(first[source], second[source])
-    entry = tmp_path / "sr22050_fft512_hop256" / "train" / f"{TRAIN_TRACK}.npz"
-    assert cache.path(track) == str(entry) and entry.is_file()
+    # Keyed on the bytes of the track's file: a folder per settings, one entry per track.
+    path = cache.path(musdb.track_recipe(track), musdb.track_files(track))
+    entry = tmp_path / "sr22050_fft512_hop256" / os.path.basename(path)
+    assert path == str(entry) and entry.is_file()
+    assert musdb.track_files(track) == [track.path]
     assert sorted(os.listdir(entry.parent)) == [entry.name]  # no temporary left behind
 
     coarse = spectrogram.SpectrogramSettings(n_fft=1024, hop=512)
-    other = musdb.SpectrogramCache(str(tmp_path), coarse).load_or_compute(track)
+    other = musdb.cached_track_spectrograms(spectrogram_cache.SpectrogramCache(str(tmp_path), coarse), track)
     assert count_decodes == [TRAIN_TRACK, TRAIN_TRACK]
     assert other["mixture"].shape == (293, 512)
-    assert set(os.listdir(tmp_path)) == {"sr22050_fft512_hop256", "sr22050_fft1024_hop512"}
+    assert set(os.listdir(tmp_path)) == {
+        "sr22050_fft512_hop256", "sr22050_fft1024_hop512", spectrogram_cache.DIGEST_FOLDER}
 
 
 def test_unreadable_cache_entry_is_recomputed(decoded, count_decodes, tmp_path):
     track = decoded[TEST_TRACK][0]
-    cache = musdb.SpectrogramCache(str(tmp_path), SETTINGS)
-    expected = cache.load_or_compute(track)
-    with open(cache.path(track), "wb") as f:
+    cache = spectrogram_cache.SpectrogramCache(str(tmp_path), SETTINGS)
+    expected = musdb.cached_track_spectrograms(cache, track)
+    with open(cache.path(musdb.track_recipe(track), musdb.track_files(track)), "wb") as f:
         f.write(b"not a zip file")
-    again = cache.load_or_compute(track)
+    again = musdb.cached_track_spectrograms(cache, track)
     assert count_decodes == [TEST_TRACK, TEST_TRACK]
     np.testing.assert_array_equal(again["vocals"], expected["vocals"])
-    cache.load_or_compute(track)
+    musdb.cached_track_spectrograms(cache, track)
     assert len(count_decodes) == 2
 
 
-def test_cache_entry_of_another_file_with_that_name_is_recomputed(
-    decoded, count_decodes, tmp_path, monkeypatch
-):
+def test_cache_entry_of_other_bytes_is_recomputed(decoded, count_decodes, tmp_path, monkeypatch):
     track = decoded[TEST_TRACK][0]
-    cache = musdb.SpectrogramCache(str(tmp_path), SETTINGS)
-    cache.load_or_compute(track)
-    monkeypatch.setattr(musdb, "_source_bytes", lambda track: 1234)  # e.g. a wav version
-    cache.load_or_compute(track)
-    cache.load_or_compute(track)
+    cache = spectrogram_cache.SpectrogramCache(str(tmp_path), SETTINGS)
+    musdb.cached_track_spectrograms(cache, track)
+    # e.g. the same name, re-encoded (the file-level tests are in test_song_folders.py)
+    monkeypatch.setattr(cache, "file_digest", lambda path: "another file")
+    musdb.cached_track_spectrograms(cache, track)
+    musdb.cached_track_spectrograms(cache, track)
     assert count_decodes == [TEST_TRACK, TEST_TRACK]
 
 

@@ -4,7 +4,8 @@ Every song gives three spectrograms: the mixture, the accompaniment (drums + bas
 other) and the vocals, each a mono downmix resampled to the settings' rate (22050 Hz)
 and stored as log1p magnitudes [frames, 256] (see `tf_factorgan.audio.spectrogram`).
 Decoding a song takes about as long as the song's first training steps, so spectrograms
-are cached per song and settings (`SpectrogramCache`). Training sees 256 x 128 snippets
+are cached per song and settings, keyed on the track files' bytes
+(`cached_track_spectrograms`, `data/spectrogram_cache.py`). Training sees 256 x 128 snippets
 cut from them with a stride of 64 frames (`make_snippets`).
 
 MUSDB18 is read through the `musdb` package, which decodes the .stem.mp4 files with
@@ -15,13 +16,13 @@ layout checks) must work without it.
 
 import dataclasses
 import os
-import zipfile
+from typing import Sequence
 
 import numpy as np
 
-from tf_factorgan import files
 from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import spectrogram, windows
+from tf_factorgan.data import spectrogram_cache
 
 SUBSETS = ("train", "test")
 # Stream order inside a .stem.mp4, and the wav names of the unpacked (is_wav) layout.
@@ -203,60 +204,25 @@ def track_spectrograms(track, settings: spectrogram.SpectrogramSettings) -> dict
     return spectrograms_from_audio(audio, track.rate, settings)
 
 
-def _source_bytes(track) -> int:
-    """Total size of a track's files: tells a cached song from another with its name."""
-    paths = {track.path} | {source.path for source in (track.sources or {}).values()}
-    return sum(os.path.getsize(p) for p in paths)
+def track_files(track) -> list[str]:
+    """The files a track is decoded from, sorted: its .stem.mp4, or its stem wavs."""
+    return sorted({track.path} | {source.path for source in (track.sources or {}).values()})
 
 
-class SpectrogramCache:
-    """Per-song spectrograms kept on disk as
-    `<cache_dir>/<settings.cache_key()>/<subset>/<track name>.npz`.
+def track_recipe(track) -> str:
+    """What a cached track entry holds (see `spectrogram_cache`): part of its key."""
+    layout = "wav stems" if track.is_wav else ".stem.mp4"
+    return (f"musdb18 track ({layout}): mixture stream; accompaniment = "
+            f"{' + '.join(ACCOMPANIMENT_STEMS)}; vocals")
 
-    Entries are written atomically, so an interrupted run leaves no half file. An entry
-    that cannot be read, has other shapes or came from a file of another size is
-    recomputed: the cache holds derived data only.
-    """
 
-    def __init__(self, cache_dir: str, settings: spectrogram.SpectrogramSettings):
-        self.cache_dir = cache_dir
-        self.settings = settings
-
-    def path(self, track) -> str:
-        return os.path.join(
-            self.cache_dir, self.settings.cache_key(), track.subset, f"{track.name}.npz"
-        )
-
-    def _read(self, path: str, source_bytes: int):
-        if not os.path.isfile(path):
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if int(data["source_bytes"]) != source_bytes:
-                    return None
-                spectrograms = {source: data[source] for source in SOURCES}
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            return None
-        shapes = {s.shape for s in spectrograms.values()}
-        if len(shapes) != 1:
-            return None
-        (shape,) = shapes
-        if len(shape) != 2 or shape[1] != self.settings.num_bins:
-            return None
-        return spectrograms
-
-    def load_or_compute(self, track) -> dict:
-        """source -> float32 [frames, num_bins] for `track`; decodes only on a miss."""
-        path = self.path(track)
-        source_bytes = _source_bytes(track)
-        cached = self._read(path, source_bytes)
-        if cached is not None:
-            return cached
-        spectrograms = track_spectrograms(track, self.settings)
-        # np.savez appends ".npz" to names without it, so the temporary name keeps it.
-        with files.atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, source_bytes=np.int64(source_bytes), **spectrograms)
-        return spectrograms
+def cached_track_spectrograms(cache: spectrogram_cache.SpectrogramCache, track) -> dict:
+    """`track_spectrograms` through the cache: decodes only when no entry holds the
+    spectrograms of these files' bytes at the cache's settings."""
+    return cache.load_or_compute(
+        track_recipe(track), track_files(track), SOURCES,
+        lambda: track_spectrograms(track, cache.settings),
+    )
 
 
 def snippet_starts(
@@ -291,6 +257,25 @@ class SnippetSet:
         return len(self.song_index)
 
 
+def cut_snippets(
+    spectrograms: Sequence[np.ndarray], length: int = windows.WINDOW_FRAMES,
+    stride: int = SNIPPET_STRIDE, dtype=np.float32,
+) -> np.ndarray:
+    """Spectrograms [frames, bins] (one source of several songs or recordings) ->
+    `dtype` [N, bins, length, 1]: every one's windows at `snippet_starts`, in order.
+    Written into one preallocated array, so float16 snippets never exist as float32
+    all at once."""
+    if not len(spectrograms):
+        raise ValueError("cut_snippets needs at least one spectrogram")
+    starts = [snippet_starts(s.shape[0], length, stride) for s in spectrograms]
+    out = np.empty((sum(map(len, starts)), spectrograms[0].shape[1], length, 1), dtype)
+    row = 0
+    for frames, song_starts in zip(spectrograms, starts):
+        out[row:row + len(song_starts)] = windows.cut_windows(frames, song_starts, length)
+        row += len(song_starts)
+    return out
+
+
 def make_snippets(
     spectrograms: list, length: int = windows.WINDOW_FRAMES, stride: int = SNIPPET_STRIDE
 ) -> SnippetSet:
@@ -298,18 +283,17 @@ def make_snippets(
     windows at `snippet_starts`; song i's snippets get song_index i."""
     if not spectrograms:
         raise ValueError("make_snippets needs at least one song")
-    parts = {source: [] for source in SOURCES}
-    song_index = []
     for i, song in enumerate(spectrograms):
         shapes = {source: song[source].shape for source in SOURCES}
         if len(set(shapes.values())) != 1 or len(shapes["mixture"]) != 2:
             raise ValueError(f"song {i}: sources must share one [frames, bins] shape, got {shapes}")
-        starts = snippet_starts(shapes["mixture"][0], length, stride)
-        for source in SOURCES:
-            parts[source].append(windows.cut_windows(song[source], starts, length))
-        song_index.append(np.full(len(starts), i, dtype=np.int64))
+    song_index = [
+        np.full(len(snippet_starts(len(song["mixture"]), length, stride)), i, dtype=np.int64)
+        for i, song in enumerate(spectrograms)
+    ]
     return SnippetSet(
-        **{source: np.concatenate(arrays) for source, arrays in parts.items()},
+        **{source: cut_snippets([song[source] for song in spectrograms], length, stride)
+           for source in SOURCES},
         song_index=np.concatenate(song_index),
     )
 

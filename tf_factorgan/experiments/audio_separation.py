@@ -1,19 +1,29 @@
-"""Singing voice separation on MUSDB18 (FactorGAN paper, appendix A.2).
+"""Singing voice separation on MUSDB18 or the user's own folders (FactorGAN paper,
+appendix A.2).
 
 A sample is a 256-bin x 128-frame snippet with three channels: the mixture, the
 accompaniment and the vocals (log1p magnitudes, `data/musdb.py`). The generator
 (`models/masking.py`) maps the mixture and noise to the two sources through a mask.
 
   factorgan  conditional FactorGAN: marginal discriminators for accompaniment and for
-             vocals (fed every training song), D_P / D_Q on (accompaniment, vocals) as
-             2 channels; the generator separates the mixtures of every song. No
-             discriminator sees the mixture: the mask makes the sources add up to it.
+             vocals (fed every observation of their source, paired or not), D_P / D_Q
+             on (accompaniment, vocals) as 2 channels (D_P: the paired songs); the
+             generator separates every observed mixture. No discriminator sees the
+             mixture: the mask makes the sources add up to it.
   gan        one discriminator on the two source channels of the paired songs; the
              generator separates only the paired songs' mixtures.
 
-The paired songs are the first --num_joint_songs of a seeded shuffle of the training
-songs. Evaluation separates every test song whole (`audio/separation.py`) and scores
-it with BSS Eval v4 (`eval/separation_metrics.py`).
+Data (`load_data`), as `sources.Observations` of the parts (mixture, accompaniment,
+vocals):
+  --musdb_root       the paired songs are the first --num_joint_songs of a seeded
+                     shuffle of MUSDB18's training songs; the other songs' mixtures,
+                     accompaniments and vocals are the unpaired observations
+                     (simulated incompleteness, as in the paper).
+  --paired_songs_dir every song folder there is paired (`data/song_folders.py`);
+                     --unpaired_{mixtures,accompaniment,vocals}_dir add recordings of
+                     one part each; --test_songs_dir holds the songs to score.
+Evaluation separates every test song whole (`audio/separation.py`) and scores it with
+BSS Eval v4 (`eval/separation_metrics.py`).
 
 Output under `<out_path>/audio_separation/<experiment_name>/`:
   checkpoints/, logs/     resumable state, TensorBoard (losses, spectrograms, audio, metrics)
@@ -24,7 +34,7 @@ Output under `<out_path>/audio_separation/<experiment_name>/`:
 
 import dataclasses
 import os
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -35,7 +45,7 @@ from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.audio.windows import ACCOMPANIMENT, SOURCES, VOCALS, WINDOW_FRAMES
-from tf_factorgan.data import musdb, sources, streams
+from tf_factorgan.data import musdb, song_folders, sources, spectrogram_cache, streams
 from tf_factorgan.eval import separation_metrics
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition, Variant
@@ -53,16 +63,29 @@ SAMPLE_SHAPE = (SETTINGS.num_bins, WINDOW_FRAMES, len(CHANNELS))
 HEADLINE_METRICS = tuple(f"{source}/SDR/median" for source in SOURCES)
 
 
+# The folder flags, config field -> what the folder holds (`data/song_folders.py`).
+SONG_DIRS = ("paired_songs_dir", "test_songs_dir")
+RECORDING_DIRS = {"unpaired_mixtures_dir": "mixture", "unpaired_accompaniment_dir": ACCOMPANIMENT,
+                  "unpaired_vocals_dir": VOCALS}
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioSeparationConfig(common.TrainingSettings):
-    """musdb_root: MUSDB18 folder (train/, test/); cache_dir: preprocessed spectrograms
-    (default <out_path>/musdb_cache); eval_*: BSS Eval window and hop in seconds (1 s:
-    the SiSEC 2018 standard; the original FactorGAN code used 15 s / 15 s)."""
+    """musdb_root: MUSDB18 folder (train/, test/); or paired_songs_dir (with optional
+    unpaired_*_dir and test_songs_dir): the user's own folders, `data/song_folders.py`;
+    cache_dir: preprocessed spectrograms (default <out_path>/musdb_cache, or
+    <out_path>/audio_cache for folders); eval_*: BSS Eval window and hop in seconds
+    (1 s: the SiSEC 2018 standard; the original FactorGAN code used 15 s / 15 s)."""
 
     EXPERIMENT: ClassVar[str] = "audio_separation"
 
     musdb_root: str = "data/musdb18"
     is_wav: bool = False
+    paired_songs_dir: str = ""
+    unpaired_mixtures_dir: str = ""
+    unpaired_accompaniment_dir: str = ""
+    unpaired_vocals_dir: str = ""
+    test_songs_dir: str = ""
     factorgan: bool = True
     num_joint_songs: int = 10
     ngf: int = 32
@@ -86,6 +109,32 @@ class AudioSeparationConfig(common.TrainingSettings):
             raise ValueError("--eval_window_seconds and --eval_hop_seconds must be > 0")
         if self.max_eval_songs < 0 or self.griffin_lim_iterations < 0:
             raise ValueError("--max_eval_songs and --griffin_lim_iterations must be >= 0")
+        self._check_data_flags()
+
+    def _check_data_flags(self):
+        """MUSDB18 or the folders, not a mix of both."""
+        folder_flags = [name for name in (*SONG_DIRS, *RECORDING_DIRS) if getattr(self, name)]
+        if not self.paired_songs_dir:
+            if folder_flags:
+                raise ValueError(f"--{folder_flags[0]} needs --paired_songs_dir (the folder data "
+                                 f"replaces --musdb_root and needs paired songs)")
+            return
+        defaults = {f.name: f.default for f in dataclasses.fields(AudioSeparationConfig)}
+        musdb_flags = [name for name in ("musdb_root", "is_wav", "num_joint_songs")
+                       if getattr(self, name) != defaults[name]]
+        if musdb_flags:
+            raise ValueError(
+                f"--{musdb_flags[0]} applies to MUSDB18, not to --paired_songs_dir (every song "
+                f"there is paired); give either --musdb_root or the song folders")
+
+    @property
+    def uses_folders(self) -> bool:
+        return bool(self.paired_songs_dir)
+
+    @property
+    def spectrogram_cache_dir(self) -> str:
+        default = "audio_cache" if self.uses_folders else "musdb_cache"
+        return self.cache_dir or os.path.join(self.out_path, default)
 
     @property
     def variant(self) -> Variant:
@@ -96,21 +145,68 @@ class AudioSeparationConfig(common.TrainingSettings):
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalSong:
+    """A song to separate and score: `load() -> (mixture float32 [samples, channels],
+    {vocals, accompaniment} -> the true sources of the same shape, rate)`, decoded
+    when called (one song in memory at a time)."""
+
+    name: str
+    load: Callable[[], tuple]
+
+
+def _musdb_test_audio(track) -> tuple:
+    stems = musdb.decode_stems(track)
+    return stems["mixture"], musdb.source_audio(stems), track.rate
+
+
+def _folder_test_audio(song: song_folders.SongFolder) -> tuple:
+    audio, rate = song_folders.decode_song(song)
+    return audio["mixture"], {source: audio[source] for source in SOURCES}, rate
+
+
+@dataclasses.dataclass(frozen=True)
 class AudioData:
-    """snippets: every training snippet, the paired songs' first (num_joint_snippets
-    of them); test_tracks: musdb tracks to separate and score."""
+    """observations: float16 snippets [N, 256, 128, 1] of the parts CHANNELS, paired
+    and unpaired; paired_songs: the songs of the paired snippets; test_songs: the
+    songs to score; durations: songs and seconds per source (`describe_durations`)."""
 
-    snippets: musdb.SnippetSet
-    num_joint_snippets: int
-    song_names: tuple[str, ...]
-    test_tracks: list
+    observations: sources.Observations
+    paired_songs: tuple[str, ...]
+    test_songs: list
+    durations: dict
 
-    def parts(self) -> list[np.ndarray]:
-        return [getattr(self.snippets, name) for name in CHANNELS]
+    def describe(self) -> str:
+        """Two lines for the terminal: the snippets, and the audio they come from."""
+        return f"{self.observations.describe()}\n{describe_durations(self.durations)}"
+
+
+def _half(snippets: np.ndarray) -> np.ndarray:
+    # float16 halves the pools (the full MUSDB18 train set is about 12 GB of float32
+    # snippets); log1p magnitudes keep a relative precision of 1e-3, and batches are
+    # gathered as float32.
+    return snippets.astype(np.float16)
+
+
+def _seconds(spectrograms: list) -> float:
+    return round(sum(song_folders.spectrogram_seconds(len(s), SETTINGS) for s in spectrograms), 2)
+
+
+def describe_durations(durations: dict) -> str:
+    """'audio: paired 3 songs 9.0 s, unpaired vocals 2 recordings 40.0 s, ...'."""
+    parts = [f"{source.replace('_', ' ')} {entry['count']} {entry['unit']}"
+             f"{'' if entry['count'] == 1 else 's'} {entry['seconds']:.1f} s"
+             for source, entry in durations.items()]
+    return "audio: " + ", ".join(parts)
+
+
+def _duration(count: int, unit: str, seconds: float) -> dict:
+    """count songs or recordings (unit "song" or "recording") of `seconds` in all."""
+    return {"count": count, "unit": unit, "seconds": round(float(seconds), 2)}
 
 
 def build_data(config: AudioSeparationConfig, spectrograms: list[dict], names, test_tracks) -> AudioData:
-    """Orders the songs paired first, cuts snippets and counts the paired ones."""
+    """MUSDB18: orders the songs paired first, cuts snippets and keeps the first
+    --num_joint_songs songs' snippets paired, the rest of every part unpaired."""
     paired, _ = musdb.split_songs(len(spectrograms), config.num_joint_songs, config.seed)
     paired = list(paired)
     order = paired + [i for i in range(len(spectrograms)) if i not in paired]
@@ -118,35 +214,92 @@ def build_data(config: AudioSeparationConfig, spectrograms: list[dict], names, t
         [spectrograms[i] for i in order], length=WINDOW_FRAMES, stride=config.snippet_stride
     )
     num_joint = int(np.sum(snippets.song_index < len(paired)))
-    # float16 halves the pools (the full MUSDB18 train set is about 12 GB of float32
-    # snippets); log1p magnitudes keep a relative precision of 1e-3, and batches are
-    # gathered as float32.
-    half = {name: getattr(snippets, name).astype(np.float16) for name in CHANNELS}
-    snippets = musdb.SnippetSet(song_index=snippets.song_index, **half)
-    return AudioData(snippets, num_joint, tuple(names[i] for i in order), test_tracks)
+    parts = [_half(getattr(snippets, name)) for name in CHANNELS]
+    observations = sources.from_aligned(parts, num_joint, CHANNELS)
+    rest = [spectrograms[i]["mixture"] for i in order[len(paired):]]
+    durations = {"paired": _duration(len(paired), "song", _seconds([spectrograms[i]["mixture"] for i in paired]))}
+    for name in CHANNELS:
+        durations[f"unpaired_{name}"] = _duration(len(rest), "song", _seconds(rest))
+    durations["test"] = _duration(len(test_tracks), "song", sum(t.duration or 0.0 for t in test_tracks))
+    test_songs = [EvalSong(t.name, lambda t=t: _musdb_test_audio(t)) for t in test_tracks]
+    return AudioData(observations, tuple(names[i] for i in paired), test_songs, durations)
 
 
-def load_data(config: AudioSeparationConfig) -> AudioData:
+def _load_musdb(config: AudioSeparationConfig) -> AudioData:
     """Decodes (or reads from the cache) every training song's spectrograms."""
     audio_io.check_ffmpeg("decoding MUSDB18")
     musdb.check_layout(config.musdb_root, "--musdb_root", config.is_wav)
     train = musdb.list_tracks(config.musdb_root, "train", config.is_wav)
-    cache = musdb.SpectrogramCache(
-        config.cache_dir or os.path.join(config.out_path, "musdb_cache"), SETTINGS
-    )
-    spectrograms = [cache.load_or_compute(t) for t in tqdm.tqdm(train, desc="spectrograms")]
+    cache = spectrogram_cache.SpectrogramCache(config.spectrogram_cache_dir, SETTINGS)
+    spectrograms = [musdb.cached_track_spectrograms(cache, t) for t in tqdm.tqdm(train, desc="spectrograms")]
     test = musdb.list_tracks(config.musdb_root, "test", config.is_wav)
     return build_data(config, spectrograms, [t.name for t in train], test)
+
+
+def _listing(listing: song_folders.Listing, flag: str) -> list:
+    note = listing.ignored_note(flag)
+    if note:
+        print(note)
+    return listing.items
+
+
+def _load_folders(config: AudioSeparationConfig) -> AudioData:
+    """Every song and recording of the folders, checked and through the cache: the
+    paired songs' snippets, each unpaired folder's snippets, the test songs. All
+    folders are listed (and their layout checked) before any file is decoded."""
+    cache = spectrogram_cache.SpectrogramCache(config.spectrogram_cache_dir, SETTINGS)
+    cut = lambda frames: musdb.cut_snippets(  # noqa: E731
+        frames, WINDOW_FRAMES, config.snippet_stride, np.float16)
+    paired = _listing(song_folders.list_songs(config.paired_songs_dir, "--paired_songs_dir"),
+                      "--paired_songs_dir")
+    recordings = {field: _listing(song_folders.list_recordings(getattr(config, field), f"--{field}"),
+                                  f"--{field}")
+                  for field in RECORDING_DIRS if getattr(config, field)}
+    test = (_listing(song_folders.list_songs(config.test_songs_dir, "--test_songs_dir"),
+                     "--test_songs_dir") if config.test_songs_dir else [])
+
+    spectrograms = [song_folders.song_spectrograms(cache, s) for s in tqdm.tqdm(paired, desc="paired songs")]
+    frames = {name: [song[name] for song in spectrograms] for name in CHANNELS}
+    del spectrograms
+    durations = {"paired": _duration(len(paired), "song", _seconds(frames["mixture"]))}
+    for field, paths in recordings.items():
+        part = RECORDING_DIRS[field]
+        recorded = [song_folders.recording_spectrogram(cache, p, f"--{field}")
+                    for p in tqdm.tqdm(paths, desc=f"unpaired {part}")]
+        frames[part] += recorded
+        durations[f"unpaired_{part}"] = _duration(len(paths), "recording", _seconds(recorded))
+    # One array per part, the paired snippets first: the marginal stream of a part
+    # (its paired and unpaired snippets) is then a view of it, not a copy.
+    num_paired = sum(len(musdb.snippet_starts(len(f), WINDOW_FRAMES, config.snippet_stride))
+                     for f in frames["mixture"][: len(paired)])
+    pools = [cut(frames.pop(name)) for name in CHANNELS]
+    if test:
+        # Checked (and measured) now, not after training; evaluation decodes them again.
+        test_frames = [song_folders.song_spectrograms(cache, s)["mixture"]
+                       for s in tqdm.tqdm(test, desc="test songs (check)")]
+        durations["test"] = _duration(len(test), "song", _seconds(test_frames))
+    observations = sources.Observations(
+        tuple(pool[:num_paired] for pool in pools),
+        tuple(pool[num_paired:] if len(pool) > num_paired else None for pool in pools), CHANNELS)
+    test_songs = [EvalSong(s.name, lambda s=s: _folder_test_audio(s)) for s in test]
+    return AudioData(observations, tuple(s.name for s in paired), test_songs, durations)
+
+
+def load_data(config: AudioSeparationConfig) -> AudioData:
+    """MUSDB18 (--musdb_root) or the song folders (--paired_songs_dir ...), as
+    `AudioData`; prints what the data holds."""
+    data = _load_folders(config) if config.uses_folders else _load_musdb(config)
+    print(data.describe())
+    return data
 
 
 def spectrogram_grid(step: trainer.DistributedStep, data: AudioData, count: int = 4) -> np.ndarray:
     """[H, W, 1] rows of mixture | accompaniment | vocals estimates | true
     accompaniment | true vocals for fixed paired snippets (high frequencies on top)."""
-    rows = slice(0, min(count, data.num_joint_snippets))
-    estimates = step.updates.translate(data.snippets.mixture[rows], seed=0)
-    panels = [data.snippets.mixture[rows], estimates[..., :1], estimates[..., 1:],
-              data.snippets.accompaniment[rows], data.snippets.vocals[rows]]
-    scale = max(float(np.max(data.snippets.mixture[rows])), 1e-6)
+    mixture, accompaniment, vocals = (np.asarray(p[:count], np.float32) for p in data.observations.paired)
+    estimates = step.updates.translate(mixture, seed=0)
+    panels = [mixture, estimates[..., :1], estimates[..., 1:], accompaniment, vocals]
+    scale = max(float(np.max(mixture)), 1e-6)
     strip = np.concatenate(panels, axis=2)[:, ::-1] / scale
     return images.image_grid(np.clip(strip, 0.0, 1.0), columns=1)
 
@@ -165,8 +318,7 @@ def build_trainer(
             make_discriminator=lambda name: ConvDiscriminator(filters=config.disc_channels, name=name),
         ),
     )
-    observations = sources.from_aligned(data.parts(), data.num_joint_snippets, CHANNELS)
-    pools = sources.training_streams(observations, step.updates.data_streams())
+    pools = sources.training_streams(data.observations, step.updates.data_streams())
     return trainer.Trainer(
         step,
         streams.streams_dataset_fn(pools, config.batch_size, config.seed),
@@ -191,20 +343,21 @@ def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
 def evaluate(config: AudioSeparationConfig, data: AudioData, loop: trainer.Trainer) -> tuple[dict, dict]:
     """BSS Eval v4 of every test song (or the first --max_eval_songs), one song at a
     time (each decoded once); returns the aggregated metrics and the first song's
-    mixture and estimates (for the audio summaries)."""
+    mixture and estimates (for the audio summaries). Without test songs (folders
+    without --test_songs_dir) the metrics only say so."""
     predict = mask_predictor(loop.gan_step.models.generator, config.nz, config.seed)
     per_track, first = {}, {}
-    for track in tqdm.tqdm(data.test_tracks[: config.max_eval_songs or None], desc="test songs"):
-        stems = musdb.decode_stems(track)
+    for song in tqdm.tqdm(data.test_songs[: config.max_eval_songs or None], desc="test songs"):
+        mixture, references, rate = song.load()
         estimates = separation.separate(
-            stems["mixture"], track.rate, predict, SETTINGS, config.griffin_lim_iterations
+            mixture, rate, predict, SETTINGS, config.griffin_lim_iterations
         )
-        per_track[track.name] = separation_metrics.evaluate_track(
-            musdb.source_audio(stems), estimates, track.rate, config.eval_window_seconds,
-            config.eval_hop_seconds, track_name=track.name,
+        per_track[song.name] = separation_metrics.evaluate_track(
+            references, estimates, rate, config.eval_window_seconds,
+            config.eval_hop_seconds, track_name=song.name,
         )
         if not first:
-            first = {"name": track.name, "rate": track.rate, "mixture": stems["mixture"], **estimates}
+            first = {"name": song.name, "rate": rate, "mixture": mixture, **estimates}
     summary = separation_metrics.aggregate(
         per_track, config.eval_window_seconds, config.eval_hop_seconds
     )
@@ -285,18 +438,30 @@ def _evaluate_and_listen(config: AudioSeparationConfig, data: AudioData, loop: t
     return metrics
 
 
+def details(config: AudioSeparationConfig, data: AudioData) -> dict:
+    """What metrics.json and TensorBoard's config keep of the data: the paired songs,
+    snippet counts per source (`Observations.summary`) and the songs' durations."""
+    observations = data.observations
+    result = dict(
+        variant=config.variant.value,
+        data_source="folders" if config.uses_folders else "musdb18",
+        num_joint_songs=len(data.paired_songs),
+        paired_songs=list(data.paired_songs),
+        num_joint_snippets=observations.num_paired,
+        **observations.summary(),
+        durations=data.durations,
+    )
+    if not config.uses_folders:  # every MUSDB18 song gives one snippet of each part
+        result["num_training_snippets"] = observations.num_paired + observations.num_unpaired(0)
+    return result
+
+
 TASK = common.Task(
     load_data=load_data,
     build_trainer=build_trainer,
     evaluate=_evaluate_and_listen,
     generator_spec=lambda config, data: generator_spec(config),
-    details=lambda config, data: dict(
-        variant=config.variant.value,
-        num_joint_songs=config.num_joint_songs,
-        paired_songs=list(data.song_names[: config.num_joint_songs]),
-        num_training_snippets=len(data.snippets),
-        num_joint_snippets=data.num_joint_snippets,
-    ),
+    details=lambda config, data: details(config, data),
     metric_keys=lambda config: HEADLINE_METRICS,
     write_outputs=lambda config, data, loop, metrics: None,
 )
