@@ -56,16 +56,19 @@ def test_concat_joins_adjacent_slices_without_a_copy_and_others_by_reference(tmp
         pools.ConcatPool((array, np.zeros([2, 5], np.uint8)))
 
 
-def test_disk_pools_stream_the_same_batches_as_memory_pools(tmp_path):
+def test_disk_and_large_pools_stream_the_same_batches_as_constant_pools(tmp_path, monkeypatch):
     array = np.random.default_rng(1).integers(0, 256, [13, 2, 2, 1], dtype=np.uint8)
     seen = {}
-    for name, pool in (("memory", array), ("disk", _disk(tmp_path, array))):
+    for name, pool in (("memory", array), ("disk", _disk(tmp_path, array)), ("large", array)):
+        # A pool past the graph-constant limit is gathered in NumPy.
+        monkeypatch.setattr(streams, "CONSTANT_LIMIT_BYTES", 0 if name == "large" else 1 << 30)
         fn = streams.streams_dataset_fn({"marginal_0": streams.Stream(13, lambda seed, p=pool: streams.pool_gatherer(p))}, 5, seed=4)
         dataset = fn(_Context(), 0)
         seen[name] = [batch["marginal_0"].numpy() for batch in dataset.take(6)]
     assert seen["disk"][0].dtype == np.float32 and seen["disk"][0].shape == (5, 2, 2, 1)
-    for memory, disk in zip(seen["memory"], seen["disk"]):
+    for memory, disk, large in zip(seen["memory"], seen["disk"], seen["large"]):
         np.testing.assert_array_equal(memory, disk)
+        np.testing.assert_array_equal(memory, large)
     assert seen["disk"][0].max() <= 1.0
 
 

@@ -14,6 +14,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tf_factorgan.data import pools
+
 Gather = Callable[[tf.Tensor], tf.Tensor]
 
 
@@ -83,19 +85,26 @@ def streams_dataset_fn(streams: dict[str, Stream], global_batch_size: int, seed:
     return dataset_fn
 
 
+# In-memory pools up to this size become graph constants (the fastest gather); larger
+# ones are gathered in NumPy, since a constant must stay below TensorFlow's 2 GB
+# graph limit (the full MUSDB18 set is about 2 GB of float16 per part).
+CONSTANT_LIMIT_BYTES = 1 << 30
+
+
 def pool_gatherer(pool) -> Gather:
     """`indices [B] -> float32 [B, ...]` rows of a pool (`data.pools`): uint8 images
     scaled to [0, 1] (kept as uint8, a quarter of float32's memory), floats as they
-    are. An in-memory array becomes a graph constant (it must stay below the 2 GB
-    limit); any other pool is read on demand, so it may be larger than memory."""
+    are. A small in-memory array becomes a graph constant; a larger one, or a pool on
+    disk (which may be larger than memory), is read on demand."""
     scale = 1.0 / 255.0 if np.dtype(pool.dtype) == np.uint8 else 1.0
-    if isinstance(pool, np.ndarray):
+    if isinstance(pool, np.ndarray) and pool.nbytes <= CONSTANT_LIMIT_BYTES:
         table = tf.constant(pool)
         return lambda indices: tf.cast(tf.gather(table, indices), tf.float32) * scale
     dtype, row_shape = tf.as_dtype(np.dtype(pool.dtype)), list(pool.shape[1:])
+    take = lambda indices: pools.take(pool, indices)  # noqa: E731
 
     def gather(indices):
-        rows = tf.numpy_function(pool.take, [indices], dtype, stateful=False)
+        rows = tf.numpy_function(take, [indices], dtype, stateful=False)
         rows = tf.ensure_shape(rows, [None, *row_shape])
         return tf.cast(rows, tf.float32) * scale
 
