@@ -150,7 +150,7 @@ def _conditional_step(variant):
 
 
 @pytest.mark.parametrize("variant, streams", [
-    (Variant.CONDITIONAL_FACTORGAN,
+    (Variant.FACTORGAN,
      {"joint": None, "marginal_0": 0, "marginal_1": 1}),
     (Variant.GAN, {"joint": None}),
 ])
@@ -179,7 +179,7 @@ def test_conditional_step_completes_its_inputs(variant, streams):
 
 
 def test_translate_is_reproducible_per_seed():
-    step = _conditional_step(Variant.CONDITIONAL_FACTORGAN)
+    step = _conditional_step(Variant.FACTORGAN)
     inputs = np.random.default_rng(1).random([6, 4]).astype(np.float32)
     translate = step.updates.translate
     np.testing.assert_allclose(translate(inputs, seed=2, batch_size=4),
@@ -187,11 +187,15 @@ def test_translate_is_reproducible_per_seed():
     assert not np.array_equal(translate(inputs, seed=2), translate(inputs, seed=3))
 
 
-@pytest.mark.parametrize("variant, conditional", [
-    (Variant.CONDITIONAL_FACTORGAN, False), (Variant.FACTORGAN, True), (Variant.FACTORGAN_NO_CP, True)])
-def test_conditional_setting_must_match_the_variant(variant, conditional):
-    with pytest.raises(ValueError, match="conditional generators go with"):
-        gan.GanConfig(variant=variant, conditional=conditional)
+@pytest.mark.parametrize("variant, conditional, discriminators", [
+    (Variant.FACTORGAN, False, ["marginal_0", "marginal_1", "p_dependency", "q_dependency"]),
+    (Variant.FACTORGAN, True, ["marginal_1", "p_dependency", "q_dependency"]),
+    (Variant.FACTORGAN_NO_CP, True, ["marginal_1", "q_dependency"]),
+    (Variant.GAN, True, ["joint"])])
+def test_conditional_is_one_setting_beside_the_variant(variant, conditional, discriminators):
+    # A conditional generator's input part 0 gets no marginal discriminator.
+    config = gan.GanConfig(variant=variant, conditional=conditional)
+    assert list(gan.discriminator_inputs(config, Partition((4, 4)))) == discriminators
 
 
 def test_hidden_condition_is_not_shown_to_the_joint_discriminators():
@@ -203,7 +207,7 @@ def test_hidden_condition_is_not_shown_to_the_joint_discriminators():
         def call(self, condition, noise, training=False):
             return self.dense(tf.concat([condition, noise], -1))
 
-    config = gan.GanConfig(variant=Variant.CONDITIONAL_FACTORGAN, batch_size=8, nz=3,
+    config = gan.GanConfig(variant=Variant.FACTORGAN, batch_size=8, nz=3,
                            conditional=True, condition_visible=False)
     partition = Partition((2, 3, 3))
     assert gan.discriminator_inputs(config, partition) == {

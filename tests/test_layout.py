@@ -38,7 +38,7 @@ def test_the_gan_reads_paired_samples_only(conditional, condition_stream):
 
 
 def test_conditional_factorgan_takes_inputs_from_marginal_stream_0_without_judging_them():
-    table = layout.layout(Variant.CONDITIONAL_FACTORGAN, 3, conditional=True)
+    table = layout.layout(Variant.FACTORGAN, 3, conditional=True)
     assert table.names == ("marginal_1", "marginal_2", "p_dependency", "q_dependency")
     # The stream order fixes each stream's seed: joint, the inputs, then the marginals.
     assert list(table.streams.items()) == [

@@ -4,7 +4,6 @@ import pytest
 import tensorflow as tf
 
 from tf_factorgan.experiments import common, paired_mnist, paper_grid
-from tf_factorgan.factorisation import Variant
 
 
 def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch):
@@ -31,9 +30,3 @@ def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch)
     # Finished runs are read back, not trained again.
     monkeypatch.setattr(common, "run_experiment", lambda *a: pytest.fail("re-ran a finished run"))
     assert paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy()) == rows
-
-
-def test_grid_rejects_conditional_variant():
-    with pytest.raises(ValueError, match="not Paired MNIST variants"):
-        paper_grid.PaperGridConfig(base=paired_mnist.PairedMnistConfig(),
-                                   variants=(Variant.CONDITIONAL_FACTORGAN,))

@@ -36,7 +36,7 @@ def test_the_gan_baseline_sees_only_the_paired_set():
     streams = layout.layout(Variant.GAN, 2).streams
     assert sources.counts_by_stream(observations, streams) == {"joint": {"paired": 3, "unpaired": 0}}
     assert sources.training_streams(observations, streams)["joint"].num_items == 3
-    conditional = layout.layout(Variant.CONDITIONAL_FACTORGAN, 2, conditional=True).streams
+    conditional = layout.layout(Variant.FACTORGAN, 2, conditional=True).streams
     assert sources.counts_by_stream(observations, conditional) == {
         "joint": {"paired": 3, "unpaired": 0},
         "marginal_0": {"paired": 3, "unpaired": 4},

@@ -27,14 +27,15 @@ class Variant(enum.Enum):
     FACTORGAN: marginal discriminators for every part, D_P and D_Q.
     FACTORGAN_NO_CP: as FACTORGAN, but D_P is taken to be 0 (real parts assumed
         independent, so no paired data is needed at all).
-    CONDITIONAL_FACTORGAN: part 0 is the generator's input (a photo, a mixture), so it
-        needs no marginal discriminator; D_P and D_Q as in FACTORGAN.
+
+    Whether the generator is conditional (part 0, a photo or a mixture, is its input)
+    is a setting of its own (`gan.GanConfig.conditional`): a conditional FactorGAN
+    drops the marginal discriminator of part 0 (`layout.layout`).
     """
 
     GAN = "gan"
     FACTORGAN = "factorgan"
     FACTORGAN_NO_CP = "factorgan_no_cp"
-    CONDITIONAL_FACTORGAN = "conditional_factorgan"
 
     @property
     def is_factorised(self) -> bool:
@@ -42,14 +43,7 @@ class Variant(enum.Enum):
 
     @property
     def uses_p_dependency(self) -> bool:
-        return self in (Variant.FACTORGAN, Variant.CONDITIONAL_FACTORGAN)
-
-    def marginal_parts(self, num_parts: int) -> tuple[int, ...]:
-        """Indices of the parts that get a marginal discriminator."""
-        if self is Variant.GAN:
-            return ()
-        first = 1 if self is Variant.CONDITIONAL_FACTORGAN else 0
-        return tuple(range(first, num_parts))
+        return self is Variant.FACTORGAN
 
 
 @dataclasses.dataclass(frozen=True)

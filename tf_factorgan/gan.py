@@ -78,13 +78,6 @@ class GanConfig:
                 f"generator objective must be one of {losses.GENERATOR_OBJECTIVES}, "
                 f"got {self.generator_objective!r}"
             )
-        # A marginal discriminator on part 0 is pointless once part 0 is the input.
-        needs_conditional = self.variant is Variant.CONDITIONAL_FACTORGAN
-        if needs_conditional != self.conditional and self.variant is not Variant.GAN:
-            raise ValueError(
-                f"variant {self.variant.value!r} needs conditional={needs_conditional}: "
-                "conditional generators go with the GAN or conditional FactorGAN"
-            )
 
 
 @dataclasses.dataclass

@@ -96,15 +96,15 @@ class Layout:
 def layout(variant: Variant, num_parts: int, conditional: bool = False) -> Layout:
     """The table of `variant` for samples of `num_parts` parts.
 
-    A conditional generator completes part 0 (its input) with parts 1..: the
-    conditional FactorGAN drops the marginal discriminator of part 0 and takes its
-    inputs from marginal stream 0 (paired or not), a conditional GAN from its paired
-    samples.
+    A conditional generator completes part 0 (its input) with parts 1..: a
+    conditional FactorGAN (or FactorGAN-no-cp) drops the marginal discriminator of
+    part 0 and takes its inputs from marginal stream 0 (paired or not), a conditional
+    GAN from its paired samples.
     """
     if variant is Variant.GAN:
         joint = Discriminator(JOINT, None, Source(JOINT), Source(GENERATED), +1)
         return Layout((joint,), {JOINT: None}, JOINT if conditional else None)
-    first = 1 if variant is Variant.CONDITIONAL_FACTORGAN else 0
+    first = 1 if conditional else 0
     rows = [Discriminator(marginal(i), i, Source(marginal(i)), Source(GENERATED), +1)
             for i in range(first, num_parts)]
     if variant.uses_p_dependency:

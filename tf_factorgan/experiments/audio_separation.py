@@ -138,7 +138,7 @@ class AudioSeparationConfig(common.TrainingSettings):
 
     @property
     def variant(self) -> Variant:
-        return Variant.CONDITIONAL_FACTORGAN if self.factorgan else Variant.GAN
+        return Variant.FACTORGAN if self.factorgan else Variant.GAN
 
     def gan_config(self) -> gan.GanConfig:
         return super().gan_config(self.variant, conditional=True, condition_visible=False)

@@ -64,7 +64,7 @@ class Image2ImageConfig(image_data.ImageDataSettings):
 
     @property
     def variant(self) -> Variant:
-        return Variant.CONDITIONAL_FACTORGAN if self.model == "factorgan" else Variant.GAN
+        return Variant.FACTORGAN if self.model == "factorgan" else Variant.GAN
 
     def gan_config(self) -> gan.GanConfig:
         return super().gan_config(self.variant, conditional=True)

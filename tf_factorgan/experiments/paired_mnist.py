@@ -196,12 +196,9 @@ def build_trainer(
         ),
         randomness_factory=randomness_factory,
     )
-    eval_fn = None
-    if config.eval_every:
-
-        def eval_fn(unused_step):
-            metrics = evaluate_step(config, data, step, config.eval_every_samples, data.classifier())
-            return {key: metrics[key] for key in HEADLINE_METRICS}
+    def eval_fn(unused_step):
+        metrics = evaluate_step(config, data, step, config.eval_every_samples, data.classifier())
+        return {key: metrics[key] for key in HEADLINE_METRICS}
 
     return trainer.Trainer(
         step,
@@ -209,7 +206,7 @@ def build_trainer(
         config.run_dir,
         config.loop_config(),
         image_summary_fn=lambda: sample_grid(step),
-        eval_fn=eval_fn,
+        eval_fn=eval_fn if config.eval_every else None,
     )
 
 
