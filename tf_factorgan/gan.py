@@ -34,29 +34,23 @@ FAKE_BATCHES = (PER_DISCRIMINATOR, SHARED)
 
 
 @dataclasses.dataclass(frozen=True)
-class GanConfig:
-    """Hyper-parameters of the optimisation (defaults: the original FactorGAN code's,
-    but for adam_epsilon and fake_batches, see experiments.common.TrainingSettings).
+class OptimisationSettings:
+    """The optimisation settings every experiment exposes as flags (defaults: the
+    original FactorGAN code's, but for adam_epsilon and fake_batches, see
+    experiments.common.TrainingSettings, which inherits these fields).
 
     batch_size is the global batch (split across replicas); noise is Uniform(-1, 1)^nz.
     """
 
-    variant: Variant = Variant.FACTORGAN
     batch_size: int = 25
     disc_iter: int = 2
     lr: float = 1e-4
-    beta_1: float = 0.5
-    beta_2: float = 0.999
     nz: int = 50
     generator_objective: str = "ns"
     # Keras' Adam default (the original code: PyTorch's 1e-8).
     adam_epsilon: float = 1e-7
     fake_batches: str = SHARED
     jit_compile: bool = False
-    conditional: bool = False
-    # Conditional models only: False hides part 0 (the generator's input, e.g. a
-    # mixture) from every discriminator, which then judges parts 1.. alone.
-    condition_visible: bool = True
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -78,6 +72,27 @@ class GanConfig:
                 f"generator objective must be one of {losses.GENERATOR_OBJECTIVES}, "
                 f"got {self.generator_objective!r}"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class GanConfig(OptimisationSettings):
+    """A model's settings: the optimisation's, the variant (which discriminators),
+    whether the generator is conditional, and Adam's betas."""
+
+    variant: Variant = Variant.FACTORGAN
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    conditional: bool = False
+    # Conditional models only: False hides part 0 (the generator's input, e.g. a
+    # mixture) from every discriminator, which then judges parts 1.. alone.
+    condition_visible: bool = True
+
+    @classmethod
+    def of(cls, settings: OptimisationSettings, variant: Variant, **model) -> "GanConfig":
+        """The config of `variant` with the optimisation settings of `settings` (any
+        OptimisationSettings, e.g. an experiment's config) and `model`'s fields."""
+        inherited = {f.name: getattr(settings, f.name) for f in dataclasses.fields(OptimisationSettings)}
+        return cls(variant=variant, **inherited, **model)
 
 
 @dataclasses.dataclass

@@ -37,9 +37,10 @@ class LoopConfig:
       except that a checkpoint is always written at the end).
     eval_every: the trainer's `eval_fn` runs at every multiple of it below `steps`
       (0 = never; the experiment's final evaluation covers the last step).
+    max_checkpoints: how many of the newest checkpoints are kept.
     """
 
-    steps: int
+    steps: int = 20000
     steps_per_call: int = 50
     log_every: int = 100
     image_every: int = 1000
@@ -55,6 +56,8 @@ class LoopConfig:
         for name in ("log_every", "image_every", "checkpoint_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0 (0 = never), got {getattr(self, name)}")
+        if self.max_checkpoints < 1:
+            raise ValueError(f"--max_checkpoints must be >= 1, got {self.max_checkpoints}")
 
 
 @dataclasses.dataclass(frozen=True)

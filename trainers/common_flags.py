@@ -69,6 +69,7 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
                          "Samples of each --eval_every evaluation (the final one keeps its own "
                          "count).")
     flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps.")
+    flags.DEFINE_integer("max_checkpoints", d.max_checkpoints, "Newest checkpoints kept.")
 
 
 def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:

@@ -165,7 +165,7 @@ def build_trainer(config: ArraysConfig, data: arrays.ArrayData,
         return {key: metrics[key] for key in HEADLINE_METRICS}
 
     return trainer.Trainer(step, make_dataset_fn(config, data, step), config.run_dir,
-                           config.loop_config(),
+                           config,
                            eval_fn=evaluate_during_training if config.eval_every else None)
 
 

@@ -323,7 +323,7 @@ def build_trainer(
         step,
         streams.streams_dataset_fn(pools, config.batch_size, config.seed),
         config.run_dir,
-        config.loop_config(),
+        config,
         image_summary_fn=lambda: spectrogram_grid(step, data),
     )
 

@@ -22,56 +22,44 @@ from tf_factorgan.noise import Randomness
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingSettings:
-    """Optimisation, loop and runtime settings (defaults: the original FactorGAN code's,
-    but for the four training choices below, which an ablation chose).
+class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
+    """Optimisation (`gan.OptimisationSettings`), loop (`trainer.LoopConfig`) and
+    runtime settings: each declared once, in the class it belongs to, and inherited
+    here. Defaults: the original FactorGAN code's, but for the four training choices
+    below, which an ablation chose.
 
-    Subclasses set EXPERIMENT (the folder under out_path) and may change defaults.
-    Every field is a flag of the same name and default (`trainers.common_flags`
-    checks it), unless NOT_FLAGS lists it.
+    Subclasses set EXPERIMENT (the folder under out_path), add their data and model
+    fields and may change defaults. Every field is a flag of the same name and default
+    (`trainers.common_flags` checks it), unless NOT_FLAGS lists it.
     """
 
     EXPERIMENT: ClassVar[str] = "experiment"
     # Fields the trainers set no flag for (tests and programs may still set them).
     NOT_FLAGS: ClassVar[tuple[str, ...]] = ()
 
-    batch_size: int = 25
-    disc_iter: int = 2
-    lr: float = 1e-4
-    nz: int = 50
-    generator_objective: str = "ns"
-    # How the networks are parametrised and initialised, and how a discriminator round
-    # draws its fakes. The original code makes all four choices the other way
-    # (reparametrize, torch, 1e-8, per_discriminator); on Paired MNIST these defaults
-    # reached a lower FID at 100 000 updates (README, "Training as the original").
+    # How the networks are parametrised and initialised (with adam_epsilon and
+    # fake_batches, inherited, the four training choices). The original code makes
+    # all four the other way (reparametrize, torch, 1e-8, per_discriminator); on
+    # Paired MNIST these defaults reached a lower FID at 100 000 updates (README,
+    # "Training as the original").
     spectral_norm: str = spectral.PROJECT
     init: str = initialisation.GLOROT
-    adam_epsilon: float = gan.GanConfig.adam_epsilon
-    fake_batches: str = gan.GanConfig.fake_batches
-    steps: int = 20000
     seed: int = 1337
     out_path: str = "runs"
     experiment_name: str = "factorgan"
     eval_only: bool = False
     strategy: str = "auto"
-    jit_compile: bool = False
     mixed_precision: bool = False
     intra_op_threads: int = 0
     inter_op_threads: int = 0
-    steps_per_call: int = 50
-    log_every: int = 100
-    image_every: int = 1000
-    # Evaluation during training every N steps (0 = only the final one), on fewer
-    # samples than the final evaluation; experiments without an eval_fn ignore it.
-    eval_every: int = 0
+    # Evaluation during training every eval_every steps (inherited; 0 = only the
+    # final one) uses this many samples; experiments without an eval_fn ignore both.
     eval_every_samples: int = 2000
-    checkpoint_every: int = 1000
 
     def __post_init__(self):
-        # The GAN and loop configs check their fields; building them here makes a bad
-        # flag fail at once, before any data is read or TensorFlow starts.
-        TrainingSettings.gan_config(self, Variant.GAN)
-        self.loop_config()
+        # A bad flag fails at once, before any data is read or TensorFlow starts.
+        gan.OptimisationSettings.__post_init__(self)
+        trainer.LoopConfig.__post_init__(self)
 
     @property
     def run_dir(self) -> str:
@@ -80,29 +68,8 @@ class TrainingSettings:
     def gan_config(
         self, variant: Variant, conditional: bool = False, condition_visible: bool = True
     ) -> gan.GanConfig:
-        return gan.GanConfig(
-            variant=variant,
-            batch_size=self.batch_size,
-            disc_iter=self.disc_iter,
-            lr=self.lr,
-            nz=self.nz,
-            generator_objective=self.generator_objective,
-            adam_epsilon=self.adam_epsilon,
-            fake_batches=self.fake_batches,
-            jit_compile=self.jit_compile,
-            conditional=conditional,
-            condition_visible=condition_visible,
-        )
-
-    def loop_config(self) -> trainer.LoopConfig:
-        return trainer.LoopConfig(
-            steps=self.steps,
-            steps_per_call=self.steps_per_call,
-            log_every=self.log_every,
-            image_every=self.image_every,
-            checkpoint_every=self.checkpoint_every,
-            eval_every=self.eval_every,
-        )
+        return gan.GanConfig.of(self, variant, conditional=conditional,
+                                condition_visible=condition_visible)
 
 
 def make_runtime(settings: TrainingSettings) -> tf.distribute.Strategy:

@@ -97,7 +97,7 @@ def build_trainer(
         step,
         image_data.make_dataset_fn(config, data, step),
         config.run_dir,
-        config.loop_config(),
+        config,
         image_summary_fn=lambda: sample_grid(step, partition),
     )
 

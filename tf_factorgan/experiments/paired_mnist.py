@@ -204,7 +204,7 @@ def build_trainer(
         step,
         make_dataset_fn(config, data),
         config.run_dir,
-        config.loop_config(),
+        config,
         image_summary_fn=lambda: sample_grid(step),
         eval_fn=eval_fn if config.eval_every else None,
     )

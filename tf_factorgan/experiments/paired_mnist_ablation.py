@@ -85,7 +85,6 @@ class AblationConfig:
                     **SETTINGS[name],
                 )
                 config.gan_config()
-                config.loop_config()
                 configs[name, seed] = config
         return configs
 

@@ -58,7 +58,6 @@ class PaperGridConfig:
                         experiment_name=os.path.join("grid", f"{variant.value}_n{n}_lambda{lam:g}"),
                     ))
                     configs[-1].gan_config()  # fail on bad settings before any run
-                    configs[-1].loop_config()
         return configs
 
 
