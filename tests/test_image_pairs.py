@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -74,3 +75,34 @@ def test_cli_names_bad_flags_and_folders(tmp_path):
     result = _cli(f"--dataset_dir={tmp_path}/nowhere", f"--out_path={tmp_path}")
     assert result.returncode == 1
     assert f"{tmp_path}/nowhere" in result.stderr and "val" in result.stderr
+
+
+def test_own_aligned_folders_with_unpaired_label_maps_train_pairs(tmp_path):
+    """--paired_dir/--val_dir in the aligned A|B form (24 x 64 files, 24 x 32 halves),
+    cropped to 16 x 16, with unpaired label maps of a palette for B."""
+    from PIL import Image
+
+    from tests.synthetic_pix2pix import write_image_folders
+
+    folders = write_image_folders(str(tmp_path / "own"), {"paired": 5, "val": 6, "unpaired_b": 4},
+                                  size=(24, 32))
+    for kind in ("paired", "val"):
+        os.makedirs(tmp_path / kind)
+        a_dir, b_dir = folders[kind]
+        for name in sorted(os.listdir(a_dir)):
+            a = np.asarray(Image.open(os.path.join(a_dir, name)))
+            b = np.asarray(Image.open(os.path.join(b_dir, name.replace(".jpg", ".png"))))
+            Image.fromarray(np.concatenate([a, b], axis=1)).save(tmp_path / kind / name.replace(".jpg", ".png"))
+    config = _config(tmp_path, "", dataset="folders", paired_dir=str(tmp_path / "paired"),
+                     val_dir=str(tmp_path / "val"), unpaired_b_dir=folders["unpaired_b"][0],
+                     palette=str(tmp_path / "own" / "palette.csv"), resize="crop")
+    data = image_pairs.load_data(config)
+    assert data.sample_shape == (16, 16, 6) and len(data.val) == 6
+    assert data.observations.summary()["num_unpaired_b"] == 4
+    # The LS metric's minimum is checked before training.
+    with pytest.raises(ValueError, match=r"at least 5 validation pairs, the validation set \(--val_dir=.*\) holds 4"):
+        image_pairs.load_data(dataclasses.replace(config, max_val_images=4))
+    metrics = common.run_experiment(image_pairs.TASK, config, data, tf.distribute.get_strategy())
+    assert metrics["step"] == 2 and metrics["num_paired"] == 5 and metrics["num_unpaired_a"] == 0
+    with pytest.raises(ValueError, match="one power-of-two side"):
+        _config(tmp_path, "", dataset="folders", paired_dir="p", val_dir="v", load_size="16,32")

@@ -245,6 +245,15 @@ def _check_channels(observations: sources.Observations) -> None:
                              f"ones {kinds[paired.shape[-1]]}; convert them to one kind")
 
 
+def val_source(settings: ImageDataSettings) -> str:
+    """Where the validation pairs come from, as the flags name it."""
+    if settings.dataset != FOLDERS:
+        return f"{settings.data_dir}/val, --max_val_images={settings.max_val_images}"
+    if settings.val_dir:
+        return f"--val_dir={settings.val_dir}"
+    return f"--val_a_dir={settings.val_a_dir}"
+
+
 def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.DistributedStep):
     """The step's streams over the training observations, for the Trainer."""
     pools = sources.training_streams(data.observations, step.updates.data_streams())

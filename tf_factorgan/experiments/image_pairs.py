@@ -123,8 +123,19 @@ def _write_outputs(config, data, loop, metrics) -> None:
                      sample_grid(loop.gan_step, data.partition))
 
 
+def load_data(config: ImagePairsConfig) -> image_data.ImageData:
+    """The image data, with enough validation pairs for the LS metric (checked before
+    training rather than after it)."""
+    data = image_data.load_data(config)
+    if len(data.val) < ls_metric.MIN_SAMPLES:
+        raise ValueError(
+            f"the LS metric needs at least {ls_metric.MIN_SAMPLES} validation pairs, the "
+            f"validation set ({image_data.val_source(config)}) holds {len(data.val)}")
+    return data
+
+
 TASK = common.Task(
-    load_data=image_data.load_data,
+    load_data=load_data,
     build_trainer=build_trainer,
     evaluate=evaluate,
     generator_spec=lambda config, data: generator_spec(config, data.sample_shape),
