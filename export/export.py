@@ -74,13 +74,19 @@ def run_spec(run_dir: str, kind: str, experiment: str = ""):
 
 def run_palette(run_dir: str, spec):
     """The label palette of a segmentation run: its generator spec's data["palette"]
-    (`Palette.to_json()`), or Cityscapes for runs written before specs held one."""
+    (`Palette.to_json()`), or Cityscapes for runs written before specs held one. A
+    spec whose palette is null belongs to a run whose B is not a label map."""
     from tf_factorgan.data import palette
     from tf_factorgan.models import specs
 
-    value = spec.data.get("palette")
-    if value is None:
+    if "palette" not in spec.data:
         return palette.cityscapes()
+    value = spec.data["palette"]
+    if value is None:
+        raise ValueError(
+            f"--kind=segmentation needs a run trained on label maps (with --palette, or the "
+            f"cityscapes preset); {run_dir!r} was trained without a palette, so its outputs "
+            f"are images, not label maps")
     return palette.from_json(value, f"{os.path.join(run_dir, specs.SPEC_FILE)} data.palette")
 
 

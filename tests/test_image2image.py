@@ -160,3 +160,27 @@ def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):
         make(dataset="folders", paired_dir="p", val_dir="v", resize="squash")
     with pytest.raises(ValueError, match="--load_size must be a power of two"):
         make(load_size=48)
+
+
+def test_own_folders_without_a_palette_score_mse_and_are_not_served_as_segmentation(tmp_path):
+    """B grey photos, no palette: B is an image, not a label map."""
+    from PIL import Image
+
+    from export import export
+
+    rng = np.random.default_rng(0)
+    for folder in ("a", "b", "val_a", "val_b"):
+        os.makedirs(tmp_path / folder)
+        for i in range(5):
+            shape = [16, 16] if folder.endswith("b") else [16, 16, 3]
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
+    config = image2image.Image2ImageConfig(
+        **dict(TINY, num_joint_samples=100), dataset="folders", out_path=str(tmp_path / "runs"), model="gan",
+        paired_a_dir=str(tmp_path / "a"), paired_b_dir=str(tmp_path / "b"),
+        val_a_dir=str(tmp_path / "val_a"), val_b_dir=str(tmp_path / "val_b"),
+        image_cache_dir=str(tmp_path / "cache"))
+    metrics = common.run_experiment(image2image.TASK, config)
+    assert set(metrics) >= {"mse", "num_images"} and "pixel_accuracy" not in metrics
+    assert 0.0 < metrics["mse"] < 1.0 and metrics["num_images"] == 5
+    with pytest.raises(ValueError, match="trained without a palette"):
+        export.build_module(config.run_dir, "segmentation")

@@ -169,3 +169,30 @@ def test_the_cache_decodes_once_and_again_when_a_file_changes(tmp_path, monkeypa
     on_disk = image_folders.load_pool(items, spec, cache, "--unpaired_a_dir", memory_limit_mb=0, progress=False)
     assert isinstance(on_disk, pools.DiskArray)
     np.testing.assert_array_equal(on_disk.take([4, 2]), changed[[4, 2]])
+
+
+def test_pad_fills_label_maps_with_a_colour_only_ignored_classes_use(tmp_path):
+    shared = palette.from_json([
+        {"id": 0, "name": "void", "colour": [0, 0, 142], "ignored": True},
+        {"id": 1, "name": "car", "colour": [0, 0, 142], "ignored": False},
+        {"id": 2, "name": "road", "colour": [128, 64, 128], "ignored": False},
+        {"id": 3, "name": "border", "colour": [9, 9, 9], "ignored": True}])
+    spec = image_folders.PartSpec(LABEL_MAP, (16, 16), "pad", shared)
+    assert spec.fill() == (9, 9, 9)  # not car's colour, which void shares
+    only_shared = palette.from_json([
+        {"id": 0, "name": "void", "colour": [0, 0, 142], "ignored": True},
+        {"id": 1, "name": "car", "colour": [0, 0, 142], "ignored": False}])
+    with pytest.raises(ValueError, match="--resize=pad needs a palette colour that only ignored"):
+        image_folders.PartSpec(LABEL_MAP, (16, 16), "pad", only_shared)
+
+
+def test_photos_are_read_as_displayed_by_their_exif_orientation(tmp_path):
+    stored = np.zeros([20, 40, 3], np.uint8)
+    stored[:, :20] = 255  # left half white as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    shown = image_folders.decode((str(path), None), image_folders.PartSpec(PHOTO, (40, 20)))
+    assert shown.shape == (40, 20, 3)
+    assert shown[:18].mean() > 240 and shown[22:].mean() < 15  # the white half is now on top

@@ -77,3 +77,28 @@ class _Context:
 
     def get_per_replica_batch_size(self, batch):
         return batch
+
+
+def test_out_of_range_rows_are_refused_and_no_rows_is_an_empty_batch(tmp_path):
+    array = np.arange(24, dtype=np.uint8).reshape(6, 2, 2)
+    disk = _disk(tmp_path, array)
+    assert disk.take([]).shape == (0, 2, 2)
+    joined = pools.ConcatPool((array[:2], disk))
+    with pytest.raises(IndexError, match="out of range"):
+        joined.take([8])
+    with pytest.raises(IndexError, match="out of range"):
+        joined.take([-1])
+
+
+def test_a_cache_another_process_finished_first_is_kept(tmp_path):
+    array = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    first = _disk(tmp_path, array, name="entry")
+    # A second writer of the same entry keeps the first one's (identical) copy.
+    again = pools.write_disk_array(first.folder, [array], [4], np.uint8, 3)
+    np.testing.assert_array_equal(again.to_memory(), array)
+    assert sorted(os.listdir(tmp_path)) == ["entry"]
+    # An entry that does not read back is replaced.
+    with open(os.path.join(first.folder, pools.DATA_FILE), "r+b") as f:
+        f.truncate(5)
+    fixed = pools.write_disk_array(first.folder, [array], [4], np.uint8, 3)
+    np.testing.assert_array_equal(fixed.to_memory(), array)

@@ -42,7 +42,7 @@ def read_json(path: str):
     """The JSON value in `path`; a file that is not UTF-8 JSON raises ValueError
     naming it."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is no error
             return json.load(f)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error})") from None

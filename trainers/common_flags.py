@@ -141,7 +141,7 @@ def run_or_exit(run: Callable[[], T]) -> T:
     their one-line message instead of a traceback (or absl's whole usage text)."""
     try:
         return run()
-    except (FileNotFoundError, ValueError, RuntimeError, checkpoints.CheckpointError) as error:
+    except (OSError, ValueError, RuntimeError, checkpoints.CheckpointError) as error:
         sys.exit(f"error: {error}")
 
 

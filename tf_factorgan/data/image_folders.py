@@ -40,7 +40,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import tqdm
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tf_factorgan.data import palette as palettes
 from tf_factorgan.data import pools
@@ -55,7 +55,7 @@ DECODE_BATCH = 256
 # Pools up to this size are read into memory (a graph constant, which must stay below
 # TensorFlow's 2 GB limit); larger ones stream from the cache.
 DEFAULT_MEMORY_LIMIT_MB = 1024
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def parse_load_size(value, flag: str = "--load_size") -> tuple[int, int]:
@@ -138,20 +138,23 @@ class PartSpec:
             raise ValueError(f"--resize must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}")
         if self.kind == LABEL_MAP and self.palette is None:
             raise ValueError("label maps need a palette")
+        if self.resize == "pad":
+            self.fill()  # validates, before any file is decoded
 
     def key(self) -> dict:
         palette = self.palette.to_json() if self.palette is not None else None
         return {"kind": self.kind, "size": list(self.size), "resize": self.resize, "palette": palette}
 
     def fill(self) -> tuple:
-        """The colour of padded borders."""
+        """The colour of padded borders: black, or for label maps a colour that only
+        ignored classes use, so the border is never scored."""
         if self.kind == PHOTO:
             return (0, 0, 0)
-        ignored = [c for c in self.palette.classes if c.ignored]
-        if not ignored:
-            raise ValueError("--resize=pad needs an ignored class in the palette to fill "
-                             "the border of label maps with")
-        return tuple(ignored[0].colour)
+        ignored_only = self.palette.full_colours()[len(self.palette.evaluated):]
+        if not len(ignored_only):
+            raise ValueError("--resize=pad needs a palette colour that only ignored classes "
+                             "use, to fill the border of label maps with")
+        return tuple(int(round(c * 255)) for c in ignored_only[0])
 
 
 def _is_grey(image: Image.Image) -> bool:
@@ -176,6 +179,9 @@ def _open(path: str, half: Optional[int] = None, load: bool = True) -> Image.Ima
         image = Image.open(path)
         if load:
             image.load()
+            # As displayed: phone photos store their rotation in EXIF, label maps
+            # drawn on them follow the displayed orientation.
+            image = ImageOps.exif_transpose(image)
         if half is not None:
             if image.width < 2:
                 raise ValueError("too narrow to hold two halves")

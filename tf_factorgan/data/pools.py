@@ -50,11 +50,9 @@ class DiskArray:
 
     def take(self, indices) -> np.ndarray:
         """Rows `indices` (int [B], each in [0, N)) as one array [B, ...]."""
-        indices = np.asarray(indices, np.int64).reshape(-1)
-        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
-            raise IndexError(f"row index out of range [0, {len(self)}) in {self.folder}")
+        indices = _checked(indices, len(self), self.folder)
         out = np.empty((len(indices), *self.shape[1:]), self.dtype)
-        view = out.reshape(len(indices), -1).view(np.uint8)
+        view = out.reshape(len(indices), self.row_bytes // out.itemsize).view(np.uint8)
         # One descriptor per call: calls may run on several tf.data threads at once.
         fd = os.open(os.path.join(self.folder, DATA_FILE), os.O_RDONLY)
         try:
@@ -73,6 +71,13 @@ class DiskArray:
 
 
 Pool = Union[np.ndarray, DiskArray, "ConcatPool"]
+
+
+def _checked(indices, num_rows: int, where: str) -> np.ndarray:
+    indices = np.asarray(indices, np.int64).reshape(-1)
+    if indices.size and (indices.min() < 0 or indices.max() >= num_rows):
+        raise IndexError(f"row index out of range [0, {num_rows}) in {where}")
+    return indices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +107,7 @@ class ConcatPool:
         return self.shape[0]
 
     def take(self, indices) -> np.ndarray:
-        indices = np.asarray(indices, np.int64).reshape(-1)
+        indices = _checked(indices, len(self), "joined pools")
         out = np.empty((len(indices), *self.shape[1:]), self.dtype)
         start = 0
         for pool in self.pools:
@@ -189,9 +194,16 @@ def write_disk_array(folder: str, batches: Iterable[np.ndarray], row_shape: Sequ
             raise ValueError(f"wrote {written} rows to {folder}, expected {num_rows}")
         files.write_json(os.path.join(staging, HEADER_FILE),
                          {"shape": [num_rows, *map(int, row_shape)], "dtype": np.dtype(dtype).name})
-        if os.path.isdir(folder):  # another process finished the same cache first
-            shutil.rmtree(folder)
-        os.rename(staging, folder)
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            # Another process finished the same entry first: keep its (identical) copy,
+            # which it may be reading; replace only an entry that does not read back.
+            try:
+                return read_disk_array(folder)
+            except (OSError, ValueError, KeyError):
+                shutil.rmtree(folder, ignore_errors=True)
+                os.rename(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return read_disk_array(folder)

@@ -31,7 +31,6 @@ import tensorflow as tf
 
 from tf_factorgan import cyclegan, gan, images, trainer
 from tf_factorgan.eval import segmentation
-from tf_factorgan.data import palette as palettes
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
 from tf_factorgan.models import specs
@@ -85,9 +84,9 @@ def generator_spec(config: Image2ImageConfig, data: image_data.ImageData) -> spe
     """The A -> B U-Net (CycleGAN's is noise-free), served as segmentation, with the
     run's image size and palette."""
     (height, width), (a_channels, b_channels) = data.sample_shape[:2], data.partition.sizes
-    served = {"load_size": height, "image_size": [height, width], "input_channels": a_channels}
-    if data.palette is not None:
-        served["palette"] = data.palette.to_json()
+    # palette None: B is not a label map (the export refuses to serve it as one).
+    served = {"load_size": height, "image_size": [height, width], "input_channels": a_channels,
+              "palette": data.palette.to_json() if data.palette is not None else None}
     return specs.GeneratorSpec(
         "unet", {"output_channels": b_channels, "ngf": config.ngf,
                  "noise_channels": 0 if config.model == "cyclegan" else 2},
@@ -144,16 +143,20 @@ def build_trainer(
 def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: trainer.Trainer,
              batch_size: int = 50) -> dict:
     """Metrics of the predictions for every validation input, in batches: MSE, and
-    with a palette pixel accuracy, class accuracies and IoU."""
-    accumulator = segmentation.SegmentationMetrics(data.palette or palettes.cityscapes())
+    with a palette (B is a label map) pixel accuracy, class accuracies and IoU."""
+    accumulator = segmentation.SegmentationMetrics(data.palette) if data.palette else None
+    squared_error, values = 0.0, 0
     for start in range(0, len(data.val), batch_size):
         rows = slice(start, start + batch_size)
         predicted = loop.gan_step.updates.translate(image_data.as_float(data.val.a[rows]), seed=config.seed + start)
-        accumulator.update(predicted, image_data.as_float(data.val.b[rows]))
-    metrics = accumulator.result()
-    if data.palette is None:  # B is not a label map: only the MSE means something
-        metrics = {"mse": metrics["mse"], "num_images": metrics["num_images"]}
-    return metrics
+        truth = image_data.as_float(data.val.b[rows])
+        if accumulator:
+            accumulator.update(predicted, truth)
+        squared_error += float(np.sum(np.square(np.asarray(predicted, np.float64) - truth)))
+        values += truth.size
+    if accumulator:
+        return accumulator.result()
+    return {"mse": squared_error / values, "num_images": len(data.val)}
 
 
 def _write_outputs(config, data, loop, metrics) -> None:

@@ -83,7 +83,7 @@ class ImageDataSettings(common.TrainingSettings):
             given = [f"--{name}" for name in FOLDER_FLAGS if getattr(self, name)]
             if given:
                 raise ValueError(f"{', '.join(given)} need --dataset=folders (got --dataset={self.dataset})")
-            pix2pix.check_load_size(int(self.load_size) if self.load_size.isdigit() else self.load_size)
+            pix2pix.check_load_size(int(self.load_size) if self.load_size.strip().isdigit() else self.load_size)
         self.image_size  # validates
         if self.resize not in image_folders.RESIZE_MODES:
             raise ValueError(f"--resize must be one of {', '.join(image_folders.RESIZE_MODES)}, got {self.resize!r}")
@@ -118,7 +118,10 @@ class ImageDataSettings(common.TrainingSettings):
 
     @property
     def image_size(self) -> tuple[int, int]:
-        """(H, W) of every image."""
+        """(H, W) of every image (a preset's: its one power-of-two side)."""
+        if self.dataset != FOLDERS:
+            side = int(self.load_size)
+            return side, side
         return image_folders.parse_load_size(self.load_size)
 
     @property
@@ -193,7 +196,8 @@ def _part_specs(settings: ImageDataSettings, labels: Optional[palettes.Palette])
 
 
 def _paired_items(settings: ImageDataSettings, kind: str, limit: int):
-    """(A items, B items, names) of the paired or val set, in one of its two forms."""
+    """(A items, B items, their flag names, the A files) of the paired or val set, in
+    one of its two forms."""
     aligned = getattr(settings, f"{kind}_dir")
     if aligned:
         paths = image_folders.list_images(aligned, f"--{kind}_dir")[:limit or None]
@@ -225,9 +229,10 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
         flag = f"--unpaired_{name}_dir"
         # A file of the paired set counts once, as paired.
         paths = [p for p in image_folders.list_images(folder, flag) if os.path.realpath(p) not in paired_files]
-        unpaired.append(pool(image_folders.whole(paths), spec, flag) if paths else None)
+        items = image_folders.whole(paths)
+        _check_channels(items, spec, flag, paired[PART_NAMES.index(name)].shape[-1])
+        unpaired.append(pool(items, spec, flag) if paths else None)
     observations = sources.Observations(paired, tuple(unpaired), PART_NAMES)
-    _check_channels(observations)
     a_val, b_val, val_flags, val_files = _paired_items(settings, "val", settings.max_val_images)
     val_a, val_b = (pools.to_memory(pool(items, spec, flag))
                     for items, spec, flag in zip((a_val, b_val), specs, val_flags))
@@ -237,12 +242,16 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
     return ImageData(observations, pix2pix.AlignedPairs(val_a, val_b, tuple(val_files)), labels)
 
 
-def _check_channels(observations: sources.Observations) -> None:
-    for name, paired, unpaired in zip(PART_NAMES, observations.paired, observations.unpaired):
-        if unpaired is not None and unpaired.shape[-1] != paired.shape[-1]:
-            kinds = {1: "grey", 3: "colour"}
-            raise ValueError(f"unpaired {name.upper()} images are {kinds[unpaired.shape[-1]]}, the paired "
-                             f"ones {kinds[paired.shape[-1]]}; convert them to one kind")
+def _check_channels(items, spec: image_folders.PartSpec, flag: str, paired_channels: int) -> None:
+    """Unpaired images must be grey or colour as the paired ones are (read from the
+    headers, before anything is decoded)."""
+    if not items:
+        return
+    channels = image_folders.channels(items, spec, flag)
+    if channels != paired_channels:
+        kinds = {1: "grey", 3: "colour"}
+        raise ValueError(f"{flag} holds {kinds[channels]} images, the paired ones are "
+                         f"{kinds[paired_channels]}; convert them to one kind")
 
 
 def val_source(settings: ImageDataSettings) -> str:
