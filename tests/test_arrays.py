@@ -194,6 +194,9 @@ def _bad_files(folder):
         "one part": (dict(paired=w("one.npz", a=np.ones(3))), ["at least 2 parts"]),
         "mixture": (dict(paired=f"{good},{w('m.npy', a=np.ones(5))}"), ["not a mixture"]),
         "bad name": (dict(paired=w("names.npz", samples=np.ones(3), b=np.ones(3))), ["'samples'"]),
+        "served name": (dict(paired=w("images.npz", images=np.ones(3), b=np.ones(3))), ["'images'"]),
+        "npy named npz": (dict(paired=good, unpaired=f"a={_npy_as_npz(folder)}"),
+                          ["npy_as.npz is a .npy array, not an .npz archive; name it .npy"]),
         "bad stem": (dict(paired=f"{w('my-part.npy', a=np.ones(2))},{w('ok3.npy', a=np.ones(2))}"),
                      ["part name 'my-part'"]),
         "parts count": (dict(paired=f"{w('p1.npy', a=np.ones(2))},{w('p2.npy', a=np.ones(2))}", parts=["a"]),
@@ -207,6 +210,22 @@ def _bad_files(folder):
                                   val_fraction=0.5), ["not both"]),
         "fraction too small": (dict(paired=good, val_fraction=0.1), ["holds out 0", ">= 2 held out"]),
     }
+
+
+def _npy_as_npz(folder):
+    path = os.path.join(folder, "npy_as.npz")
+    with open(path, "wb") as f:
+        np.save(f, np.ones((2, 2)))
+    return path
+
+
+def test_a_path_holding_an_equals_sign_is_a_path(tmp_path):
+    folder = tmp_path / "run=1"
+    folder.mkdir()
+    paired = _write(str(tmp_path), "p.npz", a=np.ones((4, 2)), b=np.ones((4, 1)))
+    extra = _write(str(folder), "a.npy", a=np.zeros((3, 2)))  # part "a" by its stem
+    data = arrays.load(paired, extra)
+    assert data.observations.num_unpaired(0) == 3
 
 
 def test_every_bad_input_has_a_clear_error(tmp_path):

@@ -125,6 +125,8 @@ def _bad_song(root, problem):
     elif problem == "stem.mp4":
         _song(song, rate=8000)
         (song / "track.stem.mp4").write_bytes(b"")
+    elif problem == "named mix":
+        _song(song, rate=8000, stems=("instrumental", "mix"))
     return str(root / "songs")
 
 
@@ -135,12 +137,33 @@ def _bad_song(root, problem):
     ("both", r"has accompaniment.<ext> and other stems \(drums.wav\)"),
     ("twice", r"has two files for stem 'vocals': Vocals.flac and vocals.wav"),
     ("stem.mp4", r"track.stem.mp4' is a multi-stream .stem.mp4"),
+    ("named mix", r"has a stem named mix.wav, which sounds like the whole mix: name it mixture"),
 ])
 def test_bad_layouts_name_the_flag_and_the_folder(tmp_path, problem, message):
     songs = _bad_song(tmp_path, problem)
     with pytest.raises(ValueError, match=message) as info:
         song_folders.list_songs(songs, FLAG)
     assert str(info.value).startswith(FLAG) and songs in str(info.value)
+
+
+def test_a_stem_mp4_among_unpaired_recordings_is_refused(tmp_path):
+    _write(tmp_path / "vocals" / "take.wav", _signal(1.0, 8000, 1, 440, 0), 8000)
+    (tmp_path / "vocals" / "song.stem.mp4").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"--unpaired_vocals_dir: '.*song.stem.mp4' is a multi-stream"):
+        song_folders.list_recordings(str(tmp_path / "vocals"), "--unpaired_vocals_dir")
+
+
+def test_a_mono_mixture_of_panned_stems_is_their_sum(tmp_path):
+    song = tmp_path / "songs" / "Panned"
+    t = np.arange(8000) / 8000
+    vocals = 0.2 * np.sin(2 * np.pi * 440 * t)[:, None] * np.array([1.0, 0.3], np.float32)
+    accompaniment = 0.2 * np.sin(2 * np.pi * 110 * t)[:, None] * np.array([0.3, 1.0], np.float32)
+    _write(song / "vocals.wav", vocals.astype(np.float32), 8000)
+    _write(song / "accompaniment.wav", accompaniment.astype(np.float32), 8000)
+    _write(song / "mixture.wav", (vocals + accompaniment).mean(axis=1, keepdims=True).astype(np.float32), 8000)
+    (listed,) = song_folders.list_songs(str(tmp_path / "songs"), FLAG).items
+    audio, _ = song_folders.decode_song(listed)
+    assert audio["mixture"].shape == (8000, 2)
 
 
 def test_empty_or_missing_folders_are_named(tmp_path):

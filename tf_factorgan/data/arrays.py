@@ -50,7 +50,8 @@ import numpy as np
 from tf_factorgan.data import sources
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-RESERVED_NAMES = ("samples", "joint", "marginal_mean")
+# Taken by served outputs (samples, images) and metrics (fd_joint, fd_marginal_mean).
+RESERVED_NAMES = ("samples", "images", "joint", "marginal_mean")
 EXTENSIONS = (".npy", ".npz")
 # Where the evaluation data come from (`ArrayData.val_source`).
 VAL_NPZ = "val_npz"
@@ -130,14 +131,14 @@ def _load(path: str, flag: str, key: Optional[str] = None):
 def _npz_keys(path: str, flag: str) -> list[str]:
     _extension(path, flag)
     try:
-        with np.load(path, allow_pickle=False) as loaded:
-            if isinstance(loaded, np.ndarray):
-                raise ValueError(f"{flag} file {path} is a .npy array, not an .npz archive")
-            return list(loaded.files)
+        loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        if isinstance(error, ValueError) and "not an .npz" in str(error):
-            raise
         raise _unreadable(f"{flag} file {path}", error) from None
+    # A .npy saved under an .npz name loads as a plain array (no context manager).
+    if isinstance(loaded, np.ndarray):
+        raise ValueError(f"{flag} file {path} is a .npy array, not an .npz archive; name it .npy")
+    with loaded:
+        return list(loaded.files)
 
 
 def as_matrix(array, where: str) -> np.ndarray:
@@ -319,7 +320,9 @@ def _unpaired(unpaired: str, names: Sequence[str], sizes: Sequence[int]) -> list
         found[name] = (matrix, where)
 
     for entry in split_list(unpaired):
-        name, _, path = entry.rpartition("=")
+        name, _, path = entry.partition("=")
+        if not path or name.strip() not in names:  # a path that holds "=" itself
+            name, path = "", entry
         name = name.strip()
         if path.lower().endswith(".npz"):
             if name:

@@ -11,8 +11,9 @@ Paired songs, and test songs, are a folder with one sub-folder per song:
 
 A stem's name is its file name without the extension, in any case. Every stem that is
 not `vocals`, `accompaniment` or `mixture` counts as accompaniment, so backing vocals
-belong in vocals.<ext>. A given mixture is the model's input (as MUSDB18's mixture
-stream) and must be the stems' sum within MIXTURE_TOLERANCE relative error
+belong in vocals.<ext>, and a stem named like the whole mix (MIX_NAMES) is refused. A
+given mixture is the model's input (as MUSDB18's mixture stream) and must be the
+stems' sum within MIXTURE_TOLERANCE relative error on the mono downmixes
 (||mixture - (vocals + accompaniment)|| / ||mixture||; MUSDB18's own test songs reach
 0.17, a mixture of another song or shifted in time about 1.4).
 
@@ -49,6 +50,8 @@ from tf_factorgan.data import musdb, spectrogram_cache
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".opus",
                     ".aif", ".aiff", ".wma")
+# Stem names that mean the whole mix rather than part of the accompaniment.
+MIX_NAMES = frozenset({"mix", "master", "full", "full_mix", "fullmix", "song", "mixdown"})
 MIXTURE, ACCOMPANIMENT, VOCALS = "mixture", windows.ACCOMPANIMENT, windows.VOCALS
 # Stems of one song may differ this much in length: mp3 and AAC encoders pad each file
 # to whole frames and add their own delay (up to about 50 ms at 44.1 kHz).
@@ -149,6 +152,13 @@ def _song_folder(root: str, name: str, flag: str, ignored: list) -> SongFolder:
     if not stems:
         raise ValueError(f"{flag}: song folder {folder!r} has no accompaniment stems (found: "
                          f"{found}); expected {SONG_LAYOUT}")
+    mix_like = sorted(set(stems) & MIX_NAMES)
+    if mix_like:
+        # Summed into the accompaniment, a whole mix would put the vocals in it.
+        raise ValueError(f"{flag}: song folder {folder!r} has a stem named "
+                         f"{os.path.basename(stems[mix_like[0]])}, which sounds like the whole "
+                         f"mix: name it mixture.<ext> (every other stem is summed into the "
+                         f"accompaniment)")
     return SongFolder(name, folder, vocals, tuple(stems.values()), mixture, flag)
 
 
@@ -176,6 +186,11 @@ def list_recordings(root: str, flag: str) -> Listing:
         subfolders[:] = _visible(subfolders)
         for name in _visible(names):
             path = os.path.join(folder, name)
+            if name.lower().endswith(".stem.mp4"):
+                # Only its first stream, the mixture, would be read.
+                raise ValueError(
+                    f"{flag}: {path!r} is a multi-stream .stem.mp4 (MUSDB18's format), of "
+                    f"which only the mixture would be read; unpack the stem you mean")
             (recordings if _is_audio(name) else ignored).append(path)
     recordings.sort()
     ignored = sorted(os.path.relpath(p, root) for p in ignored)
@@ -238,7 +253,9 @@ def decode_song(song: SongFolder) -> tuple[dict, int]:
         mixture = total
     else:
         mixture = audio[song.mixture]
-        error = float(np.linalg.norm(mixture - total) / np.linalg.norm(mixture))
+        # On the mono downmixes training sees: a mono mixture of panned stems is fine.
+        mono_mixture, mono_total = mixture.mean(axis=1), total.mean(axis=1)
+        error = float(np.linalg.norm(mono_mixture - mono_total) / np.linalg.norm(mono_mixture))
         if error > MIXTURE_TOLERANCE:
             raise ValueError(
                 f"{flag}: {song.mixture!r} is not the sum of the song's stems (relative error "
