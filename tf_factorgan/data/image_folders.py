@@ -10,7 +10,7 @@ Every image is brought to `size` = (H, W) by one of `RESIZE_MODES`:
   stretch   resized to H x W, ignoring the aspect ratio
   crop      scaled to cover H x W, the centre cut out
   pad       scaled to fit inside H x W, the border filled (black; for label maps the
-            colour of the palette's first ignored class, so the border is not scored)
+            colour only ignored classes of the palette use, so the border is not scored)
 
 Two kinds of part (`PHOTO`, `LABEL_MAP`):
   photo       bicubic resizing (antialiased when shrinking, as PIL does). Grey files
