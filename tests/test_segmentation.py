@@ -224,6 +224,19 @@ def test_accumulating_two_batches_equals_one_call_on_both():
         accumulator.result()
 
 
+def test_mean_squared_error_of_grey_images_over_batches():
+    accumulator = segmentation.MeanSquaredError()
+    accumulator.update(np.full((2, 3, 4, 1), 0.5), np.zeros((2, 3, 4, 1)))
+    accumulator.update(np.ones((1, 3, 4, 1)), np.zeros((1, 3, 4, 1)))
+    # 24 values of 0.25 and 12 of 1.0 over 3 images: 18 / 36.
+    assert accumulator.result() == {"mse": pytest.approx(0.5), "num_images": 3}
+    with pytest.raises(ValueError, match=r"same shape, got \(1, 3, 4, 1\) and \(1, 3, 4, 3\)"):
+        accumulator.update(np.ones((1, 3, 4, 1)), np.ones((1, 3, 4, 3)))
+    accumulator.reset()
+    with pytest.raises(ValueError, match="call update"):
+        accumulator.result()
+
+
 def test_invalid_label_maps_are_rejected():
     maps = np.zeros((2, 4, 4, 3), np.float32)
     message = r"same shape, got \(2, 4, 4, 3\) and \(2, 4, 5, 3\)"

@@ -165,7 +165,41 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-class SegmentationMetrics:
+class MeanSquaredError:
+    """Accumulates the mean squared error of predicted images against their targets."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._squared_error = 0.0  # float64 sum over pixels and channels
+        self._values = 0
+        self._num_images = 0
+
+    def update(self, predicted, target) -> None:
+        """Adds a batch: predicted and target images, float [N, H, W, C] in [0, 1] of
+        the same shape."""
+        predicted, target = np.asarray(predicted, np.float32), np.asarray(target, np.float32)
+        if predicted.ndim != 4 or predicted.shape != target.shape:
+            raise ValueError(
+                "predicted and target must be [N, H, W, C] of the same shape, got "
+                f"{predicted.shape} and {target.shape}"
+            )
+        self._squared_error += float(
+            np.sum(np.square(predicted - target), dtype=np.float64)
+        )
+        self._values += predicted.size
+        self._num_images += predicted.shape[0]
+
+    def result(self) -> dict:
+        """{"mse": in [0, 1], over all pixels and channels of all batches so far,
+        "num_images": images seen}."""
+        if not self._num_images:
+            raise ValueError("no images yet: call update() before result()")
+        return {"mse": self._squared_error / self._values, "num_images": self._num_images}
+
+
+class SegmentationMetrics(MeanSquaredError):
     """Accumulates MSE and the confusion matrix of predicted label maps.
 
     A predicted pixel is snapped to the nearest of the palette's K evaluated colours, a
@@ -182,9 +216,7 @@ class SegmentationMetrics:
         self.reset()
 
     def reset(self) -> None:
-        self._squared_error = 0.0  # float64 sum over pixels and channels
-        self._values = 0
-        self._num_images = 0
+        super().reset()
         self._ignored = 0
         # int64 [K, K]: counted pixels by (ground-truth, predicted) train id.
         k = len(self.palette.evaluated)
@@ -194,11 +226,7 @@ class SegmentationMetrics:
         """Adds a batch: predicted and ground-truth label maps, float [N, H, W, 3] in
         [0, 1] of the same shape."""
         predicted, target = _check_label_maps(predicted, target)
-        self._squared_error += float(
-            np.sum(np.square(predicted - target), dtype=np.float64)
-        )
-        self._values += predicted.size
-        self._num_images += predicted.shape[0]
+        super().update(predicted, target)
 
         predicted_ids, target_ids = (
             ids.numpy().ravel() for ids in _snapper(self.palette)(predicted, target)
@@ -238,6 +266,7 @@ class SegmentationMetrics:
         """
         if not self._num_images:
             raise ValueError("no label maps yet: call update() before result()")
+        mean_squared_error = super().result()
         confusion = self._confusion
         hits = np.diag(confusion)
         truth, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
@@ -247,13 +276,12 @@ class SegmentationMetrics:
         evaluated, correct = int(truth.sum()), int(hits.sum())
         names = self.palette.evaluated_names()
         return {
-            "mse": self._squared_error / self._values,
+            **mean_squared_error,
             "pixel_accuracy": correct / evaluated if evaluated else None,
             "mean_class_accuracy": _mean(accuracy),
             "mean_iou": _mean(iou),
             "evaluated_pixels": evaluated,
             "ignored_pixels": self._ignored,
-            "num_images": self._num_images,
             **{f"class_accuracy/{name}": value for name, value in zip(names, accuracy)},
             **{f"iou/{name}": value for name, value in zip(names, iou)},
         }

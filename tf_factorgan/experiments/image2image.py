@@ -144,19 +144,12 @@ def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: traine
              batch_size: int = 50) -> dict:
     """Metrics of the predictions for every validation input, in batches: MSE, and
     with a palette (B is a label map) pixel accuracy, class accuracies and IoU."""
-    accumulator = segmentation.SegmentationMetrics(data.palette) if data.palette else None
-    squared_error, values = 0.0, 0
+    metrics = segmentation.SegmentationMetrics(data.palette) if data.palette else segmentation.MeanSquaredError()
     for start in range(0, len(data.val), batch_size):
         rows = slice(start, start + batch_size)
         predicted = loop.gan_step.updates.translate(image_data.as_float(data.val.a[rows]), seed=config.seed + start)
-        truth = image_data.as_float(data.val.b[rows])
-        if accumulator:
-            accumulator.update(predicted, truth)
-        squared_error += float(np.sum(np.square(np.asarray(predicted, np.float64) - truth)))
-        values += truth.size
-    if accumulator:
-        return accumulator.result()
-    return {"mse": squared_error / values, "num_images": len(data.val)}
+        metrics.update(predicted, image_data.as_float(data.val.b[rows]))
+    return metrics.result()
 
 
 def _write_outputs(config, data, loop, metrics) -> None:
