@@ -105,6 +105,17 @@ def test_photo_modes_grey_colour_alpha_and_sixteen_bit(tmp_path):
         image_folders.channels([(grey, None), (colour, None)], spec, "--unpaired_a_dir")
 
 
+def test_unpaired_grey_among_colour_pairs_fails_before_decoding(tmp_path, monkeypatch):
+    spec = image_folders.PartSpec(PHOTO, (16, 16))
+    grey = [(_save(tmp_path / f"g{i}.png", np.full([16, 16], 7, np.uint8)), None) for i in range(2)]
+    monkeypatch.setattr(image_folders, "decode", lambda *a: pytest.fail("decoded"))
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="--unpaired_a_dir holds grey images, the paired ones are colour; "
+                                         "convert them to one kind"):
+        image_folders.load_pool(grey, spec, str(cache), "--unpaired_a_dir", progress=False, paired_channels=3)
+    assert not cache.exists() or not os.listdir(cache)
+
+
 def test_label_maps_keep_palette_colours_and_read_index_pngs(tmp_path, user_palette):
     ids = np.zeros([8, 16], np.uint8)
     ids[:, 8:] = 2  # road left, car right

@@ -268,11 +268,19 @@ def _cache_key(items: Sequence[Item], spec: PartSpec, num_channels: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+_KINDS = {1: "grey", 3: "colour"}
+
+
 def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag: str,
-                    progress: bool = True) -> pools.DiskArray:
+                    progress: bool = True, paired_channels: Optional[int] = None) -> pools.DiskArray:
     """The rows of one part as a DiskArray uint8 [N, H, W, C] in `cache_dir`, decoded
-    on the first call only (threads decode; memory holds one batch)."""
+    on the first call only (threads decode; memory holds one batch). Unpaired images
+    pass `paired_channels`, the paired images' C: grey among colour ones (or the other
+    way round) fails from the headers, before anything is decoded."""
     num_channels = channels(items, spec, flag)
+    if paired_channels is not None and num_channels != paired_channels:
+        raise ValueError(f"{flag} holds {_KINDS[num_channels]} images, the paired ones are "
+                         f"{_KINDS[paired_channels]}; convert them to one kind")
     folder = os.path.join(cache_dir, _cache_key(items, spec, num_channels))
     try:
         return pools.read_disk_array(folder)
@@ -293,7 +301,9 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag:
 
 
 def load_pool(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag: str,
-              memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB, progress: bool = True) -> pools.Pool:
-    """A part's pool: in memory when it is at most `memory_limit_mb`, else on disk."""
-    disk = decode_to_cache(items, spec, cache_dir, flag, progress)
+              memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB, progress: bool = True,
+              paired_channels: Optional[int] = None) -> pools.Pool:
+    """A part's pool: in memory when it is at most `memory_limit_mb`, else on disk
+    (`paired_channels`: as `decode_to_cache`)."""
+    disk = decode_to_cache(items, spec, cache_dir, flag, progress, paired_channels)
     return disk.to_memory() if disk.nbytes <= memory_limit_mb * 2**20 else disk

@@ -214,8 +214,9 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
     labels = read_palette(settings)
     specs = _part_specs(settings, labels)
 
-    def pool(items, spec, flag, memory_limit_mb=settings.memory_limit_mb):
-        return image_folders.load_pool(items, spec, settings.cache_dir, flag, memory_limit_mb)
+    def pool(items, spec, flag, paired_channels=None):
+        return image_folders.load_pool(items, spec, settings.cache_dir, flag, settings.memory_limit_mb,
+                                       paired_channels=paired_channels)
 
     a_items, b_items, flags, _ = _paired_items(settings, "paired", settings.max_train_images)
     paired = tuple(pool(items, spec, flag) for items, spec, flag in zip((a_items, b_items), specs, flags))
@@ -230,8 +231,8 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
         # A file of the paired set counts once, as paired.
         paths = [p for p in image_folders.list_images(folder, flag) if os.path.realpath(p) not in paired_files]
         items = image_folders.whole(paths)
-        _check_channels(items, spec, flag, paired[PART_NAMES.index(name)].shape[-1])
-        unpaired.append(pool(items, spec, flag) if paths else None)
+        paired_channels = paired[PART_NAMES.index(name)].shape[-1]
+        unpaired.append(pool(items, spec, flag, paired_channels) if paths else None)
     observations = sources.Observations(paired, tuple(unpaired), PART_NAMES)
     a_val, b_val, val_flags, val_files = _paired_items(settings, "val", settings.max_val_images)
     val_a, val_b = (pools.to_memory(pool(items, spec, flag))
@@ -240,18 +241,6 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
         raise ValueError(f"validation images have {val_a.shape[-1]} + {val_b.shape[-1]} channels, "
                          f"the training images {paired[0].shape[-1]} + {paired[1].shape[-1]}")
     return ImageData(observations, pix2pix.AlignedPairs(val_a, val_b, tuple(val_files)), labels)
-
-
-def _check_channels(items, spec: image_folders.PartSpec, flag: str, paired_channels: int) -> None:
-    """Unpaired images must be grey or colour as the paired ones are (read from the
-    headers, before anything is decoded)."""
-    if not items:
-        return
-    channels = image_folders.channels(items, spec, flag)
-    if channels != paired_channels:
-        kinds = {1: "grey", 3: "colour"}
-        raise ValueError(f"{flag} holds {kinds[channels]} images, the paired ones are "
-                         f"{kinds[paired_channels]}; convert them to one kind")
 
 
 def val_source(settings: ImageDataSettings) -> str:
