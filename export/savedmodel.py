@@ -223,6 +223,11 @@ class SegmentationModule(_ServingModule):
         every image) -> {label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32
         [N, H, W] palette ids of the nearest evaluated colours}. Plain TF ops: runs
         eagerly or traced."""
+        labels = self.label_rgb(images, seed)
+        return {"label_rgb": labels, "class_ids": segmentation.class_ids(labels, self.palette)}
+
+    def label_rgb(self, images, seed=None) -> tf.Tensor:
+        """`segment`'s label_rgb alone: the generator's label maps at the inputs' size."""
         images = tf.convert_to_tensor(images, tf.float32)
         batch, size = tf.shape(images)[0], tf.shape(images)[1:3]
         if seed is None:
@@ -238,8 +243,7 @@ class SegmentationModule(_ServingModule):
             tf.cast(labels, tf.float32), size, method="bilinear", antialias=True
         )
         # Resizing can overshoot [0, 1] slightly.
-        labels = tf.clip_by_value(labels, 0.0, 1.0)
-        return {"label_rgb": labels, "class_ids": segmentation.class_ids(labels, self.palette)}
+        return tf.clip_by_value(labels, 0.0, 1.0)
 
     def encode_labels(self, encoded) -> tf.Tensor:
         """string [N] encoded images -> string [N] PNG label maps in the palette's
@@ -249,7 +253,7 @@ class SegmentationModule(_ServingModule):
         def one(data):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
             image.set_shape([None, None, 3])
-            rgb = self.segment(tf.cast(image, tf.float32)[None] / 255.0)["label_rgb"]
+            rgb = self.label_rgb(tf.cast(image, tf.float32)[None] / 255.0)
             colours = segmentation.colourise(segmentation.train_ids(rgb[0], self.palette), self.palette)
             return tf.io.encode_png(tf.cast(tf.round(colours * 255.0), tf.uint8))
 
