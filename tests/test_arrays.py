@@ -197,6 +197,8 @@ def _bad_files(folder):
         "served name": (dict(paired=w("images.npz", images=np.ones(3), b=np.ones(3))), ["'images'"]),
         "npy named npz": (dict(paired=good, unpaired=f"a={_npy_as_npz(folder)}"),
                           ["npy_as.npz is a .npy array, not an .npz archive; name it .npy"]),
+        "val npy": (dict(paired=good, val_npz=w("v.npy", a=np.ones((3, 2)))),
+                    ["v.npy is a .npy array; --val_npz needs an .npz archive"]),
         "bad stem": (dict(paired=f"{w('my-part.npy', a=np.ones(2))},{w('ok3.npy', a=np.ones(2))}"),
                      ["part name 'my-part'"]),
         "parts count": (dict(paired=f"{w('p1.npy', a=np.ones(2))},{w('p2.npy', a=np.ones(2))}", parts=["a"]),

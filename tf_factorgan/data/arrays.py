@@ -98,21 +98,30 @@ def _unreadable(where: str, error: Exception) -> ValueError:
     return ValueError(f"cannot read {where}: {error}")
 
 
-def _load(path: str, flag: str, key: Optional[str] = None):
-    """The array of a .npy file, or of `key` in an .npz (None: {key: array} of all)."""
+def _open(path: str, flag: str):
+    """np.load of `path` without pickles, checked against its extension: an ndarray
+    for .npy, an open NpzFile (close it) for .npz."""
     extension = _extension(path, flag)
     where = f"{flag} file {path}"
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise _unreadable(where, error) from None
-    if extension == ".npy":
-        if not isinstance(loaded, np.ndarray):
-            loaded.close()
-            raise ValueError(f"{where} is an .npz archive, not a .npy array; name it .npz")
-        return loaded
-    if isinstance(loaded, np.ndarray):
+    # np.load goes by the content, not the name.
+    if extension == ".npy" and not isinstance(loaded, np.ndarray):
+        loaded.close()
+        raise ValueError(f"{where} is an .npz archive, not a .npy array; name it .npz")
+    if extension == ".npz" and isinstance(loaded, np.ndarray):
         raise ValueError(f"{where} is a .npy array, not an .npz archive; name it .npy")
+    return loaded
+
+
+def _load(path: str, flag: str, key: Optional[str] = None):
+    """The array of a .npy file, or of `key` in an .npz (None: {key: array} of all)."""
+    loaded = _open(path, flag)
+    if isinstance(loaded, np.ndarray):
+        return loaded
+    where = f"{flag} file {path}"
     with loaded:
         keys = list(loaded.files)
         wanted = keys if key is None else [key]
@@ -129,14 +138,10 @@ def _load(path: str, flag: str, key: Optional[str] = None):
 
 
 def _npz_keys(path: str, flag: str) -> list[str]:
-    _extension(path, flag)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-        raise _unreadable(f"{flag} file {path}", error) from None
-    # A .npy saved under an .npz name loads as a plain array (no context manager).
+    """The keys of the .npz archive `path`."""
+    loaded = _open(path, flag)
     if isinstance(loaded, np.ndarray):
-        raise ValueError(f"{flag} file {path} is a .npy array, not an .npz archive; name it .npy")
+        raise ValueError(f"{flag} file {path} is a .npy array; {flag} needs an .npz archive")
     with loaded:
         return list(loaded.files)
 
