@@ -4,6 +4,7 @@ Training uses the small synthetic digits of conftest.py (600 train, 200 test), s
 tests stay fast and need no MNIST files.
 """
 
+import dataclasses
 import json
 import os
 
@@ -13,7 +14,8 @@ import pytest
 from tf_factorgan.eval import mnist_classifier_training as training
 from tf_factorgan.models.mnist_classifier import MnistClassifier
 
-SETTINGS = dict(epochs=2, batch_size=32, seed=0, min_accuracy=0.0)
+SHORT = dataclasses.replace(training.TUNED, epochs=2, batch_size=32)
+SETTINGS = dict(recipe=SHORT, seed=0, min_accuracy=0.0)
 
 
 def test_logits_and_features_shapes():
@@ -65,8 +67,10 @@ def test_train_then_load_from_cache(tmp_path, capsys, monkeypatch, digits):
     trained, accuracy = training.train_or_load_classifier(*args, **SETTINGS)
     assert "test accuracy" in capsys.readouterr().out
     assert 0.0 <= accuracy <= 1.0
-    assert os.path.isfile(tmp_path / training.WEIGHTS_FILE)
-    with open(tmp_path / training.RECORD_FILE) as f:
+    weights_file, record_file = training.cache_files(SHORT, 0)
+    assert weights_file == "mnist_classifier_tuned_seed0.weights.h5"
+    assert os.path.isfile(tmp_path / weights_file)
+    with open(tmp_path / record_file) as f:
         record = json.load(f)
     assert record["test_accuracy"] == accuracy
     assert record["key"]["train_count"] == len(train)
@@ -92,6 +96,9 @@ def test_train_then_load_from_cache(tmp_path, capsys, monkeypatch, digits):
         training.train_or_load_classifier(*other_data, **SETTINGS)
     with pytest.raises(AssertionError, match="must not be retrained"):
         training.train_or_load_classifier(*args, **{**SETTINGS, "seed": 1})
+    with pytest.raises(AssertionError, match="must not be retrained"):
+        training.train_or_load_classifier(
+            *args, **{**SETTINGS, "recipe": dataclasses.replace(SHORT, learning_rate=1e-3)})
     # A cache below the requested accuracy raises.
     with pytest.raises(RuntimeError, match="below min_accuracy=1.0"):
         training.train_or_load_classifier(*args, **{**SETTINGS, "min_accuracy": 1.0})
@@ -108,11 +115,10 @@ def test_low_accuracy_raises_and_is_not_cached(tmp_path, digits):
             random_labels,
             images[:32],
             (random_labels[:32] + 1) % 10,  # never the trained label of an image
-            epochs=1,
-            batch_size=32,
+            recipe=dataclasses.replace(SHORT, epochs=1),
             min_accuracy=0.99,
         )
-    assert not os.path.exists(tmp_path / training.RECORD_FILE)
+    assert os.listdir(tmp_path) == []
 
 
 def test_invalid_arguments_are_rejected(tmp_path, digits):
@@ -129,3 +135,25 @@ def test_invalid_arguments_are_rejected(tmp_path, digits):
         training.train_or_load_classifier(
             cache, images, labels, images, labels, min_accuracy=98
         )
+
+
+def test_recipes_share_a_cache_folder_and_paper_starts_from_torch_init(tmp_path, monkeypatch, digits):
+    train, test = digits
+    args = (str(tmp_path), train.images, train.labels, test.images, test.labels)
+    starts = []
+    original_train = training._train
+    monkeypatch.setattr(training, "_train", lambda model, *a: starts.append(
+        model.conv_1.kernel.numpy().copy()) or original_train(model, *a))
+    paper = dataclasses.replace(training.PAPER, epochs=1)
+    training.train_or_load_classifier(*args, recipe=paper, min_accuracy=0.0)
+    training.train_or_load_classifier(*args, recipe=SHORT, min_accuracy=0.0)
+    assert sorted(os.listdir(tmp_path)) == [
+        "mnist_classifier_paper_seed0.json", "mnist_classifier_paper_seed0.weights.h5",
+        "mnist_classifier_tuned_seed0.json", "mnist_classifier_tuned_seed0.weights.h5"]
+    # PyTorch's Uniform(+-1/sqrt(25)) for the 5x5x1 first convolution, against
+    # Glorot's +-sqrt(6 / (25 + 250)) = +-0.148.
+    assert 0.19 < np.abs(starts[0]).max() <= 0.2
+    assert 0.14 < np.abs(starts[1]).max() <= np.sqrt(6 / 275)
+    with open(tmp_path / "mnist_classifier_paper_seed0.json") as f:
+        key = json.load(f)["key"]
+    assert (key["init"], key["learning_rate"], key["batch_size"]) == ("torch", 1e-4, 25)

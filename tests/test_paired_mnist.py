@@ -62,14 +62,15 @@ def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, di
     monkeypatch.setattr(mnist_classifier_training, "train_or_load_classifier",
                         lambda *a, **k: loads.append(1) or load(*a, **k))
     monkeypatch.setattr(paired_mnist_metrics, "evaluate_paired_mnist",
-                        lambda model, fake, real: sizes.append(len(fake))
-                        or evaluate(model, fake, real))
+                        lambda model, fake, real, **k: sizes.append(len(fake))
+                        or evaluate(model, fake, real, **k))
     config = _tiny_config(tmp_path, steps=6, eval_every=2, eval_every_samples=50)
     metrics = common.run_experiment(paired_mnist.TASK, config, paired_mnist.build_data(config, *digits),
                                     tf.distribute.get_strategy())
-    assert loads == [1] and sizes == [50, 50, 100]  # one classifier; final on eval_samples
+    # The tuned classifier and 3 of the paper's recipe, loaded once; final on eval_samples.
+    assert len(loads) == 4 and sizes == [50, 50, 100]
     log_dir = str(tmp_path / "paired_mnist" / "tiny" / "logs")
-    for key in paired_mnist.HEADLINE_METRICS:
+    for key in paired_mnist.HEADLINE_METRICS + paired_mnist.PAPER_METRICS:
         curve = scalars(log_dir, f"eval/{key}")
         assert [step for step, _ in curve] == [2, 4, 6]
         assert curve[-1][1] == pytest.approx(metrics[key]) and min(v for _, v in curve) >= 0
@@ -86,7 +87,8 @@ def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, di
     experiment = hparams_metadata.parse_experiment_plugin_data(
         values[hparams_metadata.EXPERIMENT_TAG].metadata.plugin_data.content)
     assert [m.name.tag for m in experiment.metric_infos] == [
-        "eval/fid_upper", "eval/fid_lower", "eval/dependency_distance"]
+        "eval/fid_upper", "eval/fid_lower", "eval/dependency_distance", "eval/paper_fid_upper",
+        "eval/paper_fid_lower"]
 
 
 def test_pairs_grid_frames_each_pair_and_marks_its_two_digits():

@@ -50,9 +50,9 @@ def test_ablation_tables_each_setting_and_continues_to_more_steps(tmp_path, digi
 
 
 def test_summary_averages_each_setting_over_its_seeds():
-    rows = [dict(setting="a", fid_mean=10.0, dependency_distance=1.0),
-            dict(setting="b", fid_mean=5.0, dependency_distance=0.5),
-            dict(setting="a", fid_mean=14.0, dependency_distance=0.8)]
+    rows = [dict(setting="a", fid_mean=10.0, paper_fid_mean=6.0, dependency_distance=1.0),
+            dict(setting="b", fid_mean=5.0, paper_fid_mean=None, dependency_distance=0.5),
+            dict(setting="a", fid_mean=14.0, paper_fid_mean=7.0, dependency_distance=0.8)]
     summary = paired_mnist_ablation.summarise(rows)
     assert [s["setting"] for s in summary] == ["a", "b"]
     assert summary[0]["seeds"] == 2
@@ -60,6 +60,8 @@ def test_summary_averages_each_setting_over_its_seeds():
     assert summary[0]["fid_mean_std"] == pytest.approx(2.0)
     assert summary[0]["dependency_distance"] == pytest.approx(0.9)
     assert summary[1]["fid_mean_std"] == 0.0
+    # A setting scored without the paper's classifiers leaves their columns blank.
+    assert summary[0]["paper_fid_mean"] == pytest.approx(6.5) and "paper_fid_mean" not in summary[1]
 
 
 def test_unknown_settings_are_refused():

@@ -5,6 +5,8 @@ in seconds. Real pairs have an upper digit in 0..4 and the lower digit upper + 5
 upper and lower digits differ in distribution and are fully dependent.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -35,8 +37,7 @@ def classifier(tmp_path_factory):
         train_labels,
         digit_images(test_labels, rng),
         test_labels,
-        epochs=3,
-        batch_size=32,
+        recipe=dataclasses.replace(training.TUNED, epochs=3, batch_size=32),
         min_accuracy=0.95,
     )
     return model

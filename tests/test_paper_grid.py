@@ -1,4 +1,5 @@
 import csv
+import json
 
 import pytest
 import tensorflow as tf
@@ -30,3 +31,17 @@ def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch)
     # Finished runs are read back, not trained again.
     monkeypatch.setattr(common, "run_experiment", lambda *a: pytest.fail("re-ran a finished run"))
     assert paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy()) == rows
+
+    # A finished run without the paper classifiers' FIDs (an older version's) is
+    # evaluated again from its checkpoint, not trained again.
+    metrics_path = tmp_path / "paired_mnist" / "grid" / "gan_n20_lambda0.9" / "metrics.json"
+    old = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({k: v for k, v in old.items() if not k.startswith("paper_")}))
+    monkeypatch.undo()
+    calls = []
+    run_experiment = common.run_experiment
+    monkeypatch.setattr(common, "run_experiment",
+                        lambda task, config, *a: calls.append(config) or run_experiment(task, config, *a))
+    again = paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy())
+    assert [(c.experiment_name, c.eval_only) for c in calls] == [("grid/gan_n20_lambda0.9", True)]
+    assert again == rows

@@ -9,7 +9,13 @@ digit's real statistics and reused them for the lower digit). The dependency dis
 compares the label dependency of real and generated pairs, with labels of both
 predicted by the classifier (the original used the real pairs' ground-truth labels);
 both sides then see the same classifier errors and no labels need to be passed.
+
+`paper_fid_upper` / `paper_fid_lower` are the same FIDs on classifiers trained by the
+original code's recipe (`mnist_classifier_training.PAPER`), averaged over them: the
+figures that compare with the paper's.
 """
+
+from typing import Sequence
 
 import numpy as np
 
@@ -40,8 +46,21 @@ def _split_pairs(name: str, samples) -> tuple[np.ndarray, np.ndarray]:
     return digits[:, 0], digits[:, 1]
 
 
+def _fids(classifier: MnistClassifier, generated_digits, real_digits) -> list[float]:
+    """[FID of the upper digits, FID of the lower digits] on `classifier`'s features."""
+    return [
+        fid.fid_from_features(
+            classifier_lib.features(classifier, fake), classifier_lib.features(classifier, real)
+        )
+        for fake, real in zip(generated_digits, real_digits)
+    ]
+
+
 def evaluate_paired_mnist(
-    classifier: MnistClassifier, generated: np.ndarray, real: np.ndarray
+    classifier: MnistClassifier,
+    generated: np.ndarray,
+    real: np.ndarray,
+    paper_classifiers: Sequence[MnistClassifier] = (),
 ) -> dict:
     """FID of upper and lower digits and the dependency distance.
 
@@ -49,19 +68,22 @@ def evaluate_paired_mnist(
       classifier: trained MNIST classifier (features and labels come from it).
       generated: float [N, 1568] in [0, 1], generated pairs (N >= 2).
       real: float [M, 1568] in [0, 1], real pairs (M >= 2).
+      paper_classifiers: classifiers trained by the paper's recipe (may be empty).
 
     Returns:
       {"fid_upper", "fid_lower", "dependency_distance"}: Python floats, all >= 0 and
-      0 for generated == real.
+      0 for generated == real; with paper_classifiers also "paper_fid_upper",
+      "paper_fid_lower" (their mean FIDs) and "paper_fid_upper_std",
+      "paper_fid_lower_std" (the standard deviation over them).
     """
     generated_digits = _split_pairs("generated", generated)
     real_digits = _split_pairs("real", real)
-    metrics = {}
-    for position, fake, real_position in zip(POSITIONS, generated_digits, real_digits):
-        metrics[f"fid_{position}"] = fid.fid_from_features(
-            classifier_lib.features(classifier, fake),
-            classifier_lib.features(classifier, real_position),
-        )
+    metrics = dict(zip(("fid_upper", "fid_lower"), _fids(classifier, generated_digits, real_digits)))
+    if paper_classifiers:
+        paper = np.array([_fids(c, generated_digits, real_digits) for c in paper_classifiers])
+        for position, mean, std in zip(POSITIONS, paper.mean(axis=0), paper.std(axis=0)):
+            metrics[f"paper_fid_{position}"] = float(mean)
+            metrics[f"paper_fid_{position}_std"] = float(std)
     real_labels = [classifier_lib.classify(classifier, d) for d in real_digits]
     fake_labels = [classifier_lib.classify(classifier, d) for d in generated_digits]
     metrics["dependency_distance"] = dependency.dependency_distance(

@@ -24,8 +24,10 @@ from tf_factorgan.models import specs
 from tf_factorgan.models.mlp import MLPDiscriminator
 
 PARTITION = Partition((mnist.DIGIT_SIZE, mnist.DIGIT_SIZE))
-# The metrics of metrics.json that TensorBoard shows as eval/<key> (and HParams columns).
+# The metrics of metrics.json that TensorBoard shows as eval/<key> (and HParams
+# columns); with --paper_classifiers also PAPER_METRICS.
 HEADLINE_METRICS = ("fid_upper", "fid_lower", "dependency_distance")
+PAPER_METRICS = ("paper_fid_upper", "paper_fid_lower")
 # Grids: a mid-grey frame of PAIR_PADDING pixels around each pair, and a one-pixel
 # dark-grey line between its upper and lower digit.
 PAIR_PADDING = 2
@@ -37,7 +39,8 @@ class PairedMnistConfig(common.TrainingSettings):
     """Settings of one Paired MNIST run (defaults: the original code and paper)."""
 
     EXPERIMENT: ClassVar[str] = "paired_mnist"
-    # The evaluation classifier's accuracy bar: tests lower it for tiny synthetic data.
+    # The evaluation classifiers' accuracy bar (None: each recipe's own): tests lower
+    # it for tiny synthetic data.
     NOT_FLAGS: ClassVar[tuple[str, ...]] = ("min_classifier_accuracy",)
 
     factorgan: bool = True
@@ -54,7 +57,10 @@ class PairedMnistConfig(common.TrainingSettings):
     tfds_data_dir: Optional[str] = None
     classifier_cache_dir: Optional[str] = None
     eval_samples: int = 10000
-    min_classifier_accuracy: float = 0.98
+    # Classifiers of the paper's recipe (seeds 0..N-1) whose mean FIDs are
+    # paper_fid_upper / paper_fid_lower; their spread over seeds is large (README).
+    paper_classifiers: int = 3
+    min_classifier_accuracy: Optional[float] = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -76,6 +82,8 @@ class PairedMnistConfig(common.TrainingSettings):
             raise ValueError(f"--pairing must be one of {mnist.PAIRINGS}, got {self.pairing!r}")
         if self.eval_samples < 2:
             raise ValueError(f"--eval_samples must be >= 2, got {self.eval_samples}")
+        if self.paper_classifiers < 0:
+            raise ValueError(f"--paper_classifiers must be >= 0, got {self.paper_classifiers}")
 
     @property
     def variant(self) -> Variant:
@@ -90,16 +98,39 @@ class PairedMnistConfig(common.TrainingSettings):
 @dataclasses.dataclass(frozen=True)
 class PairedMnistData:
     """joint: the paired training subset; full: all training digits (for the
-    marginal streams); test: pairs of the 10k test digits; classifier:
-    `() -> (model, test accuracy)`, the evaluation classifier, loaded (or trained) by
-    the first evaluation that needs it and kept."""
+    marginal streams); test: pairs of the 10k test digits; classifiers:
+    `() -> Classifiers`, loaded (or trained) by the first evaluation that needs them
+    and kept."""
 
     joint: mnist.PairedDigits
     full: mnist.PairedDigits
     test: mnist.PairedDigits
     train_digits: mnist.Digits
     test_digits: mnist.Digits
-    classifier: Optional[Callable[[], tuple]] = None
+    classifiers: Optional[Callable[[], "Classifiers"]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Classifiers:
+    """The evaluation's classifiers: `tuned`, (model, test accuracy) of the tuned
+    recipe; `paper`, one (model, test accuracy) per paper-recipe seed."""
+
+    tuned: tuple
+    paper: tuple = ()
+
+
+def headline_metrics(config: "PairedMnistConfig") -> tuple[str, ...]:
+    """The TensorBoard eval/* scalars and HParams columns of a run."""
+    return HEADLINE_METRICS + (PAPER_METRICS if config.paper_classifiers else ())
+
+
+def headline(metrics: dict) -> str:
+    """One line of a run's main metrics."""
+    line = f"FID upper {metrics['fid_upper']:.3f}, FID lower {metrics['fid_lower']:.3f}"
+    if "paper_fid_upper" in metrics:
+        line += (f" (paper's classifiers: {metrics['paper_fid_upper']:.3f} / "
+                 f"{metrics['paper_fid_lower']:.3f})")
+    return line + f", dependency distance {metrics['dependency_distance']:.4f}"
 
 
 def load_data(config: PairedMnistConfig) -> PairedMnistData:
@@ -125,7 +156,7 @@ def build_data(
         train_digits=train,
         test_digits=test,
     )
-    return dataclasses.replace(data, classifier=functools.cache(lambda: load_classifier(config, data)))
+    return dataclasses.replace(data, classifiers=functools.cache(lambda: load_classifiers(config, data)))
 
 
 def make_dataset_fn(config: PairedMnistConfig, data: PairedMnistData):
@@ -197,8 +228,8 @@ def build_trainer(
         randomness_factory=randomness_factory,
     )
     def eval_fn(unused_step):
-        metrics = evaluate_step(config, data, step, config.eval_every_samples, data.classifier())
-        return {key: metrics[key] for key in HEADLINE_METRICS}
+        metrics = evaluate_step(config, data, step, config.eval_every_samples, data.classifiers())
+        return {key: metrics[key] for key in headline_metrics(config)}
 
     return trainer.Trainer(
         step,
@@ -210,20 +241,23 @@ def build_trainer(
     )
 
 
-def load_classifier(config: PairedMnistConfig, data: PairedMnistData) -> tuple:
-    """(evaluation classifier, its test accuracy), from the cache or trained."""
-    from tf_factorgan.eval import mnist_classifier_training
+def load_classifiers(config: PairedMnistConfig, data: PairedMnistData) -> Classifiers:
+    """The evaluation classifiers, from the cache or trained."""
+    from tf_factorgan.eval import mnist_classifier_training as training
 
-    # The classifier is a fixed measuring instrument: same seed for every run, so all
-    # runs on the same data share one cached copy.
+    # A classifier is a fixed measuring instrument: the same recipe and seed for every
+    # run, so all runs on the same data share one cached copy.
     cache_dir = config.classifier_cache_dir or os.path.join(config.out_path, "mnist_classifier")
-    return mnist_classifier_training.train_or_load_classifier(
-        cache_dir,
-        data.train_digits.images,
-        data.train_digits.labels,
-        data.test_digits.images,
-        data.test_digits.labels,
-        min_accuracy=config.min_classifier_accuracy,
+    digits = (data.train_digits.images, data.train_digits.labels,
+              data.test_digits.images, data.test_digits.labels)
+
+    def load(recipe, seed):
+        return training.train_or_load_classifier(
+            cache_dir, *digits, recipe=recipe, seed=seed, min_accuracy=config.min_classifier_accuracy)
+
+    return Classifiers(
+        tuned=load(training.TUNED, 0),
+        paper=tuple(load(training.PAPER, seed) for seed in range(config.paper_classifiers)),
     )
 
 
@@ -232,19 +266,22 @@ def evaluate_step(
     data: PairedMnistData,
     gan_step: trainer.DistributedStep,
     num_samples: int,
-    classifier: tuple,
+    classifiers: Classifiers,
 ) -> dict:
-    """FID (upper, lower) and dependency distance of `num_samples` generated pairs
-    (fixed noise from --seed) against as many real test pairs; `classifier` is
-    `load_classifier`'s (model, accuracy)."""
+    """FIDs (upper, lower; tuned and paper classifiers) and dependency distance of
+    `num_samples` generated pairs (fixed noise from --seed) against as many real test
+    pairs."""
     from tf_factorgan.eval import paired_mnist_metrics
 
-    model, accuracy = classifier
+    model, accuracy = classifiers.tuned
     count = min(num_samples, len(data.test))
     generated = gan_step.updates.sample(count, seed=config.seed)
     real = data.test.samples()[:count]
-    metrics = paired_mnist_metrics.evaluate_paired_mnist(model, generated, real)
+    metrics = paired_mnist_metrics.evaluate_paired_mnist(
+        model, generated, real, paper_classifiers=[m for m, _ in classifiers.paper])
     metrics["classifier_test_accuracy"] = float(accuracy)
+    if classifiers.paper:
+        metrics["paper_classifier_test_accuracies"] = [float(a) for _, a in classifiers.paper]
     metrics["eval_samples"] = count
     return metrics
 
@@ -252,7 +289,7 @@ def evaluate_step(
 def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Trainer) -> dict:
     """The final evaluation: `evaluate_step` of the loop's generator on --eval_samples
     pairs."""
-    return evaluate_step(config, data, loop.gan_step, config.eval_samples, data.classifier())
+    return evaluate_step(config, data, loop.gan_step, config.eval_samples, data.classifiers())
 
 
 def _write_outputs(config, data, loop, metrics) -> None:
@@ -270,6 +307,6 @@ TASK = common.Task(
         same_digit_prob=config.same_digit_prob,
         pairing=config.pairing,
     ),
-    metric_keys=lambda config: HEADLINE_METRICS,
+    metric_keys=headline_metrics,
     write_outputs=_write_outputs,
 )

@@ -52,7 +52,8 @@ SETTINGS = {
         **ORIGINAL, "spectral_norm": "project", "init": "glorot", **_GAN, **_REDRAW},
 }
 CSV_COLUMNS = ("setting", "seed", "variant", "spectral_norm", "init", "fake_batches", "adam_epsilon",
-               "pairing", "fid_upper", "fid_lower", "fid_mean", "dependency_distance", "step")
+               "pairing", "fid_upper", "fid_lower", "fid_mean", "paper_fid_mean", "dependency_distance",
+               "step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,9 @@ def table_row(name: str, seed: int, metrics: dict) -> dict:
         "setting": name,
         "seed": seed,
         "fid_mean": (metrics["fid_upper"] + metrics["fid_lower"]) / 2,
+        # None for runs scored without the paper's classifiers.
+        "paper_fid_mean": ((metrics["paper_fid_upper"] + metrics["paper_fid_lower"]) / 2
+                           if "paper_fid_upper" in metrics else None),
         **{k: settings[k] for k in ("spectral_norm", "init", "fake_batches", "adam_epsilon",
                                     "pairing")},
         **{k: metrics[k] for k in ("variant", "fid_upper", "fid_lower",
@@ -124,18 +128,21 @@ def write_tables(folder: str, steps: int, rows: list[dict]) -> None:
                          summarise(rows), SUMMARY_COLUMNS)
 
 
-SUMMARY_COLUMNS = ("setting", "seeds", "fid_mean", "fid_mean_std", "dependency_distance",
-                   "dependency_distance_std")
+SUMMARY_COLUMNS = ("setting", "seeds", "fid_mean", "fid_mean_std", "paper_fid_mean",
+                   "paper_fid_mean_std", "dependency_distance", "dependency_distance_std")
 
 
 def summarise(rows: list[dict]) -> list[dict]:
     """One row per setting (in order of appearance): mean and population standard
-    deviation over its seeds of the mean FID and of the dependency distance."""
+    deviation over its seeds of the mean FID (tuned and, where every run has it, the
+    paper's classifiers) and of the dependency distance."""
     summary = []
     for name in dict.fromkeys(r["setting"] for r in rows):
         runs = [r for r in rows if r["setting"] == name]
         entry = {"setting": name, "seeds": len(runs)}
-        for key in ("fid_mean", "dependency_distance"):
+        for key in ("fid_mean", "paper_fid_mean", "dependency_distance"):
+            if any(r[key] is None for r in runs):
+                continue  # left blank: some run lacks it
             values = np.array([r[key] for r in runs], np.float64)
             entry[key], entry[f"{key}_std"] = float(values.mean()), float(values.std())
         summary.append(entry)

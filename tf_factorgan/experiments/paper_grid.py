@@ -26,7 +26,7 @@ from tf_factorgan.factorisation import Variant
 
 GRID_VARIANTS = tuple(Variant)
 CSV_COLUMNS = ("variant", "num_joint_samples", "same_digit_prob", "fid_upper", "fid_lower",
-               "dependency_distance", "step")
+               "paper_fid_upper", "paper_fid_lower", "dependency_distance", "step")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,13 +64,18 @@ class PaperGridConfig:
 def run_or_read(run_config: paired_mnist.PairedMnistConfig, train: mnist.Digits,
                 test: mnist.Digits, strategy: tf.distribute.Strategy) -> dict:
     """The metrics of one run: read back when its metrics.json is of the configured
-    length, else trained (resuming from its newest checkpoint) and evaluated."""
+    length and holds every headline metric; evaluated again from its checkpoint when
+    it lacks some (a run of a version before them); else trained (resuming from its
+    newest checkpoint) and evaluated."""
     metrics_path = os.path.join(run_config.run_dir, "metrics.json")
     if os.path.exists(metrics_path):
         with open(metrics_path) as f:
             metrics = json.load(f)
         if metrics.get("step") == run_config.steps:
-            return metrics
+            if set(paired_mnist.headline_metrics(run_config)) <= set(metrics):
+                return metrics
+            print(f"\n== {run_config.experiment_name}: evaluating again for the metrics it lacks")
+            run_config = dataclasses.replace(run_config, eval_only=True)
     print(f"\n== {run_config.experiment_name}")
     data = paired_mnist.build_data(run_config, train, test)
     metrics = common.run_experiment(paired_mnist.TASK, run_config, data, strategy)
@@ -95,7 +100,7 @@ def run_grid(config: PaperGridConfig, train: mnist.Digits, test: mnist.Digits,
     for run_config in config.run_configs():
         metrics = run_or_read(run_config, train, test, strategy)
         keep_results(config.results_dir, run_config, os.path.basename(run_config.experiment_name))
-        rows.append({k: metrics[k] for k in CSV_COLUMNS})
+        rows.append({k: metrics.get(k) for k in CSV_COLUMNS})
     for folder in filter(None, (config.grid_dir, config.results_dir)):
         write_csv(os.path.join(folder, "results.csv"), rows)
         plot(os.path.join(folder, "results.png"), rows)
@@ -118,17 +123,23 @@ def plot(path: str, rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    panels = [("FID (mean of digits)", lambda r: np.mean([r["fid_upper"], r["fid_lower"]]))]
+    if all(r.get("paper_fid_upper") is not None for r in rows):
+        panels.append(("FID, paper's classifiers",
+                       lambda r: np.mean([r["paper_fid_upper"], r["paper_fid_lower"]])))
+    panels.append(("dependency distance", lambda r: r["dependency_distance"]))
     lambdas = sorted({r["same_digit_prob"] for r in rows})
-    fig, axes = plt.subplots(2, len(lambdas), figsize=(4 * len(lambdas), 6), squeeze=False)
+    fig, axes = plt.subplots(len(panels), len(lambdas), figsize=(4 * len(lambdas), 3 * len(panels)),
+                             squeeze=False)
     for col, lam in enumerate(lambdas):
         for variant in sorted({r["variant"] for r in rows}):
             runs = sorted((r for r in rows if r["variant"] == variant and r["same_digit_prob"] == lam),
                           key=lambda r: r["num_joint_samples"])
             n = [r["num_joint_samples"] for r in runs]
-            axes[0, col].plot(n, [np.mean([r["fid_upper"], r["fid_lower"]]) for r in runs], "o-", label=variant)
-            axes[1, col].plot(n, [r["dependency_distance"] for r in runs], "o-", label=variant)
+            for row, (_, value) in enumerate(panels):
+                axes[row, col].plot(n, [value(r) for r in runs], "o-", label=variant)
         axes[0, col].set_title(f"lambda = {lam:g}")
-        for row, label in enumerate(("FID (mean of digits)", "dependency distance")):
+        for row, (label, _) in enumerate(panels):
             axes[row, col].set_xscale("log")
             axes[row, col].set_xlabel("paired samples")
             axes[row, col].set_ylabel(label)
