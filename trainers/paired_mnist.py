@@ -30,7 +30,7 @@ flags.DEFINE_string("classifier_cache_dir", None,
 flags.DEFINE_integer("eval_samples", DEFAULTS.eval_samples, "Generated and real pairs for the metrics.")
 flags.DEFINE_integer("paper_classifiers", DEFAULTS.paper_classifiers,
                      "Also score FID on this many classifiers trained by the original code's "
-                     "recipe (seeds 0..N-1; about 45 s each on a CPU, once, then cached): their "
+                     "recipe (seeds 0..N-1; 25-45 s each on a 2-core CPU, once, then cached): their "
                      "mean is paper_fid_upper / paper_fid_lower, the figures that compare with "
                      "the paper's. 0: none.")
 common_flags.define_training_flags(DEFAULTS)

@@ -51,10 +51,12 @@ def main(argv):
         sys.exit(f"error: {error}")
     except KeyboardInterrupt as interrupt:
         sys.exit(f"\n{interrupt}; run the same command again to resume")
-    print(f"\n{'setting':<24}{'seeds':>6}{'mean FID':>16}{'d_dep':>16}")
+    print(f"\n{'setting':<24}{'seeds':>6}{'mean FID':>16}{'paper FID':>16}{'d_dep':>16}")
     for row in paired_mnist_ablation.summarise(rows):
+        paper = (f"{row['paper_fid_mean']:>9.2f} ± {row['paper_fid_mean_std']:<5.2f}"
+                 if "paper_fid_mean" in row else f"{'-':>16}")
         print(f"{row['setting']:<24}{row['seeds']:>6}"
-              f"{row['fid_mean']:>9.2f} ± {row['fid_mean_std']:<5.2f}"
+              f"{row['fid_mean']:>9.2f} ± {row['fid_mean_std']:<5.2f}{paper}"
               f"{row['dependency_distance']:>9.3f} ± {row['dependency_distance_std']:.3f}")
 
 

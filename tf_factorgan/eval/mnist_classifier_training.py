@@ -5,7 +5,7 @@ Two recipes train the same network (`models.mnist_classifier`):
          accuracy. The FID and dependency distance of `fid_upper`, `fid_lower`,
          `dependency_distance`.
   paper  the original code's (f90/FactorGAN `training/MNIST.py`): Adam 1e-4, batches of
-         25 (its --batchSize), 4 epochs, PyTorch's initialisation: 93.6-94.2 % over
+         25 (its --batchSize), 4 epochs, PyTorch's initialisation: 93.6-94.3 % over
          seeds 0-2. The paper's FIDs were measured on such a classifier; its features
          weigh a generator's defects differently (README, "Paired MNIST"), so only
          FIDs of this recipe compare with the paper's.
