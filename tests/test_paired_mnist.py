@@ -147,6 +147,7 @@ def test_cli_reports_bad_flags_and_missing_data_in_one_line(tmp_path):
         ("--same_digit_prob=2",): r"--same_digit_prob must lie in \[0, 1\], got 2.0",
         ("--same_digit_prob=nan",): r"--same_digit_prob must lie in \[0, 1\], got nan",
         ("--eval_samples=1",): "--eval_samples must be >= 2, got 1",
+        ("--paper_classifiers=-1",): "--paper_classifiers must be >= 0, got -1",
         ("--lr=nan",): "--lr must be > 0, got nan",
         ("--steps=-1",): "--steps must be >= 0, got -1",
         (f"--mnist_manual_dir={tmp_path}/nowhere",): f"{tmp_path}/nowhere.*train-images-idx3-ubyte.gz",
