@@ -57,10 +57,10 @@ def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, di
     from tf_factorgan.eval import mnist_classifier_training, paired_mnist_metrics
 
     loads, sizes = [], []
-    load, evaluate = (mnist_classifier_training.train_or_load_classifier,
+    load, evaluate = (mnist_classifier_training.train_or_load_classifiers,
                       paired_mnist_metrics.evaluate_paired_mnist)
-    monkeypatch.setattr(mnist_classifier_training, "train_or_load_classifier",
-                        lambda *a, **k: loads.append(1) or load(*a, **k))
+    monkeypatch.setattr(mnist_classifier_training, "train_or_load_classifiers",
+                        lambda *a, **k: loads.append(len(a[5])) or load(*a, **k))
     monkeypatch.setattr(paired_mnist_metrics, "evaluate_paired_mnist",
                         lambda model, fake, real, **k: sizes.append(len(fake))
                         or evaluate(model, fake, real, **k))
@@ -68,7 +68,7 @@ def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, di
     metrics = common.run_experiment(paired_mnist.TASK, config, paired_mnist.build_data(config, *digits),
                                     tf.distribute.get_strategy())
     # The tuned classifier and 3 of the paper's recipe, loaded once; final on eval_samples.
-    assert len(loads) == 4 and sizes == [50, 50, 100]
+    assert loads == [4] and sizes == [50, 50, 100]
     log_dir = str(tmp_path / "paired_mnist" / "tiny" / "logs")
     for key in paired_mnist.HEADLINE_METRICS + paired_mnist.PAPER_METRICS:
         curve = scalars(log_dir, f"eval/{key}")

@@ -248,17 +248,12 @@ def load_classifiers(config: PairedMnistConfig, data: PairedMnistData) -> Classi
     # A classifier is a fixed measuring instrument: the same recipe and seed for every
     # run, so all runs on the same data share one cached copy.
     cache_dir = config.classifier_cache_dir or os.path.join(config.out_path, "mnist_classifier")
-    digits = (data.train_digits.images, data.train_digits.labels,
-              data.test_digits.images, data.test_digits.labels)
-
-    def load(recipe, seed):
-        return training.train_or_load_classifier(
-            cache_dir, *digits, recipe=recipe, seed=seed, min_accuracy=config.min_classifier_accuracy)
-
-    return Classifiers(
-        tuned=load(training.TUNED, 0),
-        paper=tuple(load(training.PAPER, seed) for seed in range(config.paper_classifiers)),
-    )
+    tuned, *paper = training.train_or_load_classifiers(
+        cache_dir, data.train_digits.images, data.train_digits.labels,
+        data.test_digits.images, data.test_digits.labels,
+        [(training.TUNED, 0)] + [(training.PAPER, seed) for seed in range(config.paper_classifiers)],
+        min_accuracy=config.min_classifier_accuracy)
+    return Classifiers(tuned=tuned, paper=tuple(paper))
 
 
 def evaluate_step(
