@@ -264,9 +264,7 @@ class SegmentationMetrics(MeanSquaredError):
             ground-truth and predicted pixels (confusion matrix: diagonal / (row sum +
             column sum - diagonal)), None where it occurs in neither.
         """
-        if not self._num_images:
-            raise ValueError("no label maps yet: call update() before result()")
-        mean_squared_error = super().result()
+        mean_squared_error = super().result()  # raises before the first update
         confusion = self._confusion
         hits = np.diag(confusion)
         truth, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
