@@ -64,11 +64,71 @@ def test_incomplete_manual_dir_names_path_files_and_flag(tmp_path):
     assert "--mnist_manual_dir" in message
 
 
-def test_official_files_load_offline(mnist_dir, tmp_path_factory):
-    data_dir = os.environ.get("FACTORGAN_TFDS_DIR") or str(tmp_path_factory.mktemp("tfds"))
-    test = mnist.load_mnist("test", manual_dir=mnist_dir, data_dir=data_dir)
-    assert test.images.shape == (10000, 28, 28) and test.images.dtype == np.uint8
+def test_official_files_load_offline_in_the_files_order(mnist_dir):
+    train = mnist.load_mnist("train", manual_dir=mnist_dir)
+    test = mnist.load_mnist("test", manual_dir=mnist_dir)
+    assert train.images.shape == (60000, 28, 28) and train.images.dtype == np.uint8
     np.testing.assert_array_equal(np.bincount(test.labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+    # The files' order, which the original code reads (torchvision): its paired set of
+    # 100 is the first 100 training digits, with these label counts.
+    np.testing.assert_array_equal(train.labels[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
+    np.testing.assert_array_equal(test.labels[:10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+    np.testing.assert_array_equal(np.bincount(train.labels[:100]), [13, 14, 6, 11, 11, 5, 11, 10, 8, 11])
+
+
+def _write_idx(path, magic, shape, values):
+    import gzip
+
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + bytes(values))
+
+
+def _mnist_folder(folder, train, test):
+    for prefix, digits in (("train", train), ("t10k", test)):
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 0x803, digits.images.shape, digits.images.tobytes())
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", 0x801, digits.labels.shape,
+                   digits.labels.astype(np.uint8).tobytes())
+
+
+def test_download_fetches_the_official_files_once_then_reads_them(tmp_path, monkeypatch):
+    import tensorflow_datasets as tfds
+
+    source = tmp_path / "server"
+    source.mkdir()
+    train, test = synthetic_digits(30, 1), synthetic_digits(20, 2)
+    _mnist_folder(source, train, test)
+    requests = []
+
+    class FakeManager:
+        def __init__(self, download_dir):
+            assert download_dir.startswith(str(tmp_path / "tfds"))
+
+        def download(self, urls):
+            requests.append(sorted(urls.values()))
+            return {name: str(source / url.rsplit("/", 1)[1]) for name, url in urls.items()}
+
+    monkeypatch.setattr(tfds.download, "DownloadManager", FakeManager)
+    for _ in range(2):
+        loaded = mnist.load_mnist("train", data_dir=str(tmp_path / "tfds"))
+        np.testing.assert_array_equal(loaded.images, train.images)
+        np.testing.assert_array_equal(loaded.labels, train.labels)
+    assert requests == [sorted(mnist.OFFICIAL_URL + name for name in mnist.MNIST_FILES)]
+    assert sorted(os.listdir(tmp_path / "tfds" / "downloads" / "mnist")) == sorted(mnist.MNIST_FILES)
+
+
+def test_a_file_that_is_not_official_mnist_is_named(tmp_path):
+    train, test = synthetic_digits(30, 1), synthetic_digits(20, 2)
+    _mnist_folder(tmp_path, train, test)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    _write_idx(labels, 0x801, (19,), test.labels[:19].astype(np.uint8).tobytes())
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz is not an official MNIST file of "
+                                         r"shape \(20,\).*shape \(19,\)"):
+        mnist.load_mnist("test", manual_dir=str(tmp_path))
+    labels.write_bytes(b"plain text")
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
+        mnist.load_mnist("test", manual_dir=str(tmp_path))
+    np.testing.assert_array_equal(mnist.load_mnist("train", manual_dir=str(tmp_path)).labels, train.labels)
 
 
 def _indexed_digits(labels):

@@ -148,6 +148,7 @@ def test_cli_reports_bad_flags_and_missing_data_in_one_line(tmp_path):
         ("--same_digit_prob=nan",): r"--same_digit_prob must lie in \[0, 1\], got nan",
         ("--eval_samples=1",): "--eval_samples must be >= 2, got 1",
         ("--paper_classifiers=-1",): "--paper_classifiers must be >= 0, got -1",
+        (f"--score_samples={tmp_path}/none.npy",): f"No such file or directory: '{tmp_path}/none.npy'",
         ("--lr=nan",): "--lr must be > 0, got nan",
         ("--steps=-1",): "--steps must be >= 0, got -1",
         (f"--mnist_manual_dir={tmp_path}/nowhere",): f"{tmp_path}/nowhere.*train-images-idx3-ubyte.gz",
@@ -181,3 +182,34 @@ def test_ctrl_c_at_any_moment_of_start_up_ends_without_a_traceback(tmp_path, mni
         # Before training: one line; in training the loop saves and says where.
         assert re.search(r"^(\ninterrupted|Interrupted at step \d+; checkpoint saved)",
                          out + err, re.M), (out + err)[-3000:]
+
+
+def test_score_file_scores_pairs_from_elsewhere_on_the_runs_instrument(tmp_path, digits):
+    config = _tiny_config(tmp_path, paper_classifiers=1)
+    data = paired_mnist.build_data(config, *digits)
+    real = data.test.samples()
+    path = tmp_path / "real.npy"
+    np.save(path, np.concatenate([real, real[::-1]]))  # more pairs than scored: first N
+    metrics = paired_mnist.score_file(config, str(path), data)
+    assert metrics["eval_samples"] == 100
+    for key in ("fid_upper", "fid_lower", "paper_fid_upper", "paper_fid_lower", "dependency_distance"):
+        assert metrics[key] == pytest.approx(0.0, abs=1e-3), key
+    # Anything else scores as the run's own evaluation would: its first 100 pairs
+    # against the first 100 test pairs, on the same classifiers.
+    from tf_factorgan.eval import paired_mnist_metrics
+
+    noise = np.random.default_rng(0).uniform(size=(150, 1568)).astype(np.float32)
+    np.save(path, noise)
+    classifiers = data.classifiers()
+    expected = paired_mnist_metrics.evaluate_paired_mnist(
+        classifiers.tuned[0], noise[:100], real[:100], paper_classifiers=[classifiers.paper[0][0]])
+    scored = paired_mnist.score_file(config, str(path), data)
+    assert {k: scored[k] for k in expected} == pytest.approx(expected)
+    assert scored["fid_upper"] > 1.0
+
+    np.save(path, real[:99])
+    with pytest.raises(ValueError, match=r"real.npy must hold float pairs \[N, 1568\] with N >= 100"):
+        paired_mnist.score_file(config, str(path), data)
+    (tmp_path / "text.npy").write_text("not an array")
+    with pytest.raises(ValueError, match="text.npy is not a .npy array file"):
+        paired_mnist.score_file(config, str(tmp_path / "text.npy"), data)

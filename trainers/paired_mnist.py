@@ -4,14 +4,19 @@
       --mnist_manual_dir=../shared/data/mnist --steps=5000
 
 Re-running the same command resumes from the last checkpoint; Ctrl-C saves and exits.
+`--score_samples=FILE.npy` scores generated pairs from elsewhere instead of training.
 """
+
+import os
 
 from absl import flags
 
+from tf_factorgan import files
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist
 from trainers import common_flags
 
+FLAGS = flags.FLAGS
 DEFAULTS = paired_mnist.PairedMnistConfig()
 
 flags.DEFINE_bool("factorgan", DEFAULTS.factorgan, "FactorGAN (else a GAN with one joint discriminator).")
@@ -24,7 +29,7 @@ flags.DEFINE_enum("pairing", DEFAULTS.pairing, list(mnist.PAIRINGS),
                   "lower digits every pass over the data, as the original code in effect.")
 flags.DEFINE_string("mnist_manual_dir", None,
                     "Folder with the four official MNIST .gz files (offline); unset: download.")
-flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir (default: its own).")
+flags.DEFINE_string("tfds_data_dir", None, "tensorflow-datasets data_dir: without --mnist_manual_dir the official files are downloaded to <dir>/downloads/mnist (default: its own data_dir).")
 flags.DEFINE_string("classifier_cache_dir", None,
                     "Cache of the evaluation classifier (default: <out_path>/mnist_classifier).")
 flags.DEFINE_integer("eval_samples", DEFAULTS.eval_samples, "Generated and real pairs for the metrics.")
@@ -34,15 +39,32 @@ flags.DEFINE_integer("paper_classifiers", DEFAULTS.paper_classifiers,
                      "mean is paper_fid_upper / paper_fid_lower, the figures that compare with "
                      "the paper's. 0: none.")
 common_flags.define_training_flags(DEFAULTS)
+flags.DEFINE_string("score_samples", None,
+                    "Train nothing: score this .npy of generated pairs (float [N, 1568] in "
+                    "[0, 1], from any implementation) with the evaluation of a run of these "
+                    "flags (--same_digit_prob and --seed choose the test pairs), and write "
+                    "<file>.metrics.json beside it.")
 
 
 def config_from_flags() -> paired_mnist.PairedMnistConfig:
     return common_flags.config_from_flags(paired_mnist.PairedMnistConfig)
 
 
+def score_samples(config: paired_mnist.PairedMnistConfig, path: str) -> None:
+    metrics = common_flags.run_or_exit(lambda: paired_mnist.score_file(config, path))
+    metrics.update(samples=os.path.abspath(path), same_digit_prob=config.same_digit_prob,
+                   seed=config.seed)
+    output = f"{os.path.splitext(path)[0]}.metrics.json"
+    files.write_json(output, metrics)
+    print(f"{paired_mnist.headline(metrics)}\n  metrics: {output}")
+
+
 def main(argv):
     del argv
     config = config_from_flags()
+    if FLAGS.score_samples:
+        score_samples(config, FLAGS.score_samples)
+        return
     common_flags.run_and_report(
         paired_mnist.TASK,
         config,

@@ -11,7 +11,9 @@ epoch, so in effect its paired samples get new lower digits each epoch.
 """
 
 import dataclasses
+import gzip
 import os
+import shutil
 from typing import Optional
 
 import numpy as np
@@ -28,6 +30,9 @@ MNIST_FILES = (
     "t10k-images-idx3-ubyte.gz",
     "t10k-labels-idx1-ubyte.gz",
 )
+SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
+# Where tensorflow-datasets fetches the official files from.
+OFFICIAL_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 MANUAL_DIR_FLAG = "--mnist_manual_dir"
 FIXED = "fixed"
 REDRAW_EACH_EPOCH = "redraw_each_epoch"
@@ -59,27 +64,70 @@ def check_manual_dir(manual_dir: str) -> None:
         )
 
 
+def read_idx(path: str, magic: int, shape: tuple) -> np.ndarray:
+    """The uint8 array of one official MNIST file (gzip'd IDX: big-endian magic
+    number, one int32 per dimension, then the values in row-major order), in the
+    file's order; `shape` is what the file must hold (-1: any count)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable gzip file ({error})") from None
+    dims = raw[3] if len(raw) >= 4 else 0
+    header = 4 + 4 * dims
+    found_magic = int.from_bytes(raw[:4], "big")
+    found_shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims))
+    if (found_magic != magic or len(found_shape) != len(shape)
+            or any(want not in (-1, got) for want, got in zip(shape, found_shape))
+            or len(raw) != header + int(np.prod(found_shape))):
+        raise ValueError(
+            f"{path} is not an official MNIST file of shape {shape} (IDX magic "
+            f"{magic:#010x}): found magic {found_magic:#010x}, shape {found_shape}, "
+            f"{len(raw) - header} values")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(found_shape)
+
+
+def download_official_files(data_dir: Optional[str] = None) -> str:
+    """Downloads the four official files with tensorflow-datasets' download manager
+    into `<data_dir>/downloads/mnist` (data_dir: tensorflow-datasets' default) unless
+    they are there; returns that folder."""
+    import tensorflow_datasets as tfds  # heavy import, only needed here
+
+    folder = os.path.join(data_dir or tfds.core.constants.DATA_DIR, "downloads", "mnist")
+    missing = [name for name in MNIST_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        manager = tfds.download.DownloadManager(download_dir=os.path.join(folder, ".partial"))
+        paths = manager.download({name: OFFICIAL_URL + name for name in missing})
+        os.makedirs(folder, exist_ok=True)
+        for name, path in paths.items():
+            shutil.copyfile(path, os.path.join(folder, name + ".tmp"))
+            os.replace(os.path.join(folder, name + ".tmp"), os.path.join(folder, name))
+    return folder
+
+
 def load_mnist(
     split: str, manual_dir: Optional[str] = None, data_dir: Optional[str] = None
 ) -> Digits:
-    """Loads an MNIST split ("train" or "test") through tensorflow-datasets.
+    """An MNIST split ("train" or "test") in the official files' order.
 
-    With `manual_dir` (a folder of the four official idx .gz files) the dataset is
-    prepared offline; without it tensorflow-datasets downloads MNIST. Prepared data is
-    stored under `data_dir` (tensorflow-datasets' default when None).
+    The order matters: the paired set is the first N training digits, and the
+    original code reads MNIST through torchvision, in the files' order (a prepared
+    tensorflow-datasets split is shuffled, so its first 100 digits are others, with
+    other label counts). `manual_dir` is a folder of the four official .gz files
+    (offline); without it they are downloaded (`download_official_files`).
     """
-    import tensorflow_datasets as tfds  # heavy import, only needed here
-
-    if split not in ("train", "test"):
+    if split not in SPLIT_PREFIXES:
         raise ValueError(f"MNIST split must be 'train' or 'test', got {split!r}")
-    builder = tfds.builder("mnist", data_dir=data_dir)
-    download_config = None
     if manual_dir:
         check_manual_dir(manual_dir)
-        download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-    builder.download_and_prepare(download_config=download_config)
-    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
-    return Digits(data["image"][..., 0].astype(np.uint8), data["label"].astype(np.int64))
+    folder = manual_dir or download_official_files(data_dir)
+    prefix = SPLIT_PREFIXES[split]
+    images = read_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), 0x803,
+                      (-1, IMAGE_SIZE, IMAGE_SIZE))
+    labels = read_idx(os.path.join(folder, f"{prefix}-labels-idx1-ubyte.gz"), 0x801, (len(images),))
+    if labels.max(initial=0) >= NUM_CLASSES:
+        raise ValueError(f"{folder}: {prefix} labels must lie in 0..9, got {labels.max()}")
+    return Digits(images, labels.astype(np.int64))
 
 
 def pair_digits(labels: np.ndarray, same_digit_prob: float, seed: int) -> np.ndarray:

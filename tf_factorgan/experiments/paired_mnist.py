@@ -263,22 +263,46 @@ def evaluate_step(
     num_samples: int,
     classifiers: Classifiers,
 ) -> dict:
+    """`score` of `num_samples` generated pairs (fixed noise from --seed)."""
+    count = min(num_samples, len(data.test))
+    return score(data, gan_step.updates.sample(count, seed=config.seed), classifiers)
+
+
+def score(data: PairedMnistData, generated: np.ndarray, classifiers: Classifiers) -> dict:
     """FIDs (upper, lower; tuned and paper classifiers) and dependency distance of
-    `num_samples` generated pairs (fixed noise from --seed) against as many real test
-    pairs."""
+    `generated` (float [N, 1568] in [0, 1], N <= the test pairs) against the first N
+    real test pairs."""
     from tf_factorgan.eval import paired_mnist_metrics
 
     model, accuracy = classifiers.tuned
-    count = min(num_samples, len(data.test))
-    generated = gan_step.updates.sample(count, seed=config.seed)
-    real = data.test.samples()[:count]
+    count = len(generated)
     metrics = paired_mnist_metrics.evaluate_paired_mnist(
-        model, generated, real, paper_classifiers=[m for m, _ in classifiers.paper])
+        model, generated, data.test.samples()[:count],
+        paper_classifiers=[m for m, _ in classifiers.paper])
     metrics["classifier_test_accuracy"] = float(accuracy)
     if classifiers.paper:
         metrics["paper_classifier_test_accuracies"] = [float(a) for _, a in classifiers.paper]
     metrics["eval_samples"] = count
     return metrics
+
+
+def score_file(config: PairedMnistConfig, path: str,
+               data: Optional[PairedMnistData] = None) -> dict:
+    """`score` of the first --eval_samples pairs of `path`, a .npy of float [N, 1568] in
+    [0, 1] made by any implementation (the original PyTorch code, say), against the
+    test pairs of `data` (default: `load_data(config)`, read after the file): the
+    instrument of a run's own evaluation."""
+    try:
+        generated = np.load(path, allow_pickle=False)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a .npy array file ({error})") from None
+    data = data or load_data(config)
+    count = min(config.eval_samples, len(data.test))
+    if generated.ndim != 2 or generated.shape[1] != mnist.PAIR_SIZE or len(generated) < count:
+        raise ValueError(
+            f"{path} must hold float pairs [N, {mnist.PAIR_SIZE}] with N >= {count} "
+            f"(--eval_samples, at most the {len(data.test)} test pairs), got {generated.shape}")
+    return score(data, generated[:count], data.classifiers())
 
 
 def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Trainer) -> dict:
