@@ -44,6 +44,10 @@ def test_classify_and_features_helpers():
     assert labels.dtype == np.int64 and labels.shape == (7,)
     assert hidden.dtype == np.float64 and hidden.shape == (7, 50)
     np.testing.assert_array_equal(labels, training.classify(model, images / 255.0))
+    # The evaluation takes labels from the features it already has: the same labels.
+    many = np.random.default_rng(1).integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
+    np.testing.assert_array_equal(training.labels_from_features(model, training.features(model, many)),
+                                  training.classify(model, many))
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,13 @@ def features(
     return hidden.astype(np.float64)
 
 
+def labels_from_features(model: MnistClassifier, hidden: np.ndarray) -> np.ndarray:
+    """`features(model, images)` [N, 50] -> the labels `classify(model, images)` gives,
+    int64 [N], from the last layer alone (inference: no dropout)."""
+    logits = model.logits(np.asarray(hidden, np.float32))
+    return np.argmax(np.asarray(logits), axis=1).astype(np.int64)
+
+
 def _train(
     model: MnistClassifier,
     images: np.ndarray,
