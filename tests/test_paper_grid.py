@@ -7,7 +7,7 @@ import tensorflow as tf
 from tf_factorgan.experiments import common, paired_mnist, paper_grid
 
 
-def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch):
+def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch, capsys):
     base = paired_mnist.PairedMnistConfig(
         batch_size=10, steps=2, steps_per_call=2, log_every=0, image_every=0, checkpoint_every=0,
         out_path=str(tmp_path), eval_samples=60, min_classifier_accuracy=0.0)
@@ -38,6 +38,7 @@ def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch)
     old = json.loads(metrics_path.read_text())
     metrics_path.write_text(json.dumps({k: v for k, v in old.items() if not k.startswith("paper_")}))
     monkeypatch.undo()
+    capsys.readouterr()
     calls = []
     run_experiment = common.run_experiment
     monkeypatch.setattr(common, "run_experiment",
@@ -45,3 +46,5 @@ def test_toy_grid_writes_csv_and_plot_and_resumes(tmp_path, digits, monkeypatch)
     again = paper_grid.run_grid(grid, *digits, tf.distribute.get_strategy())
     assert [(c.experiment_name, c.eval_only) for c in calls] == [("grid/gan_n20_lambda0.9", True)]
     assert again == rows
+    headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("== ")]
+    assert headers == ["== grid/gan_n20_lambda0.9: evaluating again for the metrics it lacks"]

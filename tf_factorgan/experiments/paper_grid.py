@@ -68,15 +68,16 @@ def run_or_read(run_config: paired_mnist.PairedMnistConfig, train: mnist.Digits,
     it lacks some (a run of a version before them); else trained (resuming from its
     newest checkpoint) and evaluated."""
     metrics_path = os.path.join(run_config.run_dir, "metrics.json")
+    header = run_config.experiment_name
     if os.path.exists(metrics_path):
         with open(metrics_path) as f:
             metrics = json.load(f)
         if metrics.get("step") == run_config.steps:
             if set(paired_mnist.headline_metrics(run_config)) <= set(metrics):
                 return metrics
-            print(f"\n== {run_config.experiment_name}: evaluating again for the metrics it lacks")
+            header += ": evaluating again for the metrics it lacks"
             run_config = dataclasses.replace(run_config, eval_only=True)
-    print(f"\n== {run_config.experiment_name}")
+    print(f"\n== {header}")
     data = paired_mnist.build_data(run_config, train, test)
     metrics = common.run_experiment(paired_mnist.TASK, run_config, data, strategy)
     if "interrupted_at_step" in metrics:
