@@ -208,7 +208,11 @@ def test_score_file_scores_pairs_from_elsewhere_on_the_runs_instrument(tmp_path,
     assert scored["fid_upper"] > 1.0
 
     np.save(path, real[:99])
-    with pytest.raises(ValueError, match=r"real.npy must hold float pairs \[N, 1568\] with N >= 100"):
+    with pytest.raises(ValueError, match=r"real.npy must hold float pairs in \[0, 1\] of shape "
+                                         r"\[N, 1568\] with N >= 100 .*got float32 \(99, 1568\)"):
+        paired_mnist.score_file(config, str(path), data)
+    np.save(path, real * 255 / real.max())
+    with pytest.raises(ValueError, match=r"real.npy must hold float pairs in \[0, 1\].* in \[0.0, 255.0\]"):
         paired_mnist.score_file(config, str(path), data)
     (tmp_path / "text.npy").write_text("not an array")
     with pytest.raises(ValueError, match="text.npy is not a .npy array file"):

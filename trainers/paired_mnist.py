@@ -50,20 +50,21 @@ def config_from_flags() -> paired_mnist.PairedMnistConfig:
     return common_flags.config_from_flags(paired_mnist.PairedMnistConfig)
 
 
-def score_samples(config: paired_mnist.PairedMnistConfig, path: str) -> None:
-    metrics = common_flags.run_or_exit(lambda: paired_mnist.score_file(config, path))
+def score_samples(config: paired_mnist.PairedMnistConfig, path: str) -> str:
+    """Scores --score_samples; returns where its metrics went."""
+    metrics = paired_mnist.score_file(config, path)
     metrics.update(samples=os.path.abspath(path), same_digit_prob=config.same_digit_prob,
                    seed=config.seed)
     output = f"{os.path.splitext(path)[0]}.metrics.json"
     files.write_json(output, metrics)
-    print(f"{paired_mnist.headline(metrics)}\n  metrics: {output}")
+    return f"{paired_mnist.headline(metrics)}\n  metrics: {output}"
 
 
 def main(argv):
     del argv
     config = config_from_flags()
     if FLAGS.score_samples:
-        score_samples(config, FLAGS.score_samples)
+        print(common_flags.run_or_exit(lambda: score_samples(config, FLAGS.score_samples)))
         return
     common_flags.run_and_report(
         paired_mnist.TASK,

@@ -298,10 +298,16 @@ def score_file(config: PairedMnistConfig, path: str,
         raise ValueError(f"{path} is not a .npy array file ({error})") from None
     data = data or load_data(config)
     count = min(config.eval_samples, len(data.test))
-    if generated.ndim != 2 or generated.shape[1] != mnist.PAIR_SIZE or len(generated) < count:
+    floats = np.issubdtype(generated.dtype, np.floating)
+    if (generated.ndim != 2 or generated.shape[1] != mnist.PAIR_SIZE or len(generated) < count
+            or not floats or not (generated.min() >= 0 and generated.max() <= 1)):
+        found = f"{generated.dtype} {generated.shape}"
+        if floats and generated.size:
+            found += f" in [{generated.min()}, {generated.max()}]"
         raise ValueError(
-            f"{path} must hold float pairs [N, {mnist.PAIR_SIZE}] with N >= {count} "
-            f"(--eval_samples, at most the {len(data.test)} test pairs), got {generated.shape}")
+            f"{path} must hold float pairs in [0, 1] of shape [N, {mnist.PAIR_SIZE}] with "
+            f"N >= {count} (--eval_samples, at most the {len(data.test)} test pairs), "
+            f"got {found}")
     return score(data, generated[:count], data.classifiers())
 
 
