@@ -68,11 +68,15 @@ def write(path: str) -> None:
         logit = disc(generator(tensor(inputs["noise_g"][step])))
         F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)).backward()
         g_optim.step()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez(path, **inputs, **initial, **weights("final_"))
     print(f"wrote {path}")
 
 
 def check(path: str) -> None:
+    if not os.path.isfile(path):
+        sys.exit(f"{path}: no such file; make it first with `one_update.py write {path}` "
+                 "in an environment with PyTorch")
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     import tensorflow as tf
 
