@@ -19,6 +19,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_factorgan import files
+
 IMAGE_SIZE = 28
 DIGIT_SIZE = IMAGE_SIZE * IMAGE_SIZE
 PAIR_SIZE = 2 * DIGIT_SIZE
@@ -98,10 +100,9 @@ def download_official_files(data_dir: Optional[str] = None) -> str:
     if missing:
         manager = tfds.download.DownloadManager(download_dir=os.path.join(folder, ".partial"))
         paths = manager.download({name: OFFICIAL_URL + name for name in missing})
-        os.makedirs(folder, exist_ok=True)
         for name, path in paths.items():
-            shutil.copyfile(path, os.path.join(folder, name + ".tmp"))
-            os.replace(os.path.join(folder, name + ".tmp"), os.path.join(folder, name))
+            with files.atomic_path(os.path.join(folder, name)) as tmp:
+                shutil.copyfile(path, tmp)
     return folder
 
 
