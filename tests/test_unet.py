@@ -100,3 +100,48 @@ def test_output_is_float32_under_mixed_precision():
         assert net.down_0.conv_1.compute_dtype == "float16" and out.dtype == tf.float32
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_noise_maps_join_the_last_decoder_stages():
+    net = UNet(output_channels=2, ngf=4, noise_channels=0, noise_stages=3, noise_map_channels=5)
+    net(tf.random.uniform([1, 16, 16, 1]), tf.random.uniform([1, 6], -1, 1))
+    # up_3 (H/8) has none; up_2, up_1, up_0 take 5 extra maps beside features and skip.
+    assert net.up_3.conv_1.kernel.shape[2:] == (32 + 32, 16)
+    assert [b.conv_1.kernel.shape[2] for b in (net.up_2, net.up_1, net.up_0)] == [
+        16 + 16 + 5, 8 + 8 + 5, 4 + 4 + 5]
+    assert net.noise_dense is None
+
+
+def test_noise_maps_depend_on_each_row_alone():
+    from tf_factorgan.models.unet import noise_maps
+
+    noise = tf.random.uniform([3, 7], -1, 1)
+    maps = noise_maps(noise, [(2, 4), (8, 8)], 3)
+    assert [m.shape for m in maps] == [(3, 2, 4, 3), (3, 8, 8, 3)]
+    alone = noise_maps(noise[1:2], [(2, 4), (8, 8)], 3)
+    for batched, single in zip(maps, alone):
+        np.testing.assert_array_equal(batched[1:2].numpy(), single.numpy())
+    values = maps[1].numpy()
+    assert -1 <= values.min() < -0.8 and 0.8 < values.max() <= 1
+    assert abs(values.mean()) < 0.1 and not np.allclose(values[0], values[2])
+
+
+def test_a_generator_with_noise_maps_cannot_give_one_output():
+    # Even with its bottleneck noise off, fresh noise vectors change the output.
+    net = UNet(output_channels=1, ngf=4, noise_channels=0, noise_stages=1)
+    condition = tf.random.uniform([2, 16, 16, 1])
+    a = net(condition, tf.random.uniform([2, 8], -1, 1)).numpy()
+    b = net(condition, tf.random.uniform([2, 8], -1, 1)).numpy()
+    assert np.abs(a - b).max() > 1e-4
+    with pytest.raises(ValueError, match="needs noise"):
+        net(condition)
+
+
+def test_softmax_outputs_are_class_probabilities():
+    net = UNet(output_channels=5, ngf=4, noise_channels=0, output_activation="softmax")
+    out = net(tf.random.uniform([2, 16, 16, 3])).numpy()
+    np.testing.assert_allclose(out.sum(axis=-1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="output_activation"):
+        UNet(output_channels=5, output_activation="tanh")
+    with pytest.raises(ValueError, match="noise_stages"):
+        UNet(output_channels=5, noise_stages=5)

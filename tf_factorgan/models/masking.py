@@ -19,15 +19,19 @@ class MaskingSeparator(keras.Model):
     F and T must be multiples of 16 (256 x 128 in the paper's set-up).
     """
 
-    def __init__(self, ngf: int = 32, **kwargs):
+    def __init__(self, ngf: int = 32, noise_channels: int = 2, noise_stages: int = 0,
+                 noise_map_channels: int = 32, **kwargs):
         super().__init__(**kwargs)
-        self.unet = UNet(1, ngf=ngf)
+        # The U-Net's noise (`models.unet`); noise_channels=0, noise_stages=0 make a
+        # deterministic separator (proxy MR's predictor).
+        self.unet = UNet(1, ngf=ngf, noise_channels=noise_channels, noise_stages=noise_stages,
+                         noise_map_channels=noise_map_channels)
 
-    def mask(self, mixture, noise, training=False) -> tf.Tensor:
+    def mask(self, mixture, noise=None, training=False) -> tf.Tensor:
         """[B, F, T, 1] accompaniment mask in [0, 1] (vocals get 1 - mask)."""
         return self.unet(mixture, noise, training=training)
 
-    def call(self, mixture, noise, training=False):
+    def call(self, mixture, noise=None, training=False):
         mask = self.mask(mixture, noise, training=training)
         magnitude = tf.math.expm1(tf.cast(mixture, tf.float32))
         return tf.concat(

@@ -1,6 +1,32 @@
-"""U-Net generator of the image-to-image experiments (FactorGAN and CycleGAN baseline)."""
+"""U-Net generator of the image-to-image experiments (FactorGAN, pix2pix, MR-GAN and
+the CycleGAN baseline) and of the separation masks."""
 
 import keras
+import tensorflow as tf
+
+# Decoder stages, from the bottleneck (H/8) to the output (H): up_3, up_2, up_1, up_0.
+NUM_DECODER_STAGES = 4
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "linear")
+
+
+def noise_maps(noise, sizes, channels: int) -> list:
+    """Per-pixel noise maps that are a function of each row's noise vector alone.
+
+    noise: [B, nz] float; sizes: (h, w) of each map. Returns [B, h, w, channels]
+    float32 Uniform(-1, 1) maps, one per size. Row b's maps come from a stateless
+    generator seeded with the bits of noise[b, 0] and noise[b, -1], so a row gets the
+    same maps alone or in any batch (served noise is seeded per item) and one seed
+    gives one output, as the vector noise did.
+    """
+    bits = tf.bitcast(tf.cast(noise, tf.float32), tf.int32)
+    seeds = tf.stack([bits[:, 0], bits[:, -1]], axis=1)
+    lengths = [h * w * channels for h, w in sizes]
+    # One draw of every map's values per row, the rows in parallel.
+    flat = tf.map_fn(
+        lambda seed: tf.random.stateless_uniform([sum(lengths)], seed=seed, minval=-1.0, maxval=1.0),
+        seeds, fn_output_signature=tf.float32, parallel_iterations=32)
+    return [tf.reshape(part, [-1, h, w, channels])
+            for part, (h, w) in zip(tf.split(flat, lengths, axis=1), sizes)]
 
 
 class _DoubleConv(keras.layers.Layer):
@@ -39,19 +65,40 @@ class UNet(keras.Model):
     of 16). The noise goes through a Dense layer and is reshaped into noise_channels
     extra feature maps of the bottleneck. Decoder: four times bilinear 2x upsampling,
     concatenation with the encoder features of the same size, double-conv block with
-    4ngf, 2ngf, ngf and ngf channels; then a 1x1 convolution with a sigmoid.
+    4ngf, 2ngf, ngf and ngf channels; then a 1x1 convolution with output_activation:
+    "sigmoid" (images in [0, 1]), "softmax" (class probabilities over the channels) or
+    "linear" (`predictor.MomentPredictor` applies its own).
 
-    noise_channels=0 gives a deterministic U-Net (the CycleGAN baseline); it needs no
-    noise and ignores any it is given. With noise_channels > 0 noise is required.
+    Noise a generator cannot ignore (MR-GAN, Lee et al. 2019, section 4: maps of 32
+    channels concatenated at the last three decoder stages): noise_stages > 0 adds
+    noise_map_channels per-pixel noise maps (`noise_maps`) to the inputs of the last
+    noise_stages decoder blocks (up to 4: up_0 at full size, up_1 at H/2, ...). A
+    bottleneck projection the generator can learn to zero out is easily ignored;
+    per-pixel maps beside the skip features are not.
+
+    noise_channels=0 and noise_stages=0 give a deterministic U-Net (the CycleGAN
+    baseline, the moment predictor); it needs no noise and ignores any it is given.
+    Otherwise noise is required.
     """
 
-    def __init__(self, output_channels: int, ngf: int = 32, noise_channels: int = 2, **kwargs):
+    def __init__(self, output_channels: int, ngf: int = 32, noise_channels: int = 2,
+                 noise_stages: int = 0, noise_map_channels: int = 32,
+                 output_activation: str = "sigmoid", **kwargs):
         super().__init__(**kwargs)
         if noise_channels < 0:
             raise ValueError(f"noise_channels must be >= 0, got {noise_channels}")
+        if not 0 <= noise_stages <= NUM_DECODER_STAGES:
+            raise ValueError(f"noise_stages must lie in [0, {NUM_DECODER_STAGES}], got {noise_stages}")
+        if noise_stages and noise_map_channels < 1:
+            raise ValueError(f"noise_map_channels must be >= 1, got {noise_map_channels}")
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}")
         self.output_channels = output_channels
         self.ngf = ngf
         self.noise_channels = noise_channels
+        self.noise_stages = noise_stages
+        self.noise_map_channels = noise_map_channels
+        self.output_activation = output_activation
         # Separate attributes, not lists: tf.train.Checkpoint does not see layers held
         # in a Python list of a Keras 3 model.
         self.down_0 = _DoubleConv(ngf)
@@ -68,7 +115,7 @@ class UNet(keras.Model):
         # float32 output: a sigmoid in float16 saturates early and the losses and image
         # metrics expect float32 either way.
         self.out = keras.layers.Conv2D(
-            output_channels, 1, activation="sigmoid", dtype="float32"
+            output_channels, 1, activation=output_activation, dtype="float32"
         )
         self.noise_dense = None
 
@@ -87,11 +134,16 @@ class UNet(keras.Model):
                 self.noise_channels * (height // 16) * (width // 16)
             )
 
+    @property
+    def uses_noise(self) -> bool:
+        return bool(self.noise_channels or self.noise_stages)
+
     def call(self, condition, noise=None, training=False):
-        if self.noise_channels and noise is None:
+        if self.uses_noise and noise is None:
             raise ValueError(
-                f"UNet(noise_channels={self.noise_channels}) needs noise [B, nz]; "
-                "pass noise_channels=0 for a deterministic U-Net"
+                f"UNet(noise_channels={self.noise_channels}, noise_stages={self.noise_stages}) "
+                "needs noise [B, nz]; pass noise_channels=0, noise_stages=0 for a "
+                "deterministic U-Net"
             )
         skip_0 = self.down_0(condition, training=training)
         skip_1 = self.down_1(self.pool(skip_0), training=training)
@@ -99,11 +151,19 @@ class UNet(keras.Model):
         skip_3 = self.down_3(self.pool(skip_2), training=training)
         x = self.bottleneck(self.pool(skip_3), training=training)
         if self.noise_channels:
-            noise_maps = keras.ops.reshape(
+            bottleneck_noise = keras.ops.reshape(
                 self.noise_dense(noise), (-1, *self._bottleneck_size, self.noise_channels)
             )
-            x = keras.ops.concatenate([x, keras.ops.cast(noise_maps, x.dtype)], axis=-1)
+            x = keras.ops.concatenate([x, keras.ops.cast(bottleneck_noise, x.dtype)], axis=-1)
         ups = (self.up_3, self.up_2, self.up_1, self.up_0)
-        for up, skip in zip(ups, (skip_3, skip_2, skip_1, skip_0)):
-            x = up(keras.ops.concatenate([self.upsample(x), skip], axis=-1), training=training)
+        skips = (skip_3, skip_2, skip_1, skip_0)
+        first_noisy = NUM_DECODER_STAGES - self.noise_stages
+        maps = noise_maps(noise, [s.shape[1:3] for s in skips[first_noisy:]],
+                          self.noise_map_channels) if self.noise_stages else []
+        maps = [None] * first_noisy + maps
+        for up, skip, stage_noise in zip(ups, skips, maps):
+            inputs = [self.upsample(x), skip]
+            if stage_noise is not None:
+                inputs.append(keras.ops.cast(stage_noise, skip.dtype))
+            x = up(keras.ops.concatenate(inputs, axis=-1), training=training)
         return self.out(x)
