@@ -17,7 +17,7 @@ discriminator sees (input, prediction) pairs.
 
 import dataclasses
 import functools
-from typing import Callable
+from typing import Callable, Optional
 
 import keras
 import numpy as np
@@ -26,6 +26,8 @@ import tensorflow as tf
 from tf_factorgan import factorisation, inference, layout, losses, optimizers
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.noise import Randomness
+from tf_factorgan.pairs_loss import PairsLoss
+from tf_factorgan import pairs_loss as pairs_losses
 
 # How a discriminator round draws its fakes.
 PER_DISCRIMINATOR = "per_discriminator"
@@ -86,6 +88,15 @@ class GanConfig(OptimisationSettings):
     # Conditional models only: False hides part 0 (the generator's input, e.g. a
     # mixture) from every discriminator, which then judges parts 1.. alone.
     condition_visible: bool = True
+    # Conditional models only: what the generator also learns from the paired rows
+    # (`pairs_loss`: pix2pix's reconstruction, MR-GAN's moment losses).
+    pairs_loss: PairsLoss = PairsLoss()
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.pairs_loss.active and not self.conditional:
+            raise ValueError(f"--recon_loss={self.pairs_loss.recon_loss} needs a conditional "
+                             "generator (its paired inputs have targets)")
 
     @classmethod
     def of(cls, settings: OptimisationSettings, variant: Variant, **model) -> "GanConfig":
@@ -100,13 +111,15 @@ class GanModels:
     """Generator and discriminators of one variant, each discriminator with its Adam.
 
     Discriminators are keyed by name: "joint" (GAN), "marginal_<i>" for part i,
-    "p_dependency" and "q_dependency".
+    "p_dependency" and "q_dependency". predictor: proxy MR's frozen moment predictor
+    (`predictor.MomentPredictor`), or None.
     """
 
     generator: keras.Model
     discriminators: dict[str, keras.Model]
     generator_optimizer: keras.optimizers.Optimizer
     discriminator_optimizers: dict[str, keras.optimizers.Optimizer]
+    predictor: Optional[keras.Model] = None
 
     def networks(self) -> list[keras.Model]:
         """The generator, then the discriminators in update order."""
@@ -122,17 +135,21 @@ class GanModels:
         Each network and optimizer is its own entry: tf.train.Checkpoint does not
         track a dict of Keras 3 models and would silently leave it out.
         """
-        return {
+        trackables = {
             "generator": self.generator,
             "generator_optimizer": self.generator_optimizer,
             **{f"discriminator_{k}": v for k, v in self.discriminators.items()},
             **{f"optimizer_{k}": v for k, v in self.discriminator_optimizers.items()},
         }
+        if self.predictor is not None:  # frozen, but the run's checkpoint holds it whole
+            trackables["predictor"] = self.predictor
+        return trackables
 
 
 def model_layout(config: GanConfig, num_parts: int) -> layout.Layout:
     """The discriminator table of `config.variant` for samples of `num_parts` parts."""
-    return layout.layout(config.variant, num_parts, config.conditional)
+    return layout.layout(config.variant, num_parts, config.conditional,
+                         reads_pairs=config.pairs_loss.active)
 
 
 def discriminator_inputs(config: GanConfig, partition: Partition) -> dict[str, int]:
@@ -159,6 +176,7 @@ def build_models(
     sample_shape: tuple[int, ...],
     make_generator: Callable[[], keras.Model],
     make_discriminator: Callable[[str], keras.Model],
+    make_predictor: Optional[Callable[[], keras.Model]] = None,
 ) -> GanModels:
     """Creates, builds and pairs with optimizers every network of `config.variant`.
 
@@ -166,8 +184,9 @@ def build_models(
     axis, its last axis split by `partition`. `make_generator()` returns a model called
     as `generator(noise)`, or `generator(part_0, noise)` returning parts 1.. when
     `config.conditional`; `make_discriminator(name)` receives the names of
-    `discriminator_inputs`. Optimizers are built here because Keras 3 cannot create
-    their slots inside a traced distributed step.
+    `discriminator_inputs`; `make_predictor()` returns proxy MR's built, trained
+    predictor (needed when `config.pairs_loss.uses_predictor`). Optimizers are built
+    here because Keras 3 cannot create their slots inside a traced distributed step.
     """
     generator = make_generator()
     noise = tf.zeros([1, config.nz])
@@ -188,11 +207,19 @@ def build_models(
     for name, model in discriminators.items():
         discriminator_optimizers[name] = adam(name)
         discriminator_optimizers[name].build(model.trainable_variables)
-    return GanModels(generator, discriminators, generator_optimizer, discriminator_optimizers)
+    predictor = None
+    if config.pairs_loss.uses_predictor:
+        if make_predictor is None:
+            raise ValueError(f"--recon_loss={config.pairs_loss.recon_loss} needs a trained predictor")
+        predictor = make_predictor()
+        predictor.trainable = False
+    return GanModels(generator, discriminators, generator_optimizer, discriminator_optimizers,
+                     predictor)
 
 
-def average(per_example: tf.Tensor, global_batch_size: int) -> tf.Tensor:
-    """[B] per-example values of one replica -> their sum / the global batch size."""
+def average(per_example: tf.Tensor, global_batch_size: Optional[int] = None) -> tf.Tensor:
+    """[B] per-example values of one replica -> their sum / the global batch size
+    (default: B times the replicas in sync, every replica having B rows)."""
     return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
 
 
@@ -257,28 +284,41 @@ class FactorGanUpdates:
         return inference.translate(self.models.generator, conditions, self.config.nz, seed, batch_size)
 
     def metric_names(self) -> list[str]:
-        return [f"discriminator/{n}/{m}" for n in self.layout.names for m in ("loss", "accuracy")] + [
+        names = [f"discriminator/{n}/{m}" for n in self.layout.names for m in ("loss", "accuracy")] + [
             "generator/loss",
             "generator/mean_sigmoid_combined_logit",
         ]
+        if self.config.pairs_loss.active:
+            names += ["generator/adversarial_loss", "generator/pairs_loss"]
+        if self.config.pairs_loss.uses_moments:
+            names.append("generator/sample_std")
+        return names
 
     def _average(self, per_example: tf.Tensor) -> tf.Tensor:
         return average(per_example, self.config.batch_size)
+
+    def _complete(self, conditions: tf.Tensor, repeats: int = 1) -> tf.Tensor:
+        """Generator outputs (parts 1.., training mode) for part-0 `conditions` [B, ...],
+        each input `repeats` times with its own noise: [repeats * B, ...], block r
+        holding repeat r of every input."""
+        conditions = tf.concat([conditions] * repeats, axis=0) if repeats > 1 else conditions
+        rows = conditions.shape[0] if conditions.shape[0] is not None else tf.shape(conditions)[0]
+        noise = self.randomness.noise(rows, self.config.nz)
+        return self.models.generator(conditions, noise, training=True)
 
     def generate(self, batch: dict, batch_size: int, repeats: int = 1) -> tf.Tensor:
         """[repeats * batch_size, *sample_shape] fake samples from fresh noise (training
         mode); a conditional model completes part 0 of the inputs in `batch`'s
         condition stream, each input `repeats` times (block r of the output holds
         repeat r of every input)."""
-        noise = self.randomness.noise(repeats * batch_size, self.config.nz)
         if not self.config.conditional:
-            return self.models.generator(noise, training=True)
+            return self.models.generator(self.randomness.noise(repeats * batch_size, self.config.nz),
+                                         training=True)
         conditions = batch[self.layout.condition_stream]
         if self.layout.streams[self.layout.condition_stream] is None:
             conditions = self.partition.split(conditions)[0]
         conditions = tf.concat([conditions] * repeats, axis=0) if repeats > 1 else conditions
-        output = self.models.generator(conditions, noise, training=True)
-        return self.partition.join([conditions, output])
+        return self.partition.join([conditions, self._complete(conditions)])
 
     def _fake_batches(self, batch: dict, batch_size: int):
         """`() -> fake batch` (no gradient to the generator) for the discriminators of a
@@ -342,18 +382,51 @@ class FactorGanUpdates:
             logits[layout.Q_DEPENDENCY], logits.get(layout.P_DEPENDENCY),
         )
 
+    def _pairs_loss(self, batch: dict, batch_size: int) -> tuple[tf.Tensor, tf.Tensor, dict]:
+        """The pairs loss of the joint stream's first inputs (`PairsLoss`): (its value,
+        already divided by the global number of inputs it read; the generated whole
+        samples [K * n, ...] it fitted, K per input; its metrics)."""
+        settings = self.config.pairs_loss
+        count = settings.samples_per_input
+        rows = settings.inputs_per_replica(batch_size)
+        parts = self.partition.split(batch[layout.JOINT][:rows])
+        inputs, target = parts[0], tf.concat(parts[1:], axis=-1)
+        outputs = self._complete(inputs, count)
+        samples = tf.reshape(outputs, [count, rows, *outputs.shape[1:]])
+        predicted = self.models.predictor(inputs, training=False) if settings.uses_predictor else None
+        loss = average(pairs_losses.per_example(settings, samples, target, predicted))
+        metrics = {"generator/pairs_loss": loss}
+        if settings.uses_moments:
+            spread = tf.math.reduce_std(tf.cast(samples, tf.float32), axis=0)
+            metrics["generator/sample_std"] = average(losses.example_mean(spread))
+        whole = self.partition.join([tf.concat([inputs] * count, axis=0), outputs])
+        return loss, whole, metrics
+
     def generator_update(self, batch: dict, batch_size: int) -> dict:
         """One Adam step of the generator on the non-saturating (or KL) loss of the
-        combined logit of a fresh fake batch."""
+        combined logit of a fresh fake batch, plus its pairs loss (`PairsLoss`).
+
+        A conditional GAN's fake batch and its pairs' samples are one batch (the
+        paired inputs are its inputs), as in pix2pix and MR-GAN; a FactorGAN completes
+        its condition stream (every observed input) for the adversarial loss and its
+        paired inputs for the pairs loss."""
         generator = self.models.generator
+        settings = self.config.pairs_loss
         with tf.GradientTape() as tape:
-            fake = self.generate(batch, batch_size)
+            pairs, fake, metrics = (self._pairs_loss(batch, batch_size) if settings.active
+                                    else (0.0, None, {}))
+            if fake is None or self.layout.condition_stream != layout.JOINT:
+                fake = self.generate(batch, batch_size)
             logit = self.combined_logit(fake)
-            loss = self._average(losses.generator_loss(logit, self.config.generator_objective))
+            adversarial = average(losses.generator_loss(logit, self.config.generator_objective))
+            loss = adversarial + pairs
+        if settings.active:
+            metrics["generator/adversarial_loss"] = adversarial
         variables = generator.trainable_variables
         grads = tape.gradient(loss, variables)
         self.models.generator_optimizer.apply_gradients(zip(grads, variables))
         return {
             "generator/loss": loss,
-            "generator/mean_sigmoid_combined_logit": self._average(tf.sigmoid(logit)),
+            "generator/mean_sigmoid_combined_logit": average(tf.sigmoid(logit)),
+            **metrics,
         }

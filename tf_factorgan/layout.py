@@ -93,13 +93,16 @@ class Layout:
         return tuple(d.part for d in self.discriminators if d.part is not None)
 
 
-def layout(variant: Variant, num_parts: int, conditional: bool = False) -> Layout:
+def layout(variant: Variant, num_parts: int, conditional: bool = False,
+           reads_pairs: bool = False) -> Layout:
     """The table of `variant` for samples of `num_parts` parts.
 
     A conditional generator completes part 0 (its input) with parts 1..: a
     conditional FactorGAN (or FactorGAN-no-cp) drops the marginal discriminator of
     part 0 and takes its inputs from marginal stream 0 (paired or not), a conditional
-    GAN from its paired samples.
+    GAN from its paired samples. `reads_pairs`: the generator also has a loss on the
+    paired samples (`pairs_loss`), so the rounds draw the joint stream even where no
+    discriminator needs it (FactorGAN-no-cp).
     """
     if variant is Variant.GAN:
         joint = Discriminator(JOINT, None, Source(JOINT), Source(GENERATED), +1)
@@ -110,7 +113,7 @@ def layout(variant: Variant, num_parts: int, conditional: bool = False) -> Layou
     if variant.uses_p_dependency:
         rows.append(Discriminator(P_DEPENDENCY, None, Source(JOINT), Source(JOINT, True), +1))
     rows.append(Discriminator(Q_DEPENDENCY, None, Source(GENERATED), Source(GENERATED, True), -1))
-    streams = {JOINT: None} if variant.uses_p_dependency else {}
+    streams = {JOINT: None} if variant.uses_p_dependency or reads_pairs else {}
     condition_stream = marginal(0) if conditional else None
     if condition_stream:
         streams[condition_stream] = 0

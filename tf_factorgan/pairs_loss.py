@@ -1,0 +1,148 @@
+"""What a conditional generator learns from its paired rows directly, beside the
+adversarial loss of its (Factor)GAN (`--recon_loss`):
+
+  none        nothing: the pairs reach the generator only through the discriminators
+              (D_P / D_Q of FactorGAN, the joint D of a GAN), as in the FactorGAN paper
+  l1, l2      the reconstruction loss of pix2pix (Isola et al. 2017, eq. 3-4): one
+              sample per input against its target; a conditional GAN with l1 *is*
+              pix2pix. It makes the generator ignore its noise (its minimiser is the
+              conditional median / mean, one output per input)
+  ce          cross-entropy of class probabilities against one-hot label maps, the
+              usual loss of adversarial segmentation (Luc et al. 2016)
+  mr1, mr2    MR-GAN's moment reconstruction (Lee et al. 2019, eq. 6-7): K samples per
+              input; the target's likelihood under their sample mean (mr1) or mean
+              and variance (mr2), so the samples may differ as much as the data do
+  proxy_mr1,  MR-GAN's proxy MR (eq. 8-9): the samples' mean (and variance) matched to
+  proxy_mr2   those a frozen predictor (`predictor.py`) learnt by maximum likelihood
+              on the pairs; as stable as l1 in the paper, mr alone less so
+
+`--likelihood` chooses the distribution of the moments: gaussian (mean, variance),
+laplace (median, mean absolute deviation) or, for class probabilities, categorical
+(the mean probabilities; one moment only). The loss reads the paired rows only (the
+joint stream, `layout.JOINT`); a FactorGAN's unpaired rows keep feeding its marginal
+discriminators. Weights as the papers: 100 for the reconstruction (pix2pix), 10 for
+each moment term (MR-GAN's official code), the GAN loss 1.
+"""
+
+import dataclasses
+from typing import Optional
+
+import tensorflow as tf
+
+from tf_factorgan import losses
+
+NONE = "none"
+SINGLE_SAMPLE = ("l1", "l2", "ce")
+MOMENT_RECONSTRUCTION = ("mr1", "mr2")
+PROXY = ("proxy_mr1", "proxy_mr2")
+KINDS = (NONE, *SINGLE_SAMPLE, *MOMENT_RECONSTRUCTION, *PROXY)
+
+
+@dataclasses.dataclass(frozen=True)
+class PairsLoss:
+    """The generator's loss on paired rows (the module docstring lists the kinds).
+
+    moment_samples: K, samples per input of the moment losses (MR-GAN: 10).
+    moment_inputs: paired inputs per replica whose K samples the moment losses fit
+      (MR-GAN: 8); at most the batch.
+    recon_weight: weight of l1 / l2 / ce. moment_weight: of the mr likelihood or of
+      proxy MR's first moment; second_moment_weight: of proxy MR's second moment.
+    predictor_steps / predictor_eval_every: proxy MR's predictor stage, its updates
+      and how often its validation loss picks the checkpoint kept.
+    """
+
+    recon_loss: str = NONE
+    likelihood: str = "gaussian"
+    moment_samples: int = 10
+    moment_inputs: int = 8
+    recon_weight: float = 100.0
+    moment_weight: float = 10.0
+    second_moment_weight: float = 10.0
+    predictor_steps: int = 2000
+    predictor_eval_every: int = 100
+
+    def __post_init__(self):
+        if self.recon_loss not in KINDS:
+            raise ValueError(f"--recon_loss must be one of {', '.join(KINDS)}, got {self.recon_loss!r}")
+        if self.likelihood not in losses.LIKELIHOODS:
+            raise ValueError(f"--likelihood must be one of {', '.join(losses.LIKELIHOODS)}, "
+                             f"got {self.likelihood!r}")
+        if self.moment_samples < 2:
+            raise ValueError(f"--moment_samples must be >= 2 (a sample variance needs two), "
+                             f"got {self.moment_samples}")
+        if self.moment_inputs < 1:
+            raise ValueError(f"--moment_inputs must be >= 1, got {self.moment_inputs}")
+        for name in ("recon_weight", "moment_weight", "second_moment_weight"):
+            if not getattr(self, name) >= 0:  # NaN too
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.predictor_steps < 1 or self.predictor_eval_every < 1:
+            raise ValueError("--predictor_steps and --predictor_eval_every must be >= 1, got "
+                             f"{self.predictor_steps} and {self.predictor_eval_every}")
+        if self.uses_moments and self.moments == 2 and self.likelihood == "categorical":
+            raise ValueError(f"--recon_loss={self.recon_loss} matches a second moment, which "
+                             "--likelihood=categorical does not have: use mr1/proxy_mr1, or a "
+                             "gaussian or laplace likelihood")
+
+    @classmethod
+    def of(cls, settings) -> "PairsLoss":
+        """The PairsLoss of any settings object with these fields (an experiment's
+        config inherits them)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+    @property
+    def active(self) -> bool:
+        return self.recon_loss != NONE
+
+    @property
+    def uses_moments(self) -> bool:
+        return self.recon_loss in MOMENT_RECONSTRUCTION + PROXY
+
+    @property
+    def uses_predictor(self) -> bool:
+        return self.recon_loss in PROXY
+
+    @property
+    def moments(self) -> int:
+        """1 or 2: the sample moments matched (mr*, proxy_mr*)."""
+        return int(self.recon_loss[-1])
+
+    @property
+    def samples_per_input(self) -> int:
+        return self.moment_samples if self.uses_moments else 1
+
+    @property
+    def needs_probabilities(self) -> bool:
+        """ce and the categorical likelihood need generator outputs that are class
+        probabilities (label maps one-hot)."""
+        return self.recon_loss == "ce" or (self.uses_moments and self.likelihood == "categorical")
+
+    def inputs_per_replica(self, rows: int) -> int:
+        """Paired inputs of a replica's batch of `rows` that the loss reads: all of
+        them for l1/l2/ce, the first moment_inputs for the moment losses."""
+        return min(rows, self.moment_inputs) if self.uses_moments else rows
+
+
+def per_example(settings: PairsLoss, samples: tf.Tensor, target: tf.Tensor,
+                predicted: Optional[tuple] = None) -> tf.Tensor:
+    """The weighted loss of each paired input.
+
+    samples: [K, n, ...] generator outputs, K = settings.samples_per_input samples of
+      each of n inputs; target: [n, ...] their paired targets; predicted: the frozen
+      predictor's (centre [n, ...], log-dispersion [n, ...] or None) for proxy MR.
+    Returns [n] float32.
+    """
+    kind = settings.recon_loss
+    if kind in ("l1", "l2"):
+        return settings.recon_weight * losses.reconstruction_loss(samples[0], target, kind)
+    if kind == "ce":
+        return settings.recon_weight * losses.cross_entropy(samples[0], target)
+    if kind in MOMENT_RECONSTRUCTION:
+        return settings.moment_weight * losses.moment_reconstruction(
+            samples, target, settings.likelihood, settings.moments)
+    if kind in PROXY:
+        if predicted is None:
+            raise ValueError(f"--recon_loss={kind} needs the predictor's moments")
+        first, second = losses.proxy_moment_reconstruction(
+            samples, *predicted, settings.likelihood, settings.moments)
+        return settings.moment_weight * first + settings.second_moment_weight * second
+    raise ValueError(f"--recon_loss={kind} has no loss")
