@@ -17,7 +17,7 @@ only the joint stream (the GAN baseline) sees only the paired set.
 """
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import tensorflow as tf
 
@@ -86,22 +86,54 @@ def from_aligned(parts: Sequence, num_paired: int, part_names: Sequence[str]) ->
     return Observations(tuple(p[:num_paired] for p in parts), tuple(rest), tuple(part_names))
 
 
-def training_streams(observations: Observations, stream_parts: dict) -> dict[str, streams.Stream]:
+def training_streams(observations: Observations, stream_parts: dict,
+                     encoders: Optional[Sequence[Optional[Callable]]] = None,
+                     mirror: bool = False) -> dict[str, streams.Stream]:
     """The Streams a layout reads: key -> part (None: the joint stream of whole paired
-    samples, parts joined along the last axis), as `layout.Layout.streams`."""
+    samples, parts joined along the last axis), as `layout.Layout.streams`.
 
-    def joint_gather(seed):
-        gathers = [streams.pool_gatherer(p) for p in observations.paired]
+    encoders: per part, None or a TF function float32 [B, ...] rows (as gathered,
+    uint8 images in [0, 1]) -> the networks' form of that part (e.g. one-hot label
+    maps, `data.label_encoding`). mirror: images [B, H, W, C] are flipped left-right
+    with probability 1/2 each (pix2pix's mirroring), a whole pair together, from the
+    stream's seed."""
+    encoders = list(encoders or [None] * len(observations.part_names))
+
+    def encoded(pool, part: int) -> streams.Gather:
+        gather = streams.pool_gatherer(pool)
+        encode = encoders[part]
+        return gather if encode is None else (lambda indices: encode(gather(indices)))
+
+    def joint() -> streams.Gather:
+        gathers = [encoded(p, i) for i, p in enumerate(observations.paired)]
         return lambda indices: tf.concat([g(indices) for g in gathers], axis=-1)
+
+    def stream(num_items: int, build: Callable[[], streams.Gather]) -> streams.Stream:
+        # Gathers are built inside the input pipeline (`Stream.make_gather`), so the
+        # pools' constants live where it runs.
+        return streams.Stream(num_items, lambda seed: mirrored(build(), seed) if mirror else build())
 
     result = {}
     for key, part in stream_parts.items():
         if part is None:
-            result[key] = streams.Stream(observations.num_paired, joint_gather)
+            result[key] = stream(observations.num_paired, joint)
         else:
             pool = observations.marginal_pool(part)
-            result[key] = streams.Stream(len(pool), lambda seed, pool=pool: streams.pool_gatherer(pool))
+            result[key] = stream(len(pool), lambda pool=pool, part=part: encoded(pool, part))
     return result
+
+
+def mirrored(gather: streams.Gather, seed: int) -> streams.Gather:
+    """`gather` whose image rows [B, H, W, C] are each flipped left-right with
+    probability 1/2, drawn from a generator seeded by `seed`."""
+    generator = tf.random.Generator.from_seed(seed)
+
+    def gather_mirrored(indices):
+        rows = gather(indices)
+        flip = generator.uniform([tf.shape(rows)[0]]) < 0.5
+        return tf.where(flip[:, None, None, None], tf.reverse(rows, axis=[2]), rows)
+
+    return gather_mirrored
 
 
 def counts_by_stream(observations: Observations, stream_parts: dict) -> dict[str, dict]:

@@ -27,6 +27,7 @@ import numpy as np
 from tf_factorgan import trainer
 from tf_factorgan.data import image_folders, pix2pix, pools, sources, streams
 from tf_factorgan.data import palette as palettes
+from tf_factorgan.data import label_encoding
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition
 from tf_factorgan.models.conv import ConvDiscriminator
@@ -35,6 +36,9 @@ FOLDERS = "folders"
 DATASETS = (*pix2pix.GREY_A, FOLDERS)
 # The parts of an image sample: A (photo or edge map), then B (label map or photo).
 PART_NAMES = ("a", "b")
+# Which part a conditional model takes as its input (`oriented`).
+A_TO_B, B_TO_A = "a_to_b", "b_to_a"
+DIRECTIONS = (A_TO_B, B_TO_A)
 # Flags that name the folders of --dataset=folders.
 FOLDER_FLAGS = ("paired_dir", "paired_a_dir", "paired_b_dir", "unpaired_a_dir",
                 "unpaired_b_dir", "val_dir", "val_a_dir", "val_b_dir")
@@ -48,7 +52,8 @@ class ImageDataSettings(common.TrainingSettings):
     paired folders is paired). max_*_images: 0 = all (smaller values make quick trial
     runs). disc_channels: filters of every discriminator's first layer. palette: CSV or
     JSON label classes (`data/palette.py`); with folders it makes B a label map.
-    resize: how folder images reach load_size. image_cache_dir: decoded folders
+    resize: how folder images reach load_size. mirror: training images are flipped
+    left-right at random (pix2pix's mirroring; a pair together). image_cache_dir: decoded folders
     (default <out_path>/image_cache). memory_limit_mb: larger pools stream from the
     cache on disk."""
 
@@ -71,6 +76,7 @@ class ImageDataSettings(common.TrainingSettings):
     disc_channels: int = 32
     max_train_images: int = 0
     max_val_images: int = 0
+    mirror: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -138,22 +144,70 @@ class ImageDataSettings(common.TrainingSettings):
 @dataclasses.dataclass(frozen=True)
 class ImageData:
     """observations: the training pairs and unpaired images (uint8 pools [N, H, W, C]);
-    val: the validation pairs in memory; palette: the label classes of B (None: B is
-    not a label map)."""
+    val: the validation pairs in memory; palette: the label classes of the label maps
+    (None: no part is a label map); encodings: per part, the `LabelEncoding` of a
+    label-map part or None (a photo). Part 0 is A and part 1 B, unless `oriented`
+    swapped them (a conditional model's input is part 0)."""
 
     observations: sources.Observations
     val: pix2pix.AlignedPairs
     palette: Optional[palettes.Palette] = None
+    encodings: tuple = (None, None)
 
     @property
     def partition(self) -> Partition:
-        """Channels of A, then of B."""
-        return Partition(tuple(int(p.shape[-1]) for p in self.observations.paired))
+        """Channels of part 0, then of part 1, in the networks' form."""
+        return Partition(tuple(encoding.channels if encoding else int(pool.shape[-1])
+                               for pool, encoding in zip(self.observations.paired, self.encodings)))
+
+    @property
+    def label_part(self) -> Optional[int]:
+        """The part that is a label map (None: none is)."""
+        return next((i for i, e in enumerate(self.encodings) if e is not None), None)
+
+    def encoded(self, part: int, images: np.ndarray) -> np.ndarray:
+        """uint8 [N, H, W, C] images of `part` -> float32 in the networks' form."""
+        encoding = self.encodings[part]
+        if encoding is None:
+            return as_float(images)
+        return label_encoding.encode_numpy(encoding, images)
+
+    def shown(self, part: int, values) -> np.ndarray:
+        """float [N, H, W, channels] of `part` in the networks' form -> float32 images
+        in [0, 1] to look at (a label map's class colours)."""
+        encoding = self.encodings[part]
+        return np.asarray(values, np.float32) if encoding is None else encoding.to_rgb(values).numpy()
+
+    def encoders(self) -> tuple:
+        """Per part, the input pipeline's encoder (`sources.training_streams`)."""
+        return tuple(None if e is None else e.encode for e in self.encodings)
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
         """[H, W, Ca + Cb] of one (A, B) pair."""
         return (*self.observations.paired[0].shape[1:3], self.partition.total_size)
+
+
+def _label_encodings(labels: Optional[palettes.Palette]) -> tuple:
+    """B is a label map (in colours, until `oriented` says otherwise) when there are
+    label classes."""
+    return (None, None if labels is None else label_encoding.LabelEncoding(labels))
+
+
+def oriented(data: ImageData, direction: str, encoding: str = label_encoding.RGB) -> ImageData:
+    """`data` for a conditional model translating `direction` ("a_to_b": A is the
+    input, part 0; "b_to_a": B is), its label maps in `encoding`."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    encodings = tuple(None if e is None else label_encoding.LabelEncoding(e.palette, encoding)
+                      for e in data.encodings)
+    if direction == A_TO_B:
+        return dataclasses.replace(data, encodings=encodings)
+    observations = data.observations
+    swapped = sources.Observations(observations.paired[::-1], observations.unpaired[::-1],
+                                   observations.part_names[::-1])
+    val = pix2pix.AlignedPairs(data.val.b, data.val.a, data.val.files)
+    return dataclasses.replace(data, observations=swapped, val=val, encodings=encodings[::-1])
 
 
 def read_palette(settings: ImageDataSettings) -> Optional[palettes.Palette]:
@@ -184,7 +238,8 @@ def load_preset(settings: ImageDataSettings) -> ImageData:
             f"{len(train)} training images in {root}/train"
         )
     observations = sources.from_aligned([train.a, train.b], settings.num_joint_samples, PART_NAMES)
-    return ImageData(observations, val, read_palette(settings))
+    palette = read_palette(settings)
+    return ImageData(observations, val, palette, _label_encodings(palette))
 
 
 def _part_specs(settings: ImageDataSettings, labels: Optional[palettes.Palette]):
@@ -240,7 +295,8 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
     if val_a.shape[-1] != paired[0].shape[-1] or val_b.shape[-1] != paired[1].shape[-1]:
         raise ValueError(f"validation images have {val_a.shape[-1]} + {val_b.shape[-1]} channels, "
                          f"the training images {paired[0].shape[-1]} + {paired[1].shape[-1]}")
-    return ImageData(observations, pix2pix.AlignedPairs(val_a, val_b, tuple(val_files)), labels)
+    return ImageData(observations, pix2pix.AlignedPairs(val_a, val_b, tuple(val_files)), labels,
+                     _label_encodings(labels))
 
 
 def val_source(settings: ImageDataSettings) -> str:
@@ -254,7 +310,8 @@ def val_source(settings: ImageDataSettings) -> str:
 
 def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.DistributedStep):
     """The step's streams over the training observations, for the Trainer."""
-    pools = sources.training_streams(data.observations, step.updates.data_streams())
+    pools = sources.training_streams(data.observations, step.updates.data_streams(), data.encoders(),
+                                     mirror=settings.mirror)
     return streams.streams_dataset_fn(pools, settings.batch_size, settings.seed)
 
 
