@@ -53,14 +53,22 @@ def test_conditional_factorgan_streams_every_photo_and_the_paired_subset(tmp_pat
         assert np.min(np.abs(paired - sample).max(axis=(1, 2, 3))) < 1e-6
 
 
-def test_image_grid_shows_input_prediction_and_truth(tmp_path, segmentation_dir):
-    config = _config(tmp_path, segmentation_dir)
-    data = image_data.load_data(config)
+def test_image_grid_shows_input_truth_samples_consensus_and_spread(tmp_path, segmentation_dir):
+    config = _config(tmp_path, segmentation_dir, label_encoding="one_hot")
+    data = image2image.load_data(config)
     loop = image2image.build_trainer(config, data, tf.distribute.get_strategy())
     grid = loop.image_summary_fn()
-    # 6 validation images in rows of 2 triplets (input | prediction | truth), 16 pixels each.
-    assert grid.shape == (3 * 16, 2 * 3 * 16, 3)
-    np.testing.assert_allclose(grid[:16, 32:48], data.val.b[0] / 255, atol=1e-6)
+    # 4 validation inputs, a row each: input | truth | 3 samples | vote | spread, 16
+    # pixels each, framed by 2 pixels.
+    assert grid.shape == (4 * 18 + 2, 7 * 16 + 4, 3)
+    np.testing.assert_allclose(grid[2:18, 2:18], data.val.a[0] / 255, atol=1e-6)
+    np.testing.assert_allclose(grid[2:18, 18:34], data.val.b[0] / 255, atol=1e-6)
+    # One-hot samples and the vote are palette colours; the spread is grey.
+    colours = np.round(data.palette.evaluated_colours() * 255)
+    panels = np.round(grid[2:18, 34:34 + 4 * 16] * 255).reshape(-1, 3)
+    assert np.all(np.any(np.all(panels[:, None] == colours[None], axis=-1), axis=1))
+    spread = grid[2:18, 34 + 4 * 16:34 + 5 * 16]
+    assert np.all(spread[..., 0] == spread[..., 2]) and 0 <= spread.min() and spread.max() <= 1
 
 
 def test_bad_settings_name_their_flag():

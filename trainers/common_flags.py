@@ -13,7 +13,7 @@ from typing import Callable, TypeVar
 
 from absl import app, flags
 
-from tf_factorgan import checkpoints, gan, strategies
+from tf_factorgan import checkpoints, gan, losses, pairs_loss, strategies
 from tf_factorgan.logs import quiet_info_logs
 from tf_factorgan.models import specs
 from tf_factorgan.data import image_folders
@@ -62,9 +62,9 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
     flags.DEFINE_integer("log_every", d.log_every, "TensorBoard scalars every N steps.")
     flags.DEFINE_integer("image_every", d.image_every, "TensorBoard images every N steps.")
     flags.DEFINE_integer("eval_every", d.eval_every,
-                         "Also evaluate every N steps during training, on --eval_every_samples "
-                         "samples, into the final metrics' TensorBoard curves (0 = only at the "
-                         "end; Paired MNIST, other experiments ignore it).")
+                         "Also evaluate every N steps during training, into the final metrics' "
+                         "TensorBoard curves (0 = only at the end; Paired MNIST and arrays on "
+                         "--eval_every_samples samples, the others on their validation data).")
     flags.DEFINE_integer("eval_every_samples", d.eval_every_samples,
                          "Samples of each --eval_every evaluation (the final one keeps its own "
                          "count).")
@@ -194,3 +194,28 @@ def define_image_data_flags(defaults) -> None:
     flags.DEFINE_integer("disc_channels", d.disc_channels, "First-layer filters of every discriminator.")
     flags.DEFINE_integer("max_train_images", d.max_train_images, "Use only the first N training images (0 = all).")
     flags.DEFINE_integer("max_val_images", d.max_val_images, "Use only the first N validation images (0 = all).")
+    flags.DEFINE_bool("mirror", d.mirror, "Flip training images left-right at random (a pair together).")
+
+
+def define_pairs_loss_flags(defaults) -> None:
+    """Flags of `pairs_loss.PairsLoss`, shared by the conditional trainers."""
+    d = defaults
+    flags.DEFINE_enum("recon_loss", d.recon_loss, list(pairs_loss.KINDS),
+                      "The generator's loss on the paired rows: none, pix2pix's l1/l2, "
+                      "cross-entropy (ce), MR-GAN's moment reconstruction (mr1, mr2) or proxy MR "
+                      "(proxy_mr1, proxy_mr2).")
+    flags.DEFINE_enum("likelihood", d.likelihood, list(losses.LIKELIHOODS),
+                      "Moment losses: gaussian (mean, variance), laplace (median, mean absolute "
+                      "deviation) or categorical (class probabilities, one moment).")
+    flags.DEFINE_integer("moment_samples", d.moment_samples, "Moment losses: samples per paired input (K).")
+    flags.DEFINE_integer("moment_inputs", d.moment_inputs,
+                         "Moment losses: paired inputs per replica and update whose K samples are fitted.")
+    flags.DEFINE_float("recon_weight", d.recon_weight, "Weight of l1 / l2 / ce (pix2pix: 100).")
+    flags.DEFINE_float("moment_weight", d.moment_weight,
+                       "Weight of the mr likelihood or of proxy MR's first moment (MR-GAN: 10).")
+    flags.DEFINE_float("second_moment_weight", d.second_moment_weight,
+                       "Weight of proxy MR's second moment (MR-GAN: 10).")
+    flags.DEFINE_integer("predictor_steps", d.predictor_steps,
+                         "Proxy MR: updates of the predictor stage (run once per data and settings).")
+    flags.DEFINE_integer("predictor_eval_every", d.predictor_eval_every,
+                         "Proxy MR: the predictor's validation loss every N updates; the best is kept.")

@@ -16,18 +16,34 @@ Re-running the same command resumes from the last checkpoint; Ctrl-C saves and e
 
 from absl import flags
 
-from tf_factorgan.experiments import image2image
+from tf_factorgan.data import label_encoding
+from tf_factorgan.experiments import image2image, image_data
 from trainers import common_flags
 
 DEFAULTS = image2image.Image2ImageConfig()
 
 flags.DEFINE_enum("model", DEFAULTS.model, list(image2image.MODELS),
-                  "Conditional FactorGAN, GAN on the paired images, or CycleGAN on unpaired ones.")
+                  "Conditional FactorGAN (with or without D_P), GAN on the paired images "
+                  "(pix2pix with --recon_loss=l1), or CycleGAN on unpaired ones.")
+flags.DEFINE_enum("direction", DEFAULTS.direction, list(image_data.DIRECTIONS),
+                  "a_to_b: A (photo) is the input and B (label map) the output; b_to_a: the reverse.")
+flags.DEFINE_enum("label_encoding", DEFAULTS.label_encoding, list(label_encoding.ENCODINGS),
+                  "Label maps in the networks: colours (rgb), or one channel per class (one_hot; "
+                  "a generator of label maps then outputs class probabilities).")
 flags.DEFINE_integer("ngf", DEFAULTS.ngf, "U-Net width.")
+flags.DEFINE_integer("noise_channels", DEFAULTS.noise_channels,
+                     "U-Net: noise maps at the bottleneck (a projection of the noise vector).")
+flags.DEFINE_integer("noise_stages", DEFAULTS.noise_stages,
+                     "U-Net: last decoder stages (0-4) that also get per-pixel noise maps (MR-GAN: 3).")
+flags.DEFINE_integer("noise_map_channels", DEFAULTS.noise_map_channels,
+                     "U-Net: channels of each per-pixel noise map (MR-GAN: 32).")
+flags.DEFINE_integer("eval_samples", DEFAULTS.eval_samples,
+                     "Outputs drawn per validation input (diversity, majority vote).")
 flags.DEFINE_float("cycle_weight", DEFAULTS.cycle_weight, "CycleGAN: weight of the L1 cycle loss.")
 flags.DEFINE_float("identity_weight", DEFAULTS.identity_weight,
                    "CycleGAN: identity loss weight, as a fraction of --cycle_weight.")
 common_flags.define_image_data_flags(DEFAULTS)
+common_flags.define_pairs_loss_flags(DEFAULTS)
 common_flags.define_training_flags(DEFAULTS)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from tf_factorgan import gan, images, noise, trainer
+from tf_factorgan import gan, images, layout, noise, predictor, trainer
 from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
@@ -52,6 +52,7 @@ from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models.conv import ConvDiscriminator
 from tf_factorgan.models import legacy_specs, specs
 from tf_factorgan.models.masking import MaskingSeparator
+from tf_factorgan.pairs_loss import PairsLoss
 
 SETTINGS = SpectrogramSettings()
 # Channels of a sample: the generator's input, then the two sources in the order of
@@ -70,12 +71,15 @@ RECORDING_DIRS = {"unpaired_mixtures_dir": "mixture", "unpaired_accompaniment_di
 
 
 @dataclasses.dataclass(frozen=True)
-class AudioSeparationConfig(common.TrainingSettings):
+class AudioSeparationConfig(common.TrainingSettings, PairsLoss):
     """musdb_root: MUSDB18 folder (train/, test/); or paired_songs_dir (with optional
     unpaired_*_dir and test_songs_dir): the user's own folders, `data/song_folders.py`;
     cache_dir: preprocessed spectrograms (default <out_path>/musdb_cache, or
     <out_path>/audio_cache for folders); eval_*: BSS Eval window and hop in seconds
-    (1 s: the SiSEC 2018 standard; the original FactorGAN code used 15 s / 15 s)."""
+    (1 s: the SiSEC 2018 standard; the original FactorGAN code used 15 s / 15 s).
+    noise_stages / noise_map_channels: per-pixel noise maps of the separator's U-Net
+    (`models.unet`; 0 stages: the bottleneck noise alone, as the paper). The pairs loss
+    (`pairs_loss.PairsLoss`) fits log1p magnitudes of the paired snippets' sources."""
 
     EXPERIMENT: ClassVar[str] = "audio_separation"
 
@@ -89,6 +93,8 @@ class AudioSeparationConfig(common.TrainingSettings):
     factorgan: bool = True
     num_joint_songs: int = 10
     ngf: int = 32
+    noise_stages: int = 0
+    noise_map_channels: int = 32
     disc_channels: int = 32
     steps: int = 40000
     cache_dir: str = ""
@@ -100,6 +106,14 @@ class AudioSeparationConfig(common.TrainingSettings):
 
     def __post_init__(self):
         super().__post_init__()
+        PairsLoss.__post_init__(self)
+        if self.needs_probabilities:
+            raise ValueError(f"--recon_loss={self.recon_loss} with --likelihood={self.likelihood} "
+                             "needs class probabilities; separation outputs magnitudes: use "
+                             "l1, l2, or a gaussian or laplace likelihood")
+        if not 0 <= self.noise_stages <= 4 or self.noise_map_channels < 1:
+            raise ValueError(f"--noise_stages must lie in [0, 4] and --noise_map_channels be >= 1, "
+                             f"got {self.noise_stages} and {self.noise_map_channels}")
         if self.num_joint_songs < 1:
             raise ValueError(f"--num_joint_songs must be >= 1, got {self.num_joint_songs}")
         for name in ("ngf", "disc_channels", "snippet_stride"):
@@ -141,7 +155,8 @@ class AudioSeparationConfig(common.TrainingSettings):
         return Variant.FACTORGAN if self.factorgan else Variant.GAN
 
     def gan_config(self) -> gan.GanConfig:
-        return super().gan_config(self.variant, conditional=True, condition_visible=False)
+        return gan.GanConfig.of(self, self.variant, conditional=True, condition_visible=False,
+                                pairs_loss=PairsLoss.of(self))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,10 +319,32 @@ def spectrogram_grid(step: trainer.DistributedStep, data: AudioData, count: int 
     return images.image_grid(np.clip(strip, 0.0, 1.0), columns=1)
 
 
+# Proxy MR's predictor stage validates on every VALIDATION_EVERY-th paired snippet,
+# held out from its training (the test songs are whole songs, scored after training).
+VALIDATION_EVERY = 10
+
+
+def make_predictor_fn(config: AudioSeparationConfig, data: AudioData):
+    """`() -> predictor` for proxy MR, after running (or finding) the predictor stage on
+    the paired snippets."""
+    paired = [np.asarray(p) for p in data.observations.paired]
+    held = np.zeros(len(paired[0]), bool)
+    held[::VALIDATION_EVERY] = True
+    if held.all():
+        raise ValueError(f"proxy MR's predictor needs at least 2 paired snippets, got {len(held)}")
+    training = sources.Observations(tuple(p[~held] for p in paired), (None,) * len(CHANNELS), CHANNELS)
+    joint = sources.training_streams(training, {layout.JOINT: None})[layout.JOINT]
+    val = np.concatenate([p[held] for p in paired], axis=-1).astype(np.float32)
+    return predictor.from_stage(
+        generator_spec(config), PARTITION, SAMPLE_SHAPE, joint, val, predictor.StageSettings.of(config),
+        os.path.join(config.out_path, "predictors"), paired)
+
+
 def build_trainer(
     config: AudioSeparationConfig, data: AudioData, strategy: tf.distribute.Strategy
 ) -> trainer.Trainer:
     gan_config = config.gan_config()
+    make_predictor = make_predictor_fn(config, data) if config.uses_predictor else None
     step = common.build_step(
         config, strategy, gan_config, PARTITION,
         lambda: gan.build_models(
@@ -316,6 +353,7 @@ def build_trainer(
             SAMPLE_SHAPE,
             make_generator=lambda: specs.construct(generator_spec(config)),
             make_discriminator=lambda name: ConvDiscriminator(filters=config.disc_channels, name=name),
+            make_predictor=make_predictor,
         ),
     )
     pools = sources.training_streams(data.observations, step.updates.data_streams())
@@ -325,6 +363,9 @@ def build_trainer(
         config.run_dir,
         config,
         image_summary_fn=lambda: spectrogram_grid(step, data),
+        # --eval_every: the test songs' BSS Eval during training (the headline curves).
+        eval_fn=lambda at_step: {key: value for key, value in evaluate(config, data, step)[0].items()
+                                 if key in HEADLINE_METRICS and value is not None},
     )
 
 
@@ -340,12 +381,12 @@ def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
     return predict
 
 
-def evaluate(config: AudioSeparationConfig, data: AudioData, loop: trainer.Trainer) -> tuple[dict, dict]:
+def evaluate(config: AudioSeparationConfig, data: AudioData, step: trainer.DistributedStep) -> tuple[dict, dict]:
     """BSS Eval v4 of every test song (or the first --max_eval_songs), one song at a
     time (each decoded once); returns the aggregated metrics and the first song's
     mixture and estimates (for the audio summaries). Without test songs (folders
     without --test_songs_dir) the metrics only say so."""
-    predict = mask_predictor(loop.gan_step.models.generator, config.nz, config.seed)
+    predict = mask_predictor(step.models.generator, config.nz, config.seed)
     per_track, first = {}, {}
     for song in tqdm.tqdm(data.test_songs[: config.max_eval_songs or None], desc="test songs"):
         mixture, references, rate = song.load()
@@ -394,7 +435,9 @@ def write_audio_summaries(loop: trainer.Trainer, song: dict, step: int, seconds:
 def generator_spec(config: AudioSeparationConfig) -> specs.GeneratorSpec:
     """The masking separator, with the STFT and window it was trained on."""
     return specs.GeneratorSpec(
-        "masking_separator", {"ngf": config.ngf}, [[*SAMPLE_SHAPE[:2], 1], [config.nz]],
+        "masking_separator", {"ngf": config.ngf, "noise_channels": 2, "noise_stages": config.noise_stages,
+                              "noise_map_channels": config.noise_map_channels},
+        [[*SAMPLE_SHAPE[:2], 1], [config.nz]],
         config.nz, config.seed, "separation",
         {"spectrogram": dataclasses.asdict(SETTINGS), "window_frames": WINDOW_FRAMES},
     )
@@ -433,7 +476,7 @@ def separate_file(run_dir: str, path: str, out_dir: str, griffin_lim_iterations:
 
 def _evaluate_and_listen(config: AudioSeparationConfig, data: AudioData, loop: trainer.Trainer) -> dict:
     """`evaluate`, with the first test song's mixture and estimates in TensorBoard."""
-    metrics, song = evaluate(config, data, loop)
+    metrics, song = evaluate(config, data, loop.gan_step)
     write_audio_summaries(loop, song, int(loop.step.numpy()))
     return metrics
 

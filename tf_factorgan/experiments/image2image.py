@@ -1,24 +1,34 @@
 """Image-to-image translation with few pairs (FactorGAN paper, section 4.3): photo ->
-label map on Cityscapes (or any pix2pix dataset, A -> B).
+label map on Cityscapes (or any pix2pix dataset, A -> B), or the reverse
+(--direction=b_to_a: label map -> photo, the MR-GAN paper's Cityscapes task).
 
 Models (--model):
-  factorgan  conditional FactorGAN: a U-Net maps (photo, noise) to a label map; one
-             marginal discriminator on label maps sees every real label map and the
-             predictions for every photo, paired or not; D_P / D_Q on (photo, label map).
-  gan        one discriminator on (photo, label map) pairs; the generator sees only
-             the paired photos.
-  cyclegan   two noise-free U-Nets and two discriminators trained on unpaired photos
-             and label maps only (`cyclegan.py`).
+  factorgan        conditional FactorGAN: a U-Net maps (input, noise) to the output; one
+                   marginal discriminator on outputs sees every real output image and
+                   the predictions for every input, paired or not; D_P / D_Q on pairs.
+  factorgan_no_cp  the same without D_P (real parts taken as independent).
+  gan              one discriminator on (input, output) pairs; the generator sees only
+                   the paired inputs. With --recon_loss=l1 it is pix2pix.
+  cyclegan         two noise-free U-Nets and two discriminators trained on unpaired
+                   photos and label maps only (`cyclegan.py`).
 
-Evaluation on the validation pairs: MSE in RGB [0, 1] and, when B is a label map
-(the cityscapes preset, or --palette), pixel accuracy, class accuracies and mean IoU
-over the palette's evaluated classes (`eval/segmentation.py`).
+Every conditional model can also learn from its pairs directly (--recon_loss: pix2pix's
+l1 / l2, cross-entropy, MR-GAN's mr1 / mr2 / proxy_mr1 / proxy_mr2; `pairs_loss.py`).
+Label maps enter the networks as colours or one-hot classes (--label_encoding,
+`data/label_encoding.py`); the U-Net's noise reaches its bottleneck and, with
+--noise_stages, per-pixel maps at its last decoder stages.
+
+Evaluation on the validation pairs draws --eval_samples outputs per input: MSE in RGB
+[0, 1] of one sample and, when the outputs are label maps (the cityscapes preset, or
+--palette), pixel accuracy, class accuracies and mean IoU of one sample and of the
+per-pixel majority vote of the samples (`vote/...`); the samples' diversity
+(`eval/diversity.py`). --eval_every evaluates during training too.
 
 Output under `<out_path>/image2image/<experiment_name>/`:
-  checkpoints/, logs/     resumable state, TensorBoard (losses, input | prediction |
-                          truth grids, metrics)
-  generator.weights.h5    final A -> B generator weights
-  predictions.png         validation inputs | predictions | ground truth
+  checkpoints/, logs/     resumable state, TensorBoard (losses, input | truth | samples
+                          | consensus | spread grids, metrics)
+  generator.weights.h5    final generator weights (input -> output)
+  predictions.png         validation inputs | truth | samples | consensus | spread
   metrics.json            metrics and settings
 """
 
@@ -29,69 +39,156 @@ from typing import ClassVar
 import numpy as np
 import tensorflow as tf
 
-from tf_factorgan import cyclegan, gan, images, trainer
-from tf_factorgan.eval import segmentation
+from tf_factorgan import cyclegan, gan, images, layout, predictor, trainer
+from tf_factorgan.data import label_encoding, sources
+from tf_factorgan.eval import diversity, segmentation
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
 from tf_factorgan.models import specs
+from tf_factorgan.pairs_loss import PairsLoss
 
-MODELS = ("factorgan", "gan", "cyclegan")
-NUM_SHOWN = 8
+MODELS = ("factorgan", "factorgan_no_cp", "gan", "cyclegan")
+VARIANTS = {"factorgan": Variant.FACTORGAN, "factorgan_no_cp": Variant.FACTORGAN_NO_CP,
+            "gan": Variant.GAN, "cyclegan": Variant.GAN}
+NUM_SHOWN = 4
+# Samples per input shown in TensorBoard and predictions.png.
+SAMPLES_SHOWN = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class Image2ImageConfig(image_data.ImageDataSettings):
-    """ngf: the U-Net's width. cycle_weight / identity_weight: CycleGAN only."""
+class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss):
+    """ngf: the U-Net's width; noise_channels: its bottleneck noise maps (a Dense
+    projection of the noise vector); noise_stages / noise_map_channels: per-pixel noise
+    maps at its last decoder stages (`models.unet`). cycle_weight / identity_weight:
+    CycleGAN only. eval_samples: outputs drawn per validation input."""
 
     EXPERIMENT: ClassVar[str] = "image2image"
 
     model: str = "factorgan"
+    direction: str = image_data.A_TO_B
+    label_encoding: str = label_encoding.RGB
     load_size: str = "128"
     ngf: int = 32
+    noise_channels: int = 2
+    noise_stages: int = 3
+    noise_map_channels: int = 32
     steps: int = 40000
     cycle_weight: float = 10.0
     identity_weight: float = 0.5
+    eval_samples: int = 10
     experiment_name: str = "factorgan"
 
     def __post_init__(self):
         super().__post_init__()
+        PairsLoss.__post_init__(self)
         if self.model not in MODELS:
             raise ValueError(f"--model must be one of {MODELS}, got {self.model!r}")
-        if self.ngf < 1:
-            raise ValueError(f"--ngf must be >= 1, got {self.ngf}")
+        if self.direction not in image_data.DIRECTIONS:
+            raise ValueError(f"--direction must be one of {', '.join(image_data.DIRECTIONS)}, "
+                             f"got {self.direction!r}")
+        if self.label_encoding not in label_encoding.ENCODINGS:
+            raise ValueError(f"--label_encoding must be one of {', '.join(label_encoding.ENCODINGS)}, "
+                             f"got {self.label_encoding!r}")
+        for name in ("ngf", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.noise_channels < 0 or not 0 <= self.noise_stages <= 4 or self.noise_map_channels < 1:
+            raise ValueError("--noise_channels must be >= 0, --noise_stages in [0, 4] and "
+                             f"--noise_map_channels >= 1, got {self.noise_channels}, "
+                             f"{self.noise_stages}, {self.noise_map_channels}")
+        if self.model == "cyclegan" and (self.recon_loss != "none" or self.label_encoding != label_encoding.RGB
+                                         or self.direction != image_data.A_TO_B):
+            raise ValueError("--model=cyclegan trains on unpaired images only, A -> B in colours: "
+                             "it takes no --recon_loss, --label_encoding=one_hot or --direction=b_to_a")
+        if self.needs_probabilities and not (self.has_label_maps and self.direction == image_data.A_TO_B
+                                             and self.label_encoding == label_encoding.ONE_HOT):
+            raise ValueError(f"--recon_loss={self.recon_loss} with --likelihood={self.likelihood} needs "
+                             "label maps as outputs in class probabilities: --label_encoding=one_hot, "
+                             "--direction=a_to_b and label maps (a palette)")
         self.cycle_weights()  # validates
 
     @property
     def variant(self) -> Variant:
-        return Variant.FACTORGAN if self.model == "factorgan" else Variant.GAN
+        return VARIANTS[self.model]
 
     def gan_config(self) -> gan.GanConfig:
-        return super().gan_config(self.variant, conditional=True)
+        return gan.GanConfig.of(self, self.variant, conditional=True, pairs_loss=PairsLoss.of(self))
 
     def cycle_weights(self) -> cyclegan.CycleWeights:
         return cyclegan.CycleWeights(self.cycle_weight, self.identity_weight)
 
 
-def comparison_grid(step: trainer.DistributedStep, data: image_data.ImageData, count: int = NUM_SHOWN) -> np.ndarray:
-    """[H, W, 3] rows of validation input | prediction | truth, fixed inputs and noise."""
-    inputs = image_data.as_float(data.val.a[:count])
-    predictions = step.updates.translate(inputs, seed=0)
-    truth = image_data.as_float(data.val.b[:count])
-    return images.image_grid(image_data.side_by_side(inputs, predictions, truth), columns=2)
+def load_data(config: Image2ImageConfig) -> image_data.ImageData:
+    """The image data with the run's input part first, label maps in its encoding."""
+    return image_data.oriented(image_data.load_data(config), config.direction, config.label_encoding)
+
+
+def draw_samples(step: trainer.DistributedStep, data: image_data.ImageData, rows: slice,
+                 count: int, seed: int) -> np.ndarray:
+    """[count, n, H, W, C] outputs (the networks' form) of the validation inputs `rows`,
+    sample s from seed `seed + s` (CycleGAN, without noise: the same output each time)."""
+    inputs = data.encoded(0, data.val.a[rows])
+    return np.stack([step.updates.translate(inputs, seed=seed + s) for s in range(count)])
+
+
+def consensus(data: image_data.ImageData, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[S, n, H, W, C] samples -> (the consensus [n, H, W, 3 or C] in [0, 1]: label
+    maps' majority-vote colours or images' mean; the spread [n, H, W]: the share of samples
+    that disagree with the vote, or twice the mean standard deviation, both in [0, 1])."""
+    encoding = data.encodings[1]
+    if encoding is None:
+        mean = samples.mean(axis=0)
+        spread = np.clip(2.0 * samples.std(axis=0).mean(axis=-1), 0.0, 1.0)
+        return mean, spread
+    classes = np.stack([encoding.train_ids(s).numpy() for s in samples])
+    vote, agreement = diversity.majority_vote(classes, encoding.num_classes)
+    return segmentation.colourise(vote, encoding.palette).numpy(), 1.0 - agreement
+
+
+def comparison_grid(step: trainer.DistributedStep, data: image_data.ImageData, count: int = NUM_SHOWN,
+                    samples_shown: int = SAMPLES_SHOWN) -> np.ndarray:
+    """[H', W', 3]: a row per validation input (fixed inputs and noise): input | truth |
+    samples_shown samples | their consensus (majority vote or mean, of 10) | their
+    spread (white: samples disagree)."""
+    rows = slice(0, count)
+    samples = draw_samples(step, data, rows, max(10, samples_shown), seed=0)
+    mean, spread = consensus(data, samples)
+    shown = [data.shown(1, sample) for sample in samples[:samples_shown]]
+    inputs = data.shown(0, data.encoded(0, data.val.a[rows]))
+    columns = [inputs, image_data.as_float(data.val.b[rows]), *shown, mean, spread[..., None]]
+    return images.image_grid(image_data.side_by_side(*columns), columns=1, padding=2)
 
 
 def generator_spec(config: Image2ImageConfig, data: image_data.ImageData) -> specs.GeneratorSpec:
-    """The A -> B U-Net (CycleGAN's is noise-free), served as segmentation, with the
-    run's image size and palette."""
-    (height, width), (a_channels, b_channels) = data.sample_shape[:2], data.partition.sizes
-    # palette None: B is not a label map (the export refuses to serve it as one).
-    served = {"load_size": height, "image_size": [height, width], "input_channels": a_channels,
-              "palette": data.palette.to_json() if data.palette is not None else None}
+    """The input -> output U-Net (CycleGAN's is noise-free), served as segmentation
+    (or translation, --direction=b_to_a), with the run's image size, palette and
+    label encoding."""
+    (height, width), (in_channels, out_channels) = data.sample_shape[:2], data.partition.sizes
+    output = data.encodings[1]
+    # palette None: the outputs are not label maps (the export refuses to serve them so).
+    served = {"load_size": height, "image_size": [height, width], "input_channels": in_channels,
+              "palette": data.palette.to_json() if data.palette is not None else None,
+              "label_encoding": config.label_encoding, "direction": config.direction}
+    noisy = config.model != "cyclegan"
+    arguments = {"output_channels": out_channels, "ngf": config.ngf,
+                 "noise_channels": config.noise_channels if noisy else 0,
+                 "noise_stages": config.noise_stages if noisy else 0,
+                 "noise_map_channels": config.noise_map_channels,
+                 "output_activation": output.output_activation if output else "sigmoid"}
     return specs.GeneratorSpec(
-        "unet", {"output_channels": b_channels, "ngf": config.ngf,
-                 "noise_channels": 0 if config.model == "cyclegan" else 2},
-        [[height, width, a_channels], [config.nz]], config.nz, config.seed, "segmentation", served,
+        "unet", arguments, [[height, width, in_channels], [config.nz]], config.nz, config.seed,
+        "segmentation", served,
     )
+
+
+def make_predictor_fn(config: Image2ImageConfig, data: image_data.ImageData, spec):
+    """`() -> predictor` for proxy MR, after running (or finding) the predictor stage on
+    the paired images, validated on the validation pairs."""
+    joint = sources.training_streams(data.observations, {layout.JOINT: None}, data.encoders())[layout.JOINT]
+    val = np.concatenate([data.encoded(0, data.val.a), data.encoded(1, data.val.b)], axis=-1)
+    return predictor.from_stage(
+        spec, data.partition, data.sample_shape, joint, val, predictor.StageSettings.of(config),
+        os.path.join(config.out_path, "predictors"), [*data.observations.paired, data.val.a, data.val.b])
 
 
 def _build_step(config, data, strategy) -> trainer.DistributedStep:
@@ -117,12 +214,14 @@ def _build_step(config, data, strategy) -> trainer.DistributedStep:
             updates_class=cyclegan.CycleGanUpdates,
             weights=config.cycle_weights(),
         )
+    make_predictor = make_predictor_fn(config, data, spec) if config.uses_predictor else None
     return common.build_step(
         config, strategy, gan_config, partition,
         lambda: gan.build_models(
             gan_config, partition, shape,
             make_generator=lambda: specs.construct(spec),
             make_discriminator=make_discriminator,
+            make_predictor=make_predictor,
         ),
     )
 
@@ -137,31 +236,69 @@ def build_trainer(
         config.run_dir,
         config,
         image_summary_fn=lambda: comparison_grid(step, data),
+        eval_fn=lambda at_step: scalar_metrics(evaluate_step(config, data, step)),
     )
 
 
-def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: trainer.Trainer,
-             batch_size: int = 50) -> dict:
-    """Metrics of the predictions for every validation input, in batches: MSE, and
-    with a palette (B is a label map) pixel accuracy, class accuracies and IoU."""
-    metrics = segmentation.SegmentationMetrics(data.palette) if data.palette else segmentation.MeanSquaredError()
+def scalar_metrics(metrics: dict) -> dict:
+    """The numeric entries of `metrics` (TensorBoard scalars)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def evaluate_step(config: Image2ImageConfig, data: image_data.ImageData, step: trainer.DistributedStep,
+                  batch_size: int = 50) -> dict:
+    """Metrics of --eval_samples outputs for every validation input, in batches: MSE of
+    one sample, and with label-map outputs pixel accuracy, class accuracies and IoU of
+    one sample and (`vote/...`) of the per-pixel majority vote of the samples; the
+    samples' diversity (`diversity/...`). With images as outputs, `mean/mse` is the MSE
+    of the samples' mean."""
+    encoding = data.encodings[1]
+    score = (lambda: segmentation.SegmentationMetrics(data.palette)) if encoding else segmentation.MeanSquaredError
+    single, consensus_metrics, spread = score(), score(), diversity.Diversity()
+    count = config.eval_samples
     for start in range(0, len(data.val), batch_size):
         rows = slice(start, start + batch_size)
-        predicted = loop.gan_step.updates.translate(image_data.as_float(data.val.a[rows]), seed=config.seed + start)
-        metrics.update(predicted, image_data.as_float(data.val.b[rows]))
-    return metrics.result()
+        samples = draw_samples(step, data, rows, count, seed=config.seed + count * start)
+        truth = image_data.as_float(data.val.b[rows])
+        single.update(data.shown(1, samples[0]), truth)
+        consensus_metrics.update(consensus(data, samples)[0], truth)
+        if count > 1:
+            classes = None if encoding is None else np.stack([encoding.train_ids(s).numpy() for s in samples])
+            spread.update(samples, classes)
+    metrics = single.result()
+    prefix = "vote" if encoding else "mean"
+    metrics.update({f"{prefix}/{k}": v for k, v in consensus_metrics.result().items()
+                    if k in ("mse", "pixel_accuracy", "mean_class_accuracy", "mean_iou")})
+    if count > 1:
+        metrics.update({f"diversity/{k}": v for k, v in spread.result().items()})
+    metrics["eval_samples"] = count
+    return metrics
+
+
+def metric_keys(config: Image2ImageConfig) -> tuple:
+    """The headline metrics (TensorBoard `eval/*`, HParams columns)."""
+    diverse = ("diversity/mean_pairwise_l1",) if config.eval_samples > 1 else ()
+    if config.has_label_maps and config.direction == image_data.A_TO_B:
+        return ("pixel_accuracy", "mean_iou", "vote/pixel_accuracy", "vote/mean_iou", "mse",
+                *(("diversity/class_change",) if diverse else ()), *diverse)
+    return ("mse", "mean/mse", *diverse)
 
 
 def _write_outputs(config, data, loop, metrics) -> None:
     images.write_png(os.path.join(loop.out_dir, "predictions.png"), comparison_grid(loop.gan_step, data))
 
 
+def evaluate(config: Image2ImageConfig, data: image_data.ImageData, loop: trainer.Trainer) -> dict:
+    """`evaluate_step` of the trained (or restored) run."""
+    return evaluate_step(config, data, loop.gan_step)
+
+
 TASK = common.Task(
-    load_data=image_data.load_data,
+    load_data=load_data,
     build_trainer=build_trainer,
     evaluate=evaluate,
     generator_spec=generator_spec,
     details=lambda config, data: dict(model=config.model, **image_data.details(config, data)),
-    metric_keys=lambda config: ("mse", "pixel_accuracy", "mean_iou") if config.has_label_maps else ("mse",),
+    metric_keys=metric_keys,
     write_outputs=_write_outputs,
 )

@@ -99,13 +99,20 @@ def build_trainer(
         config.run_dir,
         config,
         image_summary_fn=lambda: sample_grid(step, partition),
+        eval_fn=lambda at_step: {key: value for key, value in evaluate_step(config, data, step).items()
+                                 if key in ("ls_mean", "ls_std")},
     )
 
 
 def evaluate(config: ImagePairsConfig, data: image_data.ImageData, loop: trainer.Trainer) -> dict:
+    """`evaluate_step` of the trained (or restored) run."""
+    return evaluate_step(config, data, loop.gan_step)
+
+
+def evaluate_step(config: ImagePairsConfig, data: image_data.ImageData, step: trainer.DistributedStep) -> dict:
     """The LS metric: real validation pairs against as many generated pairs."""
     real = np.concatenate([image_data.as_float(data.val.a), image_data.as_float(data.val.b)], -1)
-    generated = loop.gan_step.updates.sample(len(real), seed=config.seed, batch_size=100)
+    generated = step.updates.sample(len(real), seed=config.seed, batch_size=100)
     # The paper's LS discriminator: the convolutional one at half width, no spectral norm.
     ls_filters = max(1, config.disc_channels // 2)
     return ls_metric.ls_score(
