@@ -111,9 +111,13 @@ def build_module(run_dir: str, kind: str, experiment: str = ""):
                 f"--kind=segmentation needs a run on RGB photos; {run_dir!r} was "
                 f"trained on {spec.data['input_channels']}-channel inputs"
             )
+        if spec.data.get("direction", "a_to_b") != "a_to_b":
+            raise ValueError(
+                f"--kind=segmentation serves photo -> label map generators; {run_dir!r} was "
+                f"trained with --direction={spec.data['direction']} (label map -> photo)")
         return savedmodel.segmentation_module(
             generator, spec.data.get("image_size", spec.data["load_size"]), spec.nz, spec.seed,
-            run_palette(run_dir, spec)
+            run_palette(run_dir, spec), spec.data.get("label_encoding", "rgb")
         )
     image_shape = spec.data.get("image_shape")
     to_images = (lambda samples: tf.reshape(samples, [-1, *image_shape])) if image_shape else None

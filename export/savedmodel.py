@@ -44,12 +44,16 @@ import tensorflow as tf
 
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
+from tf_factorgan.data import label_encoding
 from tf_factorgan.data import palette as palettes
 from tf_factorgan.eval import segmentation
-from tf_factorgan.noise import noise_per_seed, repeated_noise, seeded_noise
+from tf_factorgan.noise import noise_per_seed, repeated_noise, samples_per_seed, seeded_noise
 
 ATOL = 1e-4
 TMP_PREFIX = ".tmp-"
+# The most samples per input a predict_samples call may ask for: a request's memory
+# and time grow with it.
+MAX_SAMPLES = 32
 # Fixed check inputs: odd image sizes; audio long enough for two full separation
 # windows and an end-aligned third (259 frames).
 _CHECK_IMAGE_SHAPE = (2, 20, 30, 3)
@@ -157,6 +161,17 @@ def _check_signature(loaded, signature: str, inputs: dict, expected: dict) -> No
         _assert_close(f"{signature}/{name}", outputs[name].numpy(), np.asarray(value))
 
 
+def _checked_samples(num_samples) -> tf.Tensor:
+    """int32 scalar num_samples, asserted in [1, MAX_SAMPLES] before it is used."""
+    num_samples = tf.convert_to_tensor(num_samples, tf.int32)
+    with tf.control_dependencies([
+        tf.debugging.assert_greater(num_samples, 0, message="num_samples must be >= 1"),
+        tf.debugging.assert_less_equal(num_samples, MAX_SAMPLES,
+                                       message=f"num_samples must be <= {MAX_SAMPLES}"),
+    ]):
+        return tf.identity(num_samples)
+
+
 class _Held:
     """Hides a Keras model from tf.Module's attribute tracking (see _ServingModule)."""
 
@@ -186,7 +201,8 @@ class _ServingModule(tf.Module):
 class SegmentationModule(_ServingModule):
     """See `segmentation_module`."""
 
-    def __init__(self, generator, load_size: int, nz: int, seed: int, palette=None):
+    def __init__(self, generator, load_size: int, nz: int, seed: int, palette=None,
+                 encoding: str = label_encoding.RGB):
         super().__init__(name="segmentation")
         self._hold(generator)
         # (H, W) the generator was trained at, from S or (H, W).
@@ -195,9 +211,11 @@ class SegmentationModule(_ServingModule):
         self.nz = int(nz)
         self.seed = int(seed)
         # The label classes of class_ids (a Palette; not saved as such: the graphs hold
-        # its colours and ids as constants).
+        # its colours and ids as constants) and the form of the generator's outputs.
         self.palette = palettes.cityscapes() if palette is None else palette
+        self.encoding = label_encoding.LabelEncoding(self.palette, encoding)
         images = lambda dtype: tf.TensorSpec([None, None, None, 3], dtype, name="images")  # noqa: E731
+        seeds = tf.TensorSpec([None], tf.int64, name="seed")
         self.serving_default = tf.function(
             lambda images: self.segment(images), input_signature=[images(tf.float32)]
         )
@@ -205,45 +223,93 @@ class SegmentationModule(_ServingModule):
             lambda images: self.segment(tf.cast(images, tf.float32) / 255.0),
             input_signature=[images(tf.uint8)],
         )
-        self.predict_seeded = tf.function(
-            self.segment,
-            input_signature=[images(tf.float32), tf.TensorSpec([None], tf.int64, name="seed")],
-        )
+        self.predict_seeded = tf.function(self.segment, input_signature=[images(tf.float32), seeds])
         self.predict_bytes = tf.function(
             lambda images: {"label_png_bytes": self.encode_labels(images)},
             input_signature=[tf.TensorSpec([None], tf.string, name="images")],
         )
+        self.predict_samples = tf.function(
+            self.sample_maps,
+            input_signature=[images(tf.float32), seeds, tf.TensorSpec([], tf.int32, name="num_samples")],
+        )
 
     def serving_signatures(self) -> dict:
-        names = ("serving_default", "predict_uint8", "predict_seeded", "predict_bytes")
+        names = ("serving_default", "predict_uint8", "predict_seeded", "predict_bytes", "predict_samples")
         return {name: getattr(self, name).get_concrete_function() for name in names}
+
+    def _outputs(self, maps) -> dict:
+        """Label maps [..., H, W, C] in the generator's form -> {label_rgb float32
+        [..., H, W, 3], class_ids int32 [..., H, W] palette ids, and for one-hot
+        outputs class_probabilities float32 [..., H, W, K]}."""
+        train_ids = self.encoding.train_ids(maps)
+        outputs = {"label_rgb": self.encoding.to_rgb(maps),
+                   "class_ids": tf.gather(tf.constant(self.palette.evaluated_ids()), train_ids)}
+        if self.encoding.kind == label_encoding.ONE_HOT:
+            outputs["class_probabilities"] = self.encoding.class_probabilities(maps)
+        return outputs
 
     def segment(self, images, seed=None) -> dict:
         """float [N, H, W, 3] in [0, 1], int64 seeds [N] (default: the export seed for
-        every image) -> {label_rgb float32 [N, H, W, 3] in [0, 1], class_ids int32
-        [N, H, W] palette ids of the nearest evaluated colours}. Plain TF ops: runs
-        eagerly or traced."""
-        labels = self.label_rgb(images, seed)
-        return {"label_rgb": labels, "class_ids": segmentation.class_ids(labels, self.palette)}
-
-    def label_rgb(self, images, seed=None) -> tf.Tensor:
-        """`segment`'s label_rgb alone: the generator's label maps at the inputs' size."""
+        every image) -> {label_rgb float32 [N, H, W, 3] in [0, 1] (colours, or the
+        colour of each pixel's class for one-hot outputs), class_ids int32 [N, H, W]
+        palette ids of each pixel's class (+ class_probabilities float32 [N, H, W, K]
+        for one-hot outputs)}. Plain TF ops: runs eagerly or traced."""
         images = tf.convert_to_tensor(images, tf.float32)
-        batch, size = tf.shape(images)[0], tf.shape(images)[1:3]
         if seed is None:
-            seed = tf.fill([batch], tf.constant(self.seed, tf.int64))
+            seed = tf.fill([tf.shape(images)[0]], tf.constant(self.seed, tf.int64))
+        return self._outputs(self.label_maps(images, noise_per_seed(self._checked(seed, images), self.nz)))
+
+    def _checked(self, seed, images):
         tf.debugging.assert_equal(
-            tf.size(seed), batch, message="seed must hold one value per image ([N])"
+            tf.size(seed), tf.shape(images)[0], message="seed must hold one value per image ([N])"
         )
+        return seed
+
+    def label_maps(self, images, noise) -> tf.Tensor:
+        """The generator's label maps (its output form: colours or probabilities) of
+        images float32 [N, H, W, 3] at their size, from noise [N, nz]."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        size = tf.shape(images)[1:3]
         # The generator only knows its training size (its noise projection is built
         # for that bottleneck); antialiasing keeps downscaling from aliasing.
         resized = tf.image.resize(images, list(self.image_size), method="bilinear", antialias=True)
-        labels = self.model(resized, noise_per_seed(seed, self.nz), training=False)
-        labels = tf.image.resize(
-            tf.cast(labels, tf.float32), size, method="bilinear", antialias=True
-        )
+        maps = self.model(resized, noise, training=False)
+        maps = tf.image.resize(tf.cast(maps, tf.float32), size, method="bilinear", antialias=True)
         # Resizing can overshoot [0, 1] slightly.
-        return tf.clip_by_value(labels, 0.0, 1.0)
+        return tf.clip_by_value(maps, 0.0, 1.0)
+
+    def sample_maps(self, images, seed, num_samples) -> dict:
+        """Uncertainty: `num_samples` S (1..MAX_SAMPLES) label maps per image, sample s
+        of image n from seed [seed[n], s] (sample 0 is `predict_seeded`'s output).
+
+        Returns {sample_class_ids int32 [N, S, H, W]; class_ids int32 [N, H, W] and
+        label_rgb float32 [N, H, W, 3]: each pixel's majority class over the samples
+        (ties to the lower class) and its colour; agreement float32 [N, H, W] in
+        (0, 1]: the share of samples that chose it; mean, variance float32 [N, H, W, C]:
+        the samples' per-pixel mean and (population) variance in the generator's
+        output form (colours, or class probabilities of the evaluated classes)}.
+        """
+        images = tf.convert_to_tensor(images, tf.float32)
+        num_samples = _checked_samples(num_samples)
+        batch, size = tf.shape(images)[0], tf.shape(images)[1:3]
+        noise = samples_per_seed(self._checked(seed, images), num_samples, self.nz)
+        maps = self.label_maps(tf.repeat(images, num_samples, axis=0), noise)
+        maps = tf.reshape(maps, tf.concat([[batch, num_samples], size, [tf.shape(maps)[-1]]], 0))
+        train_ids = self.encoding.train_ids(maps)
+        counts = tf.reduce_sum(tf.one_hot(train_ids, self.encoding.num_classes), axis=1)
+        vote = tf.argmax(counts, axis=-1, output_type=tf.int32)
+        ids = tf.constant(self.palette.evaluated_ids())
+        values = (self.encoding.class_probabilities(maps) if self.encoding.kind == label_encoding.ONE_HOT
+                  else maps)
+        mean, variance = tf.nn.moments(values, axes=[1])
+        return {
+            "sample_class_ids": tf.gather(ids, train_ids),
+            "class_ids": tf.gather(ids, vote),
+            "label_rgb": segmentation.colourise(vote, self.palette),
+            "agreement": tf.reduce_max(counts, axis=-1) / tf.cast(num_samples, tf.float32),
+            "mean": mean,
+            "variance": variance,
+        }
 
     def encode_labels(self, encoded) -> tf.Tensor:
         """string [N] encoded images -> string [N] PNG label maps in the palette's
@@ -253,8 +319,9 @@ class SegmentationModule(_ServingModule):
         def one(data):
             image = tf.io.decode_image(data, channels=3, expand_animations=False)
             image.set_shape([None, None, 3])
-            rgb = self.label_rgb(tf.cast(image, tf.float32)[None] / 255.0)
-            colours = segmentation.colourise(segmentation.train_ids(rgb[0], self.palette), self.palette)
+            maps = self.label_maps(tf.cast(image, tf.float32)[None] / 255.0,
+                                   noise_per_seed(tf.constant([self.seed], tf.int64), self.nz))
+            colours = segmentation.colourise(self.encoding.train_ids(maps[0]), self.palette)
             return tf.io.encode_png(tf.cast(tf.round(colours * 255.0), tf.uint8))
 
         return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([], tf.string))
@@ -268,19 +335,25 @@ class SegmentationModule(_ServingModule):
         _check_signature(loaded, "serving_default", {"images": tf.constant(as_float)}, expected)
         _check_signature(loaded, "predict_uint8", {"images": tf.constant(images)}, expected)
         seeds = np.arange(len(images), dtype=np.int64) + 11
-        _check_signature(
-            loaded, "predict_seeded",
-            {"images": tf.constant(as_float), "seed": tf.constant(seeds)},
-            {k: v.numpy() for k, v in self.segment(as_float, seeds).items()},
-        )
+        seeded = {k: v.numpy() for k, v in self.segment(as_float, seeds).items()}
+        _check_signature(loaded, "predict_seeded",
+                         {"images": tf.constant(as_float), "seed": tf.constant(seeds)}, seeded)
+        samples = {k: v.numpy() for k, v in self.sample_maps(as_float, seeds, 3).items()}
+        _check_signature(loaded, "predict_samples",
+                         {"images": tf.constant(as_float), "seed": tf.constant(seeds),
+                          "num_samples": tf.constant(3, tf.int32)}, samples)
+        # Sample 0 of an image is what predict_seeded gives it.
+        _assert_close("predict_samples/sample_class_ids[:, 0]", samples["sample_class_ids"][:, 0],
+                      seeded["class_ids"])
         png = tf.stack([tf.io.encode_png(image) for image in images])
         got = loaded.signatures["predict_bytes"](images=png)["label_png_bytes"].numpy()
         decoded = np.stack([tf.io.decode_png(data).numpy() for data in got])
         # Each pixel the colour of the class the in-process model gives it (ids may
         # flip where a colour lies halfway between two palette entries).
-        ids = segmentation.train_ids(expected["label_rgb"], self.palette).numpy()
-        colours = np.round(self.palette.evaluated_colours()[ids] * 255.0).astype(np.uint8)
-        mismatch = float(np.mean(np.any(decoded != colours, axis=-1)))
+        colours = np.round(segmentation.colourise(
+            self.encoding.train_ids(self.label_maps(as_float, noise_per_seed(
+                np.full(len(images), self.seed, np.int64), self.nz))), self.palette).numpy() * 255.0)
+        mismatch = float(np.mean(np.any(decoded != colours.astype(np.uint8), axis=-1)))
         if mismatch > 1e-3:
             raise AssertionError(
                 f"predict_bytes label_png_bytes differs from the in-process model's classes "
@@ -288,26 +361,31 @@ class SegmentationModule(_ServingModule):
             )
 
 
-def segmentation_module(generator, load_size: int, nz: int, seed: int, palette=None) -> SegmentationModule:
+def segmentation_module(generator, load_size: int, nz: int, seed: int, palette=None,
+                        encoding: str = label_encoding.RGB) -> SegmentationModule:
     """A servable photo -> label map model.
 
     Args:
       generator: built conditional U-Net, generator(images [N, h, w, 3] in [0, 1],
-        noise [N, nz]) -> label maps [N, h, w, 3] in [0, 1].
+        noise [N, nz]) -> label maps [N, h, w, C]: colours in [0, 1] (C = 3) or class
+        probabilities (`encoding` "one_hot", C = K or K + 1 with void).
       load_size: the size the generator was trained at, S (square) or (h, w); inputs
         of any H x W are resized to h x w (bilinear, antialiased) and outputs back.
       nz: noise size.
       seed: the noise seed of every image unless predict_seeded is given seeds.
       palette: the label classes (tf_factorgan.data.palette.Palette; default
-        Cityscapes): `class_ids` is the id of each pixel's nearest evaluated colour,
-        for Cityscapes the label id (road = 7), which the Cityscapes benchmark scripts
-        expect in prediction files; `predict_bytes` PNGs hold those classes' colours.
+        Cityscapes): `class_ids` is the id of each pixel's class (the nearest
+        evaluated colour, or the most probable evaluated class), for Cityscapes the
+        label id (road = 7), which the Cityscapes benchmark scripts expect in
+        prediction files; `predict_bytes` PNGs hold those classes' colours.
+      encoding: the generator's output form, `data.label_encoding` "rgb" or "one_hot".
 
     Every image's noise comes from its own seed (`noise.noise_per_seed`), so an image
-    gets the same label map alone or in any batch. TF Serving allows one dtype per
+    gets the same label map alone or in any batch; `predict_samples` draws several per
+    image and returns their consensus and spread. TF Serving allows one dtype per
     input name and no optional inputs, hence one signature per input variant.
     """
-    return SegmentationModule(generator, load_size, nz, seed, palette)
+    return SegmentationModule(generator, load_size, nz, seed, palette, encoding)
 
 
 # --- Sampling ---------------------------------------------------------------------
@@ -420,27 +498,26 @@ class SeparationModule(_ServingModule):
         self.nz = int(nz)
         self.seed = int(seed)
         self.settings = settings
-        self.serving_default = tf.function(
-            self.separate,
-            input_signature=[
-                # Unknown rank: mono [N, samples] and multichannel [N, samples, C].
-                tf.TensorSpec(None, tf.float32, name="waveform"),
-                tf.TensorSpec([], tf.int32, name="sample_rate"),
-            ],
-        )
+        # Unknown rank: mono [N, samples] and multichannel [N, samples, C].
+        waveform = tf.TensorSpec(None, tf.float32, name="waveform")
+        rate = tf.TensorSpec([], tf.int32, name="sample_rate")
+        self.serving_default = tf.function(self.separate, input_signature=[waveform, rate])
+        self.predict_samples = tf.function(
+            self.separate_samples,
+            input_signature=[waveform, rate, tf.TensorSpec([], tf.int32, name="num_samples")])
 
     def serving_signatures(self) -> dict:
-        return {"serving_default": self.serving_default.get_concrete_function()}
+        return {name: getattr(self, name).get_concrete_function()
+                for name in ("serving_default", "predict_samples")}
 
-    def predict_mask(self, windows) -> tf.Tensor:
+    def predict_mask(self, windows, sample=0) -> tf.Tensor:
         """windows [B, bins, 128, 1] -> masks in [0, 1]; every window gets the same
-        noise row, as in `audio_separation.mask_predictor`."""
-        noise = repeated_noise(tf.shape(windows)[0], self.nz, self.seed)
+        noise row (of draw `sample` of the export seed), as in
+        `audio_separation.mask_predictor`."""
+        noise = repeated_noise(tf.shape(windows)[0], self.nz, self.seed, sample)
         return self.model.mask(windows, noise, training=False)
 
-    def separate(self, waveform, sample_rate) -> dict:
-        """float32 [N, samples] or [N, samples, channels] at `sample_rate` Hz ->
-        {vocals, accompaniment} float32 shaped like `waveform`."""
+    def _checked_input(self, waveform, sample_rate):
         waveform = tf.convert_to_tensor(waveform, tf.float32)
         checks = [
             tf.debugging.assert_rank_in(
@@ -452,13 +529,41 @@ class SeparationModule(_ServingModule):
         # Graph ops run in any order: without this, a slice of a rank-1 waveform could
         # fail first with a message that names no input.
         with tf.control_dependencies([check for check in checks if check is not None]):
-            waveform, sample_rate = tf.identity(waveform), tf.identity(sample_rate)
+            return tf.identity(waveform), tf.identity(sample_rate)
+
+    def separate(self, waveform, sample_rate) -> dict:
+        """float32 [N, samples] or [N, samples, channels] at `sample_rate` Hz ->
+        {vocals, accompaniment} float32 shaped like `waveform`."""
+        waveform, sample_rate = self._checked_input(waveform, sample_rate)
         shape = tf.shape(waveform)
         as_3d = tf.reshape(waveform, [shape[0], shape[1], -1])
         sources = separation.separate_in_graph(
             as_3d, sample_rate, self.predict_mask, self.settings
         )
         return {name: tf.reshape(value, shape) for name, value in sources.items()}
+
+    def separate_samples(self, waveform, sample_rate, num_samples) -> dict:
+        """Uncertainty: `num_samples` S (1..MAX_SAMPLES) separations of each waveform,
+        sample s from noise draw s of the export seed (sample 0 is `separate`'s).
+
+        Returns, for each source of {vocals, accompaniment}: `<source>_samples` float32
+        [N, S, ...] (`...` the waveform's shape after N), and `<source>_mean`,
+        `<source>_variance` [N, ...]: the samples' mean and (population) variance at
+        every audio sample.
+        """
+        waveform, sample_rate = self._checked_input(waveform, sample_rate)
+        num_samples = _checked_samples(num_samples)
+        shape = tf.shape(waveform)
+        as_3d = tf.reshape(waveform, [shape[0], shape[1], -1])
+        sources = separation.separate_samples_in_graph(
+            as_3d, sample_rate, self.predict_mask, num_samples, self.settings)
+        outputs = {}
+        for name, value in sources.items():  # [S, N, samples, C]
+            samples = tf.reshape(tf.transpose(value, [1, 0, 2, 3]),
+                                 tf.concat([shape[:1], [num_samples], shape[1:]], 0))
+            mean, variance = tf.nn.moments(samples, axes=[1])
+            outputs.update({f"{name}_samples": samples, f"{name}_mean": mean, f"{name}_variance": variance})
+        return outputs
 
     def check(self, loaded) -> None:
         """The export against `separation.separate` (the NumPy path of the CLI) at the
@@ -469,11 +574,15 @@ class SeparationModule(_ServingModule):
         predict = lambda windows: self.predict_mask(tf.constant(windows)).numpy()  # noqa: E731
         for waveform in (stereo, stereo[:, 0]):
             expected = separation.separate(waveform, rate, predict, self.settings)
-            _check_signature(
-                loaded, "serving_default",
-                {"waveform": tf.constant(waveform[None]), "sample_rate": tf.constant(rate, tf.int32)},
-                {name: value[None] for name, value in expected.items()},
-            )
+            inputs = {"waveform": tf.constant(waveform[None]), "sample_rate": tf.constant(rate, tf.int32)}
+            _check_signature(loaded, "serving_default", inputs,
+                             {name: value[None] for name, value in expected.items()})
+        # The last waveform (mono): two samples, the first of them serving_default's.
+        samples = {k: v.numpy() for k, v in self.separate_samples(inputs["waveform"], rate, 2).items()}
+        _check_signature(loaded, "predict_samples", {**inputs, "num_samples": tf.constant(2, tf.int32)},
+                         samples)
+        for name, value in expected.items():
+            _assert_close(f"predict_samples/{name}_samples[:, 0]", samples[f"{name}_samples"][0, 0], value)
 
 
 def separation_module(

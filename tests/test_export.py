@@ -47,7 +47,8 @@ def _outputs(signature):
 def test_segmentation_signatures(segmentation_export):
     _, _, path, loaded = segmentation_export
     assert os.path.basename(path) == "1"
-    assert set(loaded.signatures) == {"serving_default", "predict_uint8", "predict_seeded", "predict_bytes"}
+    assert set(loaded.signatures) == {"serving_default", "predict_uint8", "predict_seeded", "predict_bytes",
+                                      "predict_samples"}
     outputs = {
         "label_rgb": (tf.float32, [None, None, None, 3]), "class_ids": (tf.int32, [None, None, None]),
     }
@@ -61,6 +62,69 @@ def test_segmentation_signatures(segmentation_export):
         assert _outputs(loaded.signatures[name]) == outputs
     assert _spec(loaded.signatures["predict_bytes"]) == {"images": (tf.string, [None])}
     assert _outputs(loaded.signatures["predict_bytes"]) == {"label_png_bytes": (tf.string, [None])}
+    assert _spec(loaded.signatures["predict_samples"]) == {
+        "images": (tf.float32, images), "seed": (tf.int64, [None]), "num_samples": (tf.int32, []),
+    }
+    assert _outputs(loaded.signatures["predict_samples"]) == {
+        "sample_class_ids": (tf.int32, [None, None, None, None]), "class_ids": (tf.int32, [None, None, None]),
+        "label_rgb": (tf.float32, [None, None, None, 3]), "agreement": (tf.float32, [None, None, None]),
+        "mean": (tf.float32, [None, None, None, 3]), "variance": (tf.float32, [None, None, None, 3]),
+    }
+
+
+def test_segmentation_samples_their_vote_and_spread(segmentation_export):
+    generator, _, _, loaded = segmentation_export
+    as_float = np.random.default_rng(3).random((2, 20, 30, 3)).astype(np.float32)
+    seeds = tf.constant([5, 6], tf.int64)
+    out = loaded.signatures["predict_samples"](images=as_float, seed=seeds, num_samples=tf.constant(4))
+    seeded = loaded.signatures["predict_seeded"](images=as_float, seed=seeds)
+    samples = out["sample_class_ids"].numpy()
+    assert samples.shape == (2, 4, 20, 30)
+    # Sample 0 of each image is what predict_seeded gives it; the others differ.
+    np.testing.assert_array_equal(samples[:, 0], seeded["class_ids"].numpy())
+    assert np.any(samples[:, 1] != samples[:, 0])
+    # Sample s of image n by hand: noise from seed [seed_n, s].
+    for n, seed in enumerate((5, 6)):
+        noise = tf.random.stateless_uniform([1, NZ], seed=[seed, 2], minval=-1.0, maxval=1.0)
+        small = tf.image.resize(as_float[n:n + 1], [LOAD_SIZE, LOAD_SIZE], antialias=True)
+        rgb = np.clip(tf.image.resize(generator(small, noise), (20, 30), antialias=True).numpy(), 0, 1)
+        ids = palette.cityscapes().evaluated_ids()[segmentation.train_ids(rgb).numpy()[0]]
+        assert np.mean(ids != samples[n, 2]) < 1e-3
+    # The vote is each pixel's most frequent sample class, agreement its share.
+    counts = (samples[..., None] == np.unique(samples)).sum(axis=1)
+    np.testing.assert_allclose(out["agreement"].numpy(), counts.max(axis=-1) / 4)
+    voted = np.take_along_axis(samples, np.argmax(samples == out["class_ids"].numpy()[:, None], axis=1)[:, None],
+                               axis=1)[:, 0]
+    np.testing.assert_array_equal(voted, out["class_ids"].numpy())
+    assert out["mean"].shape == (2, 20, 30, 3) and np.all(out["variance"].numpy() >= 0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_samples must be <= 32"):
+        loaded.signatures["predict_samples"](images=as_float, seed=seeds, num_samples=tf.constant(33))
+
+
+def test_one_hot_segmentation_serves_class_probabilities(tmp_path):
+    from tf_factorgan.models.unet import UNet
+
+    cityscapes = palette.cityscapes()
+    channels = len(cityscapes.evaluated) + 1  # + void
+    tf.keras.utils.set_random_seed(0)
+    generator = UNet(channels, ngf=2, noise_stages=2, noise_map_channels=3, output_activation="softmax")
+    generator(tf.zeros([1, LOAD_SIZE, LOAD_SIZE, 3]), tf.zeros([1, NZ]))
+    module = savedmodel.segmentation_module(generator, LOAD_SIZE, NZ, seed=3, encoding="one_hot")
+    loaded = tf.saved_model.load(savedmodel.publish(module, str(tmp_path), "seg", module.check))
+    as_float = np.random.default_rng(4).random((2, 16, 16, 3)).astype(np.float32)
+    out = loaded.signatures["serving_default"](images=as_float)
+    probabilities = out["class_probabilities"].numpy()
+    assert probabilities.shape == (2, 16, 16, channels - 1)
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+    # The class is the most probable evaluated class; label_rgb its exact colour.
+    train_ids = probabilities.argmax(axis=-1)
+    np.testing.assert_array_equal(out["class_ids"].numpy(), cityscapes.evaluated_ids()[train_ids])
+    np.testing.assert_allclose(out["label_rgb"].numpy(), cityscapes.evaluated_colours()[train_ids], atol=1e-6)
+    samples = loaded.signatures["predict_samples"](images=as_float, seed=tf.constant([1, 2], tf.int64),
+                                                   num_samples=tf.constant(3))
+    # Mean and variance of the evaluated classes' probabilities.
+    assert samples["mean"].shape == (2, 16, 16, channels - 1)
+    np.testing.assert_allclose(samples["mean"].numpy().sum(axis=-1), 1.0, atol=1e-5)
 
 
 def _by_hand(generator, as_float, seed):
@@ -186,6 +250,26 @@ def test_separation_at_the_model_rate_matches_the_cli_path(separation_export, ch
     round_trip = spectrogram.istft(spectrogram.stft(waveform.T, settings), settings, 40000).numpy().T
     total = (out["vocals"] + out["accompaniment"]).numpy()[0]
     np.testing.assert_allclose(total, round_trip, atol=1e-4)
+
+
+def test_separation_samples_and_their_spread(separation_export):
+    module, loaded = separation_export
+    signature = loaded.signatures["predict_samples"]
+    assert _spec(signature) == {"waveform": (tf.float32, None), "sample_rate": (tf.int32, []),
+                                "num_samples": (tf.int32, [])}
+    waveform = (0.1 * np.random.default_rng(7).standard_normal((2, 30000, 2))).astype(np.float32)
+    out = signature(waveform=waveform, sample_rate=tf.constant(22050), num_samples=tf.constant(3))
+    single = loaded.signatures["serving_default"](waveform=waveform, sample_rate=tf.constant(22050))
+    for name in ("vocals", "accompaniment"):
+        samples = out[f"{name}_samples"].numpy()
+        assert samples.shape == (2, 3, 30000, 2)
+        # Sample 0 is serving_default's separation; the noise makes the others differ.
+        np.testing.assert_allclose(samples[:, 0], single[name].numpy(), atol=1e-4)
+        assert np.abs(samples[:, 1] - samples[:, 0]).max() > 1e-6
+        np.testing.assert_allclose(out[f"{name}_mean"].numpy(), samples.mean(axis=1), atol=1e-5)
+        np.testing.assert_allclose(out[f"{name}_variance"].numpy(), samples.var(axis=1), atol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_samples must be >= 1"):
+        signature(waveform=waveform, sample_rate=tf.constant(22050), num_samples=tf.constant(0))
 
 
 def test_separation_resamples_any_rate(separation_export):

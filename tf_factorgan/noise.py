@@ -4,13 +4,15 @@
 import tensorflow as tf
 
 
-def seeded_noise(num_samples, nz: int, seed) -> tf.Tensor:
-    """float32 [num_samples, nz] Uniform(-1, 1) from the stateless seed [seed, 0].
+def seeded_noise(num_samples, nz: int, seed, sample=0) -> tf.Tensor:
+    """float32 [num_samples, nz] Uniform(-1, 1) from the stateless seed [seed, sample].
 
     Evaluation, image summaries, separation and exported graphs all draw their noise
     here, so one seed gives the same output everywhere; `seed` may be a tensor.
+    `sample` numbers the further draws of one seed (a served input's samples); sample
+    0 is the draw every single-output path uses.
     """
-    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(sample, tf.int64)])
     return tf.random.stateless_uniform([num_samples, nz], seed=seed, minval=-1.0, maxval=1.0)
 
 
@@ -27,10 +29,23 @@ def noise_per_seed(seeds, nz: int) -> tf.Tensor:
     )
 
 
-def repeated_noise(count, nz: int, seed) -> tf.Tensor:
-    """float32 [count, nz], every row `seeded_noise(1, nz, seed)`: the one noise vector
-    of every window of a separated song, however the windows are batched."""
-    return tf.tile(seeded_noise(1, nz, seed), [count, 1])
+def samples_per_seed(seeds, num_samples, nz: int) -> tf.Tensor:
+    """int [N] seeds -> float32 [N * num_samples, nz]; row n * num_samples + s is
+    `seeded_noise(1, nz, seeds[n], sample=s)`, so sample 0 of an item is its
+    `noise_per_seed` row and an item's samples do not depend on the batch."""
+    seeds = tf.convert_to_tensor(seeds, tf.int64)
+    num_samples = tf.cast(num_samples, tf.int64)
+    pairs = tf.stack([tf.repeat(seeds, num_samples),
+                      tf.tile(tf.range(num_samples), [tf.size(seeds)])], axis=1)
+    return tf.map_fn(lambda pair: seeded_noise(1, nz, pair[0], pair[1])[0], pairs,
+                     fn_output_signature=tf.TensorSpec([nz], tf.float32))
+
+
+def repeated_noise(count, nz: int, seed, sample=0) -> tf.Tensor:
+    """float32 [count, nz], every row `seeded_noise(1, nz, seed, sample)`: the one
+    noise vector of every window of a separated song, however the windows are
+    batched."""
+    return tf.tile(seeded_noise(1, nz, seed, sample), [count, 1])
 
 
 class Randomness(tf.Module):

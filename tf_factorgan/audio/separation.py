@@ -182,24 +182,65 @@ def separate_in_graph(
       {"vocals", "accompaniment"}: float32 [N, samples, channels] at `sample_rate`.
       Windows and stitching are those of `separate` (end-aligned last window).
     """
+    analysis = _analyse(waveform, sample_rate, settings)
+    return _sources(analysis, predict_full_mask_tf(analysis["log_spec"], predict_mask, batch_size),
+                    sample_rate, settings)
+
+
+def _analyse(waveform, sample_rate, settings: SpectrogramSettings) -> dict:
+    """What every mask of one request is applied to: the mixtures [N, samples, C] at
+    the model rate, their mono log-magnitude windows' source and complex STFTs."""
     waveform = tf.convert_to_tensor(waveform, tf.float32)
-    length = tf.shape(waveform)[1]
     channels_first = tf.transpose(waveform, [0, 2, 1])  # [N, C, samples]
     at_model_rate = spectrogram.resample_tf(channels_first, sample_rate, settings.sample_rate)
     mono = tf.reduce_mean(at_model_rate, axis=1)
-    log_spec = spectrogram.log_magnitude(spectrogram.stft(mono, settings))  # [N, T, F]
-    mask = predict_full_mask_tf(log_spec, predict_mask, batch_size)[:, None]  # [N, 1, T, F]
-    spec = spectrogram.stft(at_model_rate, settings)  # [N, C, T, F]
-    model_length = tf.shape(at_model_rate)[-1]
+    return {
+        "length": tf.shape(waveform)[1],
+        "log_spec": spectrogram.log_magnitude(spectrogram.stft(mono, settings)),  # [N, T, F]
+        "spec": spectrogram.stft(at_model_rate, settings),  # [N, C, T, F]
+        "model_length": tf.shape(at_model_rate)[-1],
+    }
+
+
+def _sources(analysis: dict, mask, sample_rate, settings: SpectrogramSettings) -> dict:
+    """The sources of one accompaniment mask [N, T, F] in [0, 1]: {vocals,
+    accompaniment} float32 [N, samples, C] at `sample_rate`."""
+    mask = mask[:, None]  # [N, 1, T, F]: every channel
 
     def source(share):
         # Masking the complex STFT keeps the mixture's phase.
-        signal = spectrogram.istft(spec * tf.cast(share, tf.complex64), settings, model_length)
+        signal = spectrogram.istft(analysis["spec"] * tf.cast(share, tf.complex64), settings,
+                                   analysis["model_length"])
         # ceil(ceil(L r'/r) r/r') >= L: the round trip never comes back short.
-        signal = spectrogram.resample_tf(signal, settings.sample_rate, sample_rate)[..., :length]
+        signal = spectrogram.resample_tf(signal, settings.sample_rate, sample_rate)[..., :analysis["length"]]
         return tf.transpose(signal, [0, 2, 1])
 
     return {VOCALS: source(1.0 - mask), ACCOMPANIMENT: source(mask)}
+
+
+def separate_samples_in_graph(
+    waveform,
+    sample_rate,
+    predict_mask_of_sample: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    num_samples,
+    settings: SpectrogramSettings = SpectrogramSettings(),
+    batch_size: int = 16,
+) -> dict[str, tf.Tensor]:
+    """`separate_in_graph` for `num_samples` S masks (noise draws) of the same songs:
+    the resampling and STFTs run once, the masks and inverse STFTs once per sample.
+
+    predict_mask_of_sample(windows, s): the masks of sample s (int32 scalar tensor).
+    Returns {"vocals", "accompaniment"}: float32 [S, N, samples, channels].
+    """
+    analysis = _analyse(waveform, sample_rate, settings)
+
+    def one(sample):
+        mask = predict_full_mask_tf(analysis["log_spec"], lambda windows: predict_mask_of_sample(windows, sample),
+                                    batch_size)
+        return _sources(analysis, mask, sample_rate, settings)
+
+    spec = tf.TensorSpec([None, None, None], tf.float32)
+    return tf.map_fn(one, tf.range(num_samples), fn_output_signature={VOCALS: spec, ACCOMPANIMENT: spec})
 
 
 # --- Oracle -----------------------------------------------------------------------
