@@ -106,15 +106,15 @@ def build_module(run_dir: str, kind: str, experiment: str = ""):
         settings = SpectrogramSettings(**spec.data["spectrogram"])
         return savedmodel.separation_module(generator, spec.nz, spec.seed, settings)
     if kind == "segmentation":
+        if spec.data.get("direction", "a_to_b") != "a_to_b":
+            raise ValueError(
+                f"--kind=segmentation serves photo -> label map generators; {run_dir!r} was "
+                f"trained with --direction={spec.data['direction']} (label map -> photo)")
         if spec.data["input_channels"] != 3:
             raise ValueError(
                 f"--kind=segmentation needs a run on RGB photos; {run_dir!r} was "
                 f"trained on {spec.data['input_channels']}-channel inputs"
             )
-        if spec.data.get("direction", "a_to_b") != "a_to_b":
-            raise ValueError(
-                f"--kind=segmentation serves photo -> label map generators; {run_dir!r} was "
-                f"trained with --direction={spec.data['direction']} (label map -> photo)")
         return savedmodel.segmentation_module(
             generator, spec.data.get("image_size", spec.data["load_size"]), spec.nz, spec.seed,
             run_palette(run_dir, spec), spec.data.get("label_encoding", "rgb")

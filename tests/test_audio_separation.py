@@ -99,3 +99,31 @@ def test_bad_training_flags_fail_before_any_song_is_read(tmp_path, flag, value):
     # The config alone refuses them: the trainer builds it before decoding songs.
     with pytest.raises(ValueError, match=f"--{flag} must be"):
         audio_separation.AudioSeparationConfig(musdb_root=str(tmp_path / "absent"), **{flag: value})
+
+
+@pytest.mark.parametrize("factorgan, recon_loss, likelihood", [
+    (True, "l1", "gaussian"), (False, "mr2", "laplace"), (True, "proxy_mr2", "gaussian")])
+def test_pairs_losses_train_separation_and_its_samples_are_served(tmp_path, musdb_dir, data, factorgan,
+                                                                  recon_loss, likelihood):
+    from export import export
+
+    config = _config(tmp_path, musdb_dir, factorgan=factorgan, recon_loss=recon_loss, likelihood=likelihood,
+                     moment_samples=2, moment_inputs=1, predictor_steps=2, predictor_eval_every=1,
+                     noise_stages=2, noise_map_channels=2, experiment_name=recon_loss, max_eval_songs=1)
+    metrics = common.run_experiment(audio_separation.TASK, config, data, tf.distribute.get_strategy())
+    assert metrics["step"] == 1 and np.isfinite(metrics["vocals/SDR/median"])
+    if recon_loss == "proxy_mr2":  # its predictor validated on every 10th paired snippet
+        (stage,) = os.listdir(tmp_path / "predictors")
+        assert os.path.isfile(tmp_path / "predictors" / stage / "best.weights.h5")
+    module = export.build_module(config.run_dir, "separation")
+    waveform = tf.random.uniform([1, 30000], -0.1, 0.1, seed=3)
+    out = module.separate_samples(waveform, 22050, 2)
+    assert out["vocals_samples"].shape == (1, 2, 30000)
+    assert float(tf.reduce_max(out["vocals_variance"])) > 0  # the noise maps make samples differ
+
+
+def test_losses_on_class_probabilities_are_refused_for_separation():
+    with pytest.raises(ValueError, match="class probabilities"):
+        audio_separation.AudioSeparationConfig(recon_loss="ce")
+    with pytest.raises(ValueError, match="class probabilities"):
+        audio_separation.AudioSeparationConfig(recon_loss="mr1", likelihood="categorical")

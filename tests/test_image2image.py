@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_factorgan import pairs_loss
 from tf_factorgan.experiments import common, image2image, image_data
 
 TINY = dict(load_size=16, ngf=4, disc_channels=4, batch_size=4, steps=2, steps_per_call=1,
@@ -192,3 +193,81 @@ def test_own_folders_without_a_palette_score_mse_and_are_not_served_as_segmentat
     assert 0.0 < metrics["mse"] < 1.0 and metrics["num_images"] == 5
     with pytest.raises(ValueError, match="trained without a palette"):
         export.build_module(config.run_dir, "segmentation")
+
+
+def _combination(model, recon_loss):
+    """Settings that exercise one model x pairs loss on tiny data: one-hot label maps
+    for the losses on probabilities, a likelihood of each kind across the models."""
+    likelihood = {"factorgan": "gaussian", "factorgan_no_cp": "laplace", "gan": "categorical"}[model]
+    if recon_loss in ("mr2", "proxy_mr2") and likelihood == "categorical":
+        likelihood = "gaussian"
+    one_hot = recon_loss == "ce" or (recon_loss not in ("none", "l1", "l2") and likelihood == "categorical")
+    return dict(model=model, recon_loss=recon_loss, likelihood=likelihood,
+                label_encoding="one_hot" if one_hot or model == "factorgan_no_cp" else "rgb",
+                moment_samples=2, moment_inputs=2, predictor_steps=2, predictor_eval_every=1,
+                eval_samples=2, noise_stages=2, noise_map_channels=2, mirror=True,
+                experiment_name=f"{model}_{recon_loss}")
+
+
+@pytest.mark.parametrize("model", ["factorgan", "factorgan_no_cp", "gan"])
+@pytest.mark.parametrize("recon_loss", pairs_loss.KINDS)
+def test_every_model_and_pairs_loss_trains_evaluates_and_exports(tmp_path, segmentation_dir, model,
+                                                                 recon_loss):
+    from export import export
+
+    config = _config(tmp_path, segmentation_dir, **_combination(model, recon_loss))
+    metrics = common.run_experiment(image2image.TASK, config)
+    assert metrics["step"] == 2 and metrics["eval_samples"] == 2
+    for key in ("pixel_accuracy", "vote/pixel_accuracy", "mean_iou", "diversity/class_change"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["diversity/mean_pairwise_l1"] > 0  # the noise maps reach the output
+    if recon_loss.startswith("proxy"):  # the predictor stage ran, beside the run
+        assert len(os.listdir(os.path.join(str(tmp_path), "predictors"))) == 1
+    module = export.build_module(config.run_dir, "segmentation")
+    served = module.sample_maps(tf.random.uniform([2, 24, 20, 3], seed=2), tf.constant([3, 4], tf.int64), 3)
+    assert served["sample_class_ids"].shape == (2, 3, 24, 20)
+    assert served["mean"].shape[-1] == (19 if config.label_encoding == "one_hot" else 3)
+
+
+def test_label_maps_to_photos_score_realism_and_diversity(tmp_path, segmentation_dir, monkeypatch):
+    from export import export
+    from tf_factorgan import predictor
+    from tf_factorgan.eval import realism
+
+    # A tiny instrument: the recipe's shape, a few steps.
+    monkeypatch.setattr(realism, "INSTRUMENT", predictor.StageSettings("categorical", 4, 2, 4, 1e-3, 0))
+    monkeypatch.setattr(realism, "INSTRUMENT_NGF", 2)
+    config = _config(tmp_path, segmentation_dir, model="gan", direction="b_to_a", label_encoding="one_hot",
+                     recon_loss="mr1", likelihood="laplace", moment_samples=2, moment_inputs=2,
+                     eval_samples=2, noise_stages=2, noise_map_channels=2, ls_runs=1, ls_epochs=1,
+                     experiment_name="labels_to_photos")
+    data = image2image.load_data(config)
+    assert data.partition.sizes == (20, 3) and data.label_part == 0  # one-hot input, photo output
+    np.testing.assert_array_equal(data.val.a, image_data.load_data(config).val.b)
+    metrics = common.run_experiment(image2image.TASK, config, data, tf.distribute.get_strategy())
+    for key in ("fcn/pixel_accuracy", "fcn/real_pixel_accuracy", "fcn/mean_iou"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert 0.0 <= metrics["ls_mean"] and 0.0 < metrics["mse"] < 1.0 and 0.0 < metrics["mean/mse"] < 1.0
+    assert metrics["diversity/mean_pairwise_l1"] > 0 and "pixel_accuracy" not in metrics
+    assert "segmenter/val_loss" in {tag for _, tag, _ in _summaries(tmp_path)}
+    with pytest.raises(ValueError, match="direction=b_to_a"):
+        export.build_module(config.run_dir, "segmentation")
+
+
+def _summaries(tmp_path):
+    from tests.conftest import summary_values
+
+    (stage,) = os.listdir(tmp_path / "segmenters")
+    return summary_values(str(tmp_path / "segmenters" / stage / "logs"))
+
+
+def test_settings_that_do_not_fit_together_are_refused(tmp_path):
+    make = lambda **kw: image2image.Image2ImageConfig(out_path=str(tmp_path), **kw)
+    with pytest.raises(ValueError, match="--label_encoding=one_hot"):
+        make(recon_loss="ce")
+    with pytest.raises(ValueError, match="--direction=a_to_b"):
+        make(recon_loss="ce", label_encoding="one_hot", direction="b_to_a")
+    with pytest.raises(ValueError, match="CycleGAN|cyclegan"):
+        make(model="cyclegan", recon_loss="l1")
+    with pytest.raises(ValueError, match="--direction must be one of"):
+        make(direction="up")

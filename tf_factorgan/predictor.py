@@ -113,13 +113,14 @@ def is_complete(folder: str) -> bool:
 
 def train(make_predictor: Callable[[], MomentPredictor], partition: Partition,
           joint_stream: streams.Stream, val_samples: np.ndarray, settings: StageSettings,
-          folder: str, say: Callable[[str], None] = print) -> dict:
+          folder: str, name: str = "predictor") -> dict:
     """Trains (or resumes, or finds finished) the predictor stage in `folder`.
 
     make_predictor(): a new, built predictor. joint_stream: whole paired samples (part
     0 the input, parts 1.. the target, in the networks' form); val_samples: float32
-    [N, ...] whole validation samples. Returns predictor.json's content: {"steps",
-    "best_step", "best_val_loss", "folder"}.
+    [N, ...] whole validation samples; name: what the terminal and TensorBoard call
+    the network. Returns predictor.json's content: {"steps", "best_step",
+    "best_val_loss", "settings"}.
     """
     done = os.path.join(folder, DONE_FILE)
     if is_complete(folder):
@@ -134,7 +135,7 @@ def train(make_predictor: Callable[[], MomentPredictor], partition: Partition,
     checkpoints.remove_temporaries(checkpoint_dir)
     restored = checkpoints.restore_newest(checkpoint, checkpoint_dir)
     if restored.path:
-        say(f"predictor: resuming from {restored.path} (step {restored.step})")
+        print(f"{name}: resuming from {restored.path} (step {restored.step})")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=2)
     writer = tf.summary.create_file_writer(os.path.join(folder, "logs"))
 
@@ -166,7 +167,7 @@ def train(make_predictor: Callable[[], MomentPredictor], partition: Partition,
     start = int(step.numpy())
     batches = iter(streams.streams_dataset_fn({"joint": joint_stream}, settings.batch_size, settings.seed)(
         tf.distribute.InputContext(), start))
-    with tqdm.tqdm(total=settings.steps, initial=start, unit="step", desc="predictor",
+    with tqdm.tqdm(total=settings.steps, initial=start, unit="step", desc=name,
                    dynamic_ncols=True) as bar:
         while int(step.numpy()) < settings.steps:
             loss = update(next(batches)["joint"])
@@ -176,8 +177,8 @@ def train(make_predictor: Callable[[], MomentPredictor], partition: Partition,
                 continue
             val = validation_loss()
             with writer.as_default(step=current):
-                tf.summary.scalar("predictor/train_loss", float(loss))
-                tf.summary.scalar("predictor/val_loss", val)
+                tf.summary.scalar(f"{name}/train_loss", float(loss))
+                tf.summary.scalar(f"{name}/val_loss", val)
             # A NaN loss never improves; the first evaluation still leaves weights.
             if val < best[0].numpy() or not os.path.isfile(os.path.join(folder, BEST_WEIGHTS)):
                 files.save_weights(predictor, os.path.join(folder, BEST_WEIGHTS))
@@ -188,8 +189,8 @@ def train(make_predictor: Callable[[], MomentPredictor], partition: Partition,
     summary = {"steps": settings.steps, "best_step": int(best[1].numpy()),
                "best_val_loss": float(best[0].numpy()), "settings": dataclasses.asdict(settings)}
     files.write_json(done, summary)
-    say(f"predictor: lowest validation loss {summary['best_val_loss']:.4f} at step "
-        f"{summary['best_step']} of {settings.steps} ({folder})")
+    print(f"{name}: lowest validation loss {summary['best_val_loss']:.4f} at step "
+          f"{summary['best_step']} of {settings.steps} ({folder})")
     return summary
 
 
@@ -203,14 +204,14 @@ def load(make_predictor: Callable[[], MomentPredictor], folder: str) -> MomentPr
 
 def from_stage(spec: specs.GeneratorSpec, partition: Partition, sample_shape: tuple,
                joint_stream: streams.Stream, val_samples: np.ndarray, settings: StageSettings,
-               root: str, data_arrays: list) -> Callable[[], MomentPredictor]:
+               root: str, data_arrays: list, name: str = "predictor") -> Callable[[], MomentPredictor]:
     """Runs (or resumes, or finds) the predictor stage of a generator `spec` in
     `<root>/<fingerprint>` and returns `() -> the frozen predictor` to build under a
     strategy's scope.
 
     sample_shape: one whole sample's shape, its last axis split by `partition` (part 0
     the input); joint_stream / val_samples: as `train`; data_arrays: what identifies the
-    data (paired pools, validation arrays) in the fingerprint.
+    data (paired pools, validation arrays) in the fingerprint; name: as `train`'s.
     """
     noise_free = dataclasses.replace(spec, arguments={**spec.arguments, "noise_channels": 0, "noise_stages": 0})
     dispersion = None if settings.likelihood == "categorical" else partition.total_size - partition.sizes[0]
@@ -221,5 +222,5 @@ def from_stage(spec: specs.GeneratorSpec, partition: Partition, sample_shape: tu
         return model
 
     folder = os.path.join(root, fingerprint(settings, {"spec": dataclasses.asdict(spec)}, data_arrays))
-    train(make, partition, joint_stream, val_samples, settings, folder)
+    train(make, partition, joint_stream, val_samples, settings, folder, name)
     return lambda: load(make, folder)

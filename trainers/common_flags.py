@@ -195,6 +195,8 @@ def define_image_data_flags(defaults) -> None:
     flags.DEFINE_integer("max_train_images", d.max_train_images, "Use only the first N training images (0 = all).")
     flags.DEFINE_integer("max_val_images", d.max_val_images, "Use only the first N validation images (0 = all).")
     flags.DEFINE_bool("mirror", d.mirror, "Flip training images left-right at random (a pair together).")
+    flags.DEFINE_integer("ls_runs", d.ls_runs, "LS metric: fresh discriminators trained.")
+    flags.DEFINE_integer("ls_epochs", d.ls_epochs, "LS metric: epochs per discriminator.")
 
 
 def define_pairs_loss_flags(defaults) -> None:

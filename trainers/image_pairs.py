@@ -17,8 +17,6 @@ DEFAULTS = image_pairs.ImagePairsConfig()
 
 flags.DEFINE_bool("factorgan", DEFAULTS.factorgan, "FactorGAN (else a GAN with one joint discriminator).")
 flags.DEFINE_integer("ngf", DEFAULTS.ngf, "Generator width (8 * ngf channels at 4x4).")
-flags.DEFINE_integer("ls_runs", DEFAULTS.ls_runs, "LS metric: fresh discriminators trained.")
-flags.DEFINE_integer("ls_epochs", DEFAULTS.ls_epochs, "LS metric: epochs per discriminator.")
 common_flags.define_image_data_flags(DEFAULTS)
 common_flags.define_training_flags(DEFAULTS)
 

@@ -41,10 +41,11 @@ import tensorflow as tf
 
 from tf_factorgan import cyclegan, gan, images, layout, predictor, trainer
 from tf_factorgan.data import label_encoding, sources
-from tf_factorgan.eval import diversity, segmentation
+from tf_factorgan.eval import diversity, ls_metric, realism, segmentation
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
 from tf_factorgan.models import specs
+from tf_factorgan.models.conv import ConvDiscriminator
 from tf_factorgan.pairs_loss import PairsLoss
 
 MODELS = ("factorgan", "factorgan_no_cp", "gan", "cyclegan")
@@ -271,7 +272,32 @@ def evaluate_step(config: Image2ImageConfig, data: image_data.ImageData, step: t
                     if k in ("mse", "pixel_accuracy", "mean_class_accuracy", "mean_iou")})
     if count > 1:
         metrics.update({f"diversity/{k}": v for k, v in spread.result().items()})
+    if data.label_part == 0:  # label maps -> photos: how real the photos look
+        metrics.update(realism_metrics(config, data, step))
     metrics["eval_samples"] = count
+    return metrics
+
+
+def realism_metrics(config: Image2ImageConfig, data: image_data.ImageData,
+                    step: trainer.DistributedStep) -> dict:
+    """Label map -> photo runs: the FCN-score of one sample per validation label map
+    with the project's segmentation instrument (`eval/realism.py`), beside its score on
+    the real photos, and the LS metric of (label map, photo) pairs against the real
+    validation pairs (`eval/ls_metric.py`)."""
+    segmenter = realism.instrument(data, realism.instrument_root(config.out_path))()
+    rows = slice(0, len(data.val))
+    generated = draw_samples(step, data, rows, 1, seed=config.seed)[0]
+    labels = data.val.a
+    metrics = {f"fcn/{k}": v for k, v in realism.fcn_score(segmenter, generated, labels, data.palette).items()}
+    real = realism.fcn_score(segmenter, image_data.as_float(data.val.b), labels, data.palette)
+    metrics.update({f"fcn/real_{k}": v for k, v in real.items()})
+    as_input = image_data.as_float(labels)
+    ls = ls_metric.ls_score(
+        np.concatenate([as_input, image_data.as_float(data.val.b)], -1),
+        np.concatenate([as_input, generated], -1),
+        lambda: ConvDiscriminator(filters=max(1, config.disc_channels // 2), spectral_norm=False),
+        runs=config.ls_runs, epochs=config.ls_epochs, seed=config.seed)
+    metrics.update(ls_mean=ls["ls_mean"], ls_std=ls["ls_std"])
     return metrics
 
 
@@ -281,7 +307,8 @@ def metric_keys(config: Image2ImageConfig) -> tuple:
     if config.has_label_maps and config.direction == image_data.A_TO_B:
         return ("pixel_accuracy", "mean_iou", "vote/pixel_accuracy", "vote/mean_iou", "mse",
                 *(("diversity/class_change",) if diverse else ()), *diverse)
-    return ("mse", "mean/mse", *diverse)
+    realism_keys = ("fcn/pixel_accuracy", "fcn/mean_iou", "ls_mean") if config.has_label_maps else ()
+    return ("mse", "mean/mse", *diverse, *realism_keys)
 
 
 def _write_outputs(config, data, loop, metrics) -> None:

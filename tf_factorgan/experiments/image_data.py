@@ -55,7 +55,8 @@ class ImageDataSettings(common.TrainingSettings):
     resize: how folder images reach load_size. mirror: training images are flipped
     left-right at random (pix2pix's mirroring; a pair together). image_cache_dir: decoded folders
     (default <out_path>/image_cache). memory_limit_mb: larger pools stream from the
-    cache on disk."""
+    cache on disk. ls_*: the LS metric's repetitions and training epochs per repetition
+    (image pairs; label map -> photo translation)."""
 
     dataset: str = "cityscapes"
     dataset_dir: str = ""
@@ -77,6 +78,8 @@ class ImageDataSettings(common.TrainingSettings):
     max_train_images: int = 0
     max_val_images: int = 0
     mirror: bool = False
+    ls_runs: int = 10
+    ls_epochs: int = 40  # as the original LS code
 
     def __post_init__(self):
         super().__post_init__()
@@ -101,6 +104,10 @@ class ImageDataSettings(common.TrainingSettings):
             raise ValueError("--max_train_images and --max_val_images must be >= 0 (0 = all)")
         if self.memory_limit_mb < 0:
             raise ValueError(f"--memory_limit_mb must be >= 0, got {self.memory_limit_mb}")
+        if self.ls_runs < 1 or self.ls_epochs < 1:
+            raise ValueError(
+                f"--ls_runs and --ls_epochs must be >= 1, got {self.ls_runs}, {self.ls_epochs}"
+            )
 
     def _check_folder_flags(self) -> None:
         def one_form(kind: str, required: bool) -> None:
@@ -147,12 +154,24 @@ class ImageData:
     val: the validation pairs in memory; palette: the label classes of the label maps
     (None: no part is a label map); encodings: per part, the `LabelEncoding` of a
     label-map part or None (a photo). Part 0 is A and part 1 B, unless `oriented`
-    swapped them (a conditional model's input is part 0)."""
+    swapped them (a conditional model's input is part 0). unpaired_aligned: row n of
+    the unpaired A pool and of the unpaired B pool come from one image too (a preset's
+    simulated incompleteness), so every training image is an aligned pair."""
 
     observations: sources.Observations
     val: pix2pix.AlignedPairs
     palette: Optional[palettes.Palette] = None
     encodings: tuple = (None, None)
+    unpaired_aligned: bool = False
+
+    def aligned(self) -> sources.Observations:
+        """Every aligned training pair as paired observations: the paired set, and
+        the unpaired rows where they are aligned (presets)."""
+        observations = self.observations
+        paired = observations.paired
+        if self.unpaired_aligned and all(p is not None for p in observations.unpaired):
+            paired = tuple(pools.concat([p, u]) for p, u in zip(paired, observations.unpaired))
+        return sources.Observations(paired, (None,) * len(paired), observations.part_names)
 
     @property
     def partition(self) -> Partition:
@@ -239,7 +258,7 @@ def load_preset(settings: ImageDataSettings) -> ImageData:
         )
     observations = sources.from_aligned([train.a, train.b], settings.num_joint_samples, PART_NAMES)
     palette = read_palette(settings)
-    return ImageData(observations, val, palette, _label_encodings(palette))
+    return ImageData(observations, val, palette, _label_encodings(palette), unpaired_aligned=True)
 
 
 def _part_specs(settings: ImageDataSettings, labels: Optional[palettes.Palette]):

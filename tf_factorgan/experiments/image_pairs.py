@@ -31,8 +31,7 @@ from tf_factorgan.models.conv import ConvDiscriminator
 
 @dataclasses.dataclass(frozen=True)
 class ImagePairsConfig(image_data.ImageDataSettings):
-    """ngf: the generator's width (8 * ngf channels at 4x4). ls_*: the LS metric's
-    repetitions and training epochs per repetition."""
+    """ngf: the generator's width (8 * ngf channels at 4x4)."""
 
     EXPERIMENT: ClassVar[str] = "image_pairs"
 
@@ -40,8 +39,6 @@ class ImagePairsConfig(image_data.ImageDataSettings):
     factorgan: bool = True
     ngf: int = 64
     steps: int = 40000
-    ls_runs: int = 10
-    ls_epochs: int = 40  # as the original LS code
 
     def __post_init__(self):
         super().__post_init__()
@@ -51,10 +48,6 @@ class ImagePairsConfig(image_data.ImageDataSettings):
         if height != width or height & (height - 1):
             # The generator grows 4x4 maps by doubling (`models.conv.ConvGenerator`).
             raise ValueError(f"--load_size must be one power-of-two side for image pairs, got {self.load_size!r}")
-        if self.ls_runs < 1 or self.ls_epochs < 1:
-            raise ValueError(
-                f"--ls_runs and --ls_epochs must be >= 1, got {self.ls_runs}, {self.ls_epochs}"
-            )
 
     @property
     def variant(self) -> Variant:
