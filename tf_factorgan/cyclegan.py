@@ -90,11 +90,6 @@ def build_models(
     )
 
 
-def mean_absolute_error(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """[B, ...] pair -> [B] mean |x - y| per example."""
-    return tf.reduce_mean(tf.abs(x - y), axis=list(range(1, len(x.shape))))
-
-
 def cycle_losses(
     generator: keras.Model,
     inverse_generator: keras.Model,
@@ -111,11 +106,11 @@ def cycle_losses(
     """
     fake_b = generator(real_a, training=training)
     fake_a = inverse_generator(real_b, training=training)
-    cycle = mean_absolute_error(inverse_generator(fake_b, training=training), real_a)
-    cycle += mean_absolute_error(generator(fake_a, training=training), real_b)
+    cycle = losses.reconstruction_loss(inverse_generator(fake_b, training=training), real_a, "l1")
+    cycle += losses.reconstruction_loss(generator(fake_a, training=training), real_b, "l1")
     if real_a.shape[-1] == real_b.shape[-1]:
-        identity = mean_absolute_error(generator(real_b, training=training), real_b)
-        identity += mean_absolute_error(inverse_generator(real_a, training=training), real_a)
+        identity = losses.reconstruction_loss(generator(real_b, training=training), real_b, "l1")
+        identity += losses.reconstruction_loss(inverse_generator(real_a, training=training), real_a, "l1")
     else:
         identity = tf.zeros_like(cycle)
     return {"fake_a": fake_a, "fake_b": fake_b, "cycle": cycle, "identity": identity}

@@ -24,10 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from tf_factorgan import factorisation, inference, layout, losses, optimizers
+from tf_factorgan import pairs_loss as pairs_losses
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.noise import Randomness
 from tf_factorgan.pairs_loss import PairsLoss
-from tf_factorgan import pairs_loss as pairs_losses
 
 # How a discriminator round draws its fakes.
 PER_DISCRIMINATOR = "per_discriminator"
@@ -249,6 +249,11 @@ def _flat(logits: tf.Tensor) -> tf.Tensor:
     return tf.reshape(logits, [-1])
 
 
+def _repeated(rows: tf.Tensor, repeats: int) -> tf.Tensor:
+    """[B, ...] -> [repeats * B, ...], block r a copy of all rows (sample r of each)."""
+    return tf.concat([rows] * repeats, axis=0) if repeats > 1 else rows
+
+
 class FactorGanUpdates:
     """One replica's discriminator round and generator update of a GAN variant.
 
@@ -294,14 +299,9 @@ class FactorGanUpdates:
             names.append("generator/sample_std")
         return names
 
-    def _average(self, per_example: tf.Tensor) -> tf.Tensor:
-        return average(per_example, self.config.batch_size)
-
-    def _complete(self, conditions: tf.Tensor, repeats: int = 1) -> tf.Tensor:
+    def _complete(self, conditions: tf.Tensor) -> tf.Tensor:
         """Generator outputs (parts 1.., training mode) for part-0 `conditions` [B, ...],
-        each input `repeats` times with its own noise: [repeats * B, ...], block r
-        holding repeat r of every input."""
-        conditions = tf.concat([conditions] * repeats, axis=0) if repeats > 1 else conditions
+        each row from its own fresh noise."""
         rows = conditions.shape[0] if conditions.shape[0] is not None else tf.shape(conditions)[0]
         noise = self.randomness.noise(rows, self.config.nz)
         return self.models.generator(conditions, noise, training=True)
@@ -317,7 +317,7 @@ class FactorGanUpdates:
         conditions = batch[self.layout.condition_stream]
         if self.layout.streams[self.layout.condition_stream] is None:
             conditions = self.partition.split(conditions)[0]
-        conditions = tf.concat([conditions] * repeats, axis=0) if repeats > 1 else conditions
+        conditions = _repeated(conditions, repeats)
         return self.partition.join([conditions, self._complete(conditions)])
 
     def _fake_batches(self, batch: dict, batch_size: int):
@@ -391,7 +391,8 @@ class FactorGanUpdates:
         rows = settings.inputs_per_replica(batch_size)
         parts = self.partition.split(batch[layout.JOINT][:rows])
         inputs, target = parts[0], tf.concat(parts[1:], axis=-1)
-        outputs = self._complete(inputs, count)
+        repeated = _repeated(inputs, count)
+        outputs = self._complete(repeated)
         samples = tf.reshape(outputs, [count, rows, *outputs.shape[1:]])
         predicted = self.models.predictor(inputs, training=False) if settings.uses_predictor else None
         loss = average(pairs_losses.per_example(settings, samples, target, predicted))
@@ -399,8 +400,7 @@ class FactorGanUpdates:
         if settings.uses_moments:
             spread = tf.math.reduce_std(tf.cast(samples, tf.float32), axis=0)
             metrics["generator/sample_std"] = average(losses.example_mean(spread))
-        whole = self.partition.join([tf.concat([inputs] * count, axis=0), outputs])
-        return loss, whole, metrics
+        return loss, self.partition.join([repeated, outputs]), metrics
 
     def generator_update(self, batch: dict, batch_size: int) -> dict:
         """One Adam step of the generator on the non-saturating (or KL) loss of the

@@ -42,10 +42,6 @@ flags.DEFINE_bool("factorgan", DEFAULTS.factorgan, "Conditional FactorGAN (else 
 flags.DEFINE_integer("num_joint_songs", DEFAULTS.num_joint_songs,
                      "MUSDB18: paired training songs (the first N of a seeded shuffle).")
 flags.DEFINE_integer("ngf", DEFAULTS.ngf, "U-Net width.")
-flags.DEFINE_integer("noise_stages", DEFAULTS.noise_stages,
-                     "U-Net: last decoder stages (0-4) that also get per-pixel noise maps (MR-GAN: 3).")
-flags.DEFINE_integer("noise_map_channels", DEFAULTS.noise_map_channels,
-                     "U-Net: channels of each per-pixel noise map (MR-GAN: 32).")
 flags.DEFINE_integer("disc_channels", DEFAULTS.disc_channels, "First-layer filters of every discriminator.")
 flags.DEFINE_string("cache_dir", DEFAULTS.cache_dir,
                     "Preprocessed spectrograms, keyed on the audio files' bytes (default: "
@@ -57,6 +53,7 @@ flags.DEFINE_float("eval_hop_seconds", DEFAULTS.eval_hop_seconds, "BSS Eval hop.
 flags.DEFINE_integer("max_eval_songs", DEFAULTS.max_eval_songs, "Score only the first N test songs (0 = all).")
 flags.DEFINE_integer("griffin_lim_iterations", DEFAULTS.griffin_lim_iterations,
                      "Griffin-Lim iterations after the mixture-phase inversion.")
+common_flags.define_noise_map_flags(DEFAULTS)
 common_flags.define_pairs_loss_flags(DEFAULTS)
 common_flags.define_training_flags(DEFAULTS)
 

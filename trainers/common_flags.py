@@ -221,3 +221,11 @@ def define_pairs_loss_flags(defaults) -> None:
                          "Proxy MR: updates of the predictor stage (run once per data and settings).")
     flags.DEFINE_integer("predictor_eval_every", d.predictor_eval_every,
                          "Proxy MR: the predictor's validation loss every N updates; the best is kept.")
+
+
+def define_noise_map_flags(defaults) -> None:
+    """The U-Net's per-pixel noise maps (`models.unet`), shared by the conditional trainers."""
+    flags.DEFINE_integer("noise_stages", defaults.noise_stages,
+                         "U-Net: last decoder stages (0-4) that also get per-pixel noise maps (MR-GAN: 3).")
+    flags.DEFINE_integer("noise_map_channels", defaults.noise_map_channels,
+                         "U-Net: channels of each per-pixel noise map (MR-GAN: 32).")

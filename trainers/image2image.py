@@ -33,16 +33,13 @@ flags.DEFINE_enum("label_encoding", DEFAULTS.label_encoding, list(label_encoding
 flags.DEFINE_integer("ngf", DEFAULTS.ngf, "U-Net width.")
 flags.DEFINE_integer("noise_channels", DEFAULTS.noise_channels,
                      "U-Net: noise maps at the bottleneck (a projection of the noise vector).")
-flags.DEFINE_integer("noise_stages", DEFAULTS.noise_stages,
-                     "U-Net: last decoder stages (0-4) that also get per-pixel noise maps (MR-GAN: 3).")
-flags.DEFINE_integer("noise_map_channels", DEFAULTS.noise_map_channels,
-                     "U-Net: channels of each per-pixel noise map (MR-GAN: 32).")
 flags.DEFINE_integer("eval_samples", DEFAULTS.eval_samples,
                      "Outputs drawn per validation input (diversity, majority vote).")
 flags.DEFINE_float("cycle_weight", DEFAULTS.cycle_weight, "CycleGAN: weight of the L1 cycle loss.")
 flags.DEFINE_float("identity_weight", DEFAULTS.identity_weight,
                    "CycleGAN: identity loss weight, as a fraction of --cycle_weight.")
 common_flags.define_image_data_flags(DEFAULTS)
+common_flags.define_noise_map_flags(DEFAULTS)
 common_flags.define_pairs_loss_flags(DEFAULTS)
 common_flags.define_training_flags(DEFAULTS)
 
