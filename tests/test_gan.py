@@ -289,3 +289,32 @@ def test_network_settings_reach_the_built_models(digits):
         _config(fake_batches="some").gan_config()
     with pytest.raises(ValueError, match="--adam_epsilon"):
         _config(adam_epsilon=0.0).gan_config()
+
+
+def test_discrete_fakes_are_one_hot_with_the_probabilities_gradient():
+    class _Classes(keras.Model):  # (part 0 [B, 4], noise) -> class probabilities [B, 4]
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(4, activation="softmax")
+
+        def call(self, condition, noise, training=False):
+            return self.dense(tf.concat([condition, noise], -1))
+
+    partition = Partition((4, 4))
+    config = gan.GanConfig(variant=Variant.FACTORGAN, batch_size=8, nz=3, conditional=True,
+                           discrete_fakes=True)
+    models = gan.build_models(config, partition, (8,), _Classes,
+                              lambda name: MLPDiscriminator(hidden_units=8, name=name))
+    updates = gan.FactorGanUpdates(models, config, partition, Randomness(0))
+    rng = np.random.default_rng(0)
+    batch = {key: tf.constant(rng.random([8, 8 if part is None else 4]), tf.float32)
+             for key, part in updates.data_streams().items()}
+    weights = tf.constant(rng.standard_normal([8, 4]), tf.float32)
+    with tf.GradientTape() as tape:
+        shown = updates.generate(batch, 8)[:, 4:]
+        loss = tf.reduce_sum(shown * weights)
+    # The discriminators see one class per row, as in a real one-hot map ...
+    np.testing.assert_array_equal(np.sort(shown.numpy(), axis=1), np.tile([0.0, 0.0, 0.0, 1.0], (8, 1)))
+    # ... and the generator still gets the probabilities' gradient.
+    gradient = tape.gradient(loss, models.generator.dense.kernel)
+    assert gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0

@@ -91,6 +91,12 @@ class GanConfig(OptimisationSettings):
     # Conditional models only: what the generator also learns from the paired rows
     # (`pairs_loss`: pix2pix's reconstruction, MR-GAN's moment losses).
     pairs_loss: PairsLoss = PairsLoss()
+    # Conditional models whose outputs are class probabilities (one-hot label maps):
+    # True shows the discriminators each generated pixel's most probable class, one-hot
+    # like the real maps, with the probabilities' gradient (straight-through). Shown the
+    # probabilities themselves, a discriminator tells real from fake by their softness
+    # alone.
+    discrete_fakes: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -318,7 +324,16 @@ class FactorGanUpdates:
         if self.layout.streams[self.layout.condition_stream] is None:
             conditions = self.partition.split(conditions)[0]
         conditions = _repeated(conditions, repeats)
-        return self.partition.join([conditions, self._complete(conditions)])
+        return self.partition.join([conditions, self._shown(self._complete(conditions))])
+
+    def _shown(self, outputs: tf.Tensor) -> tf.Tensor:
+        """What the discriminators see of generator outputs [B, ..., C]: the outputs, or
+        with `discrete_fakes` their most probable class one-hot (value) with the
+        outputs' gradient (straight-through)."""
+        if not self.config.discrete_fakes:
+            return outputs
+        hard = tf.one_hot(tf.argmax(outputs, axis=-1), outputs.shape[-1], dtype=outputs.dtype)
+        return outputs + tf.stop_gradient(hard - outputs)
 
     def _fake_batches(self, batch: dict, batch_size: int):
         """`() -> fake batch` (no gradient to the generator) for the discriminators of a
@@ -400,7 +415,7 @@ class FactorGanUpdates:
         if settings.uses_moments:
             spread = tf.math.reduce_std(tf.cast(samples, tf.float32), axis=0)
             metrics["generator/sample_std"] = average(losses.example_mean(spread))
-        return loss, self.partition.join([repeated, outputs]), metrics
+        return loss, self.partition.join([repeated, self._shown(outputs)]), metrics
 
     def generator_update(self, batch: dict, batch_size: int) -> dict:
         """One Adam step of the generator on the non-saturating (or KL) loss of the

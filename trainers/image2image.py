@@ -30,6 +30,10 @@ flags.DEFINE_enum("direction", DEFAULTS.direction, list(image_data.DIRECTIONS),
 flags.DEFINE_enum("label_encoding", DEFAULTS.label_encoding, list(label_encoding.ENCODINGS),
                   "Label maps in the networks: colours (rgb), or one channel per class (one_hot; "
                   "a generator of label maps then outputs class probabilities).")
+flags.DEFINE_bool("discrete_fakes", DEFAULTS.discrete_fakes,
+                  "One-hot label maps: discriminators see each generated pixel's most probable class "
+                  "one-hot, as real maps are (gradients through the probabilities), instead of the "
+                  "probabilities.")
 flags.DEFINE_integer("ngf", DEFAULTS.ngf, "U-Net width.")
 flags.DEFINE_integer("noise_channels", DEFAULTS.noise_channels,
                      "U-Net: noise maps at the bottleneck (a projection of the noise vector).")

@@ -60,7 +60,8 @@ SAMPLES_SHOWN = 3
 class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss):
     """ngf: the U-Net's width; noise_channels: its bottleneck noise maps (a Dense
     projection of the noise vector); noise_stages / noise_map_channels: per-pixel noise
-    maps at its last decoder stages (`models.unet`). cycle_weight / identity_weight:
+    maps at its last decoder stages (`models.unet`). discrete_fakes: generated label
+    maps in classes reach the discriminators one-hot (`gan.GanConfig`). cycle_weight / identity_weight:
     CycleGAN only. eval_samples: outputs drawn per validation input."""
 
     EXPERIMENT: ClassVar[str] = "image2image"
@@ -68,6 +69,7 @@ class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss):
     model: str = "factorgan"
     direction: str = image_data.A_TO_B
     label_encoding: str = label_encoding.RGB
+    discrete_fakes: bool = False
     load_size: str = "128"
     ngf: int = 32
     noise_channels: int = 2
@@ -101,8 +103,7 @@ class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss):
                                          or self.direction != image_data.A_TO_B):
             raise ValueError("--model=cyclegan trains on unpaired images only, A -> B in colours: "
                              "it takes no --recon_loss, --label_encoding=one_hot or --direction=b_to_a")
-        if self.needs_probabilities and not (self.has_label_maps and self.direction == image_data.A_TO_B
-                                             and self.label_encoding == label_encoding.ONE_HOT):
+        if self.needs_probabilities and not self.outputs_class_probabilities:
             raise ValueError(f"--recon_loss={self.recon_loss} with --likelihood={self.likelihood} needs "
                              "label maps as outputs in class probabilities: --label_encoding=one_hot, "
                              "--direction=a_to_b and label maps (a palette)")
@@ -112,8 +113,14 @@ class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss):
     def variant(self) -> Variant:
         return VARIANTS[self.model]
 
+    @property
+    def outputs_class_probabilities(self) -> bool:
+        return (self.has_label_maps and self.direction == image_data.A_TO_B
+                and self.label_encoding == label_encoding.ONE_HOT)
+
     def gan_config(self) -> gan.GanConfig:
-        return gan.GanConfig.of(self, self.variant, conditional=True, pairs_loss=PairsLoss.of(self))
+        return gan.GanConfig.of(self, self.variant, conditional=True, pairs_loss=PairsLoss.of(self),
+                                discrete_fakes=self.discrete_fakes and self.outputs_class_probabilities)
 
     def cycle_weights(self) -> cyclegan.CycleWeights:
         return cyclegan.CycleWeights(self.cycle_weight, self.identity_weight)
