@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from tf_factorgan import checkpoints, files, strategies
+from tf_factorgan import checkpoints, files, run_folder, strategies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,9 +129,14 @@ def _next_event(step: int, every: int, end: int) -> int:
     return end if every <= 0 else min(end, (step // every + 1) * every)
 
 
+# Files of the run folder itself, never outputs of a step.
+_RUN_FOLDER_FILES = (run_folder.LOCK_FILE,)
+
+
 def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
     """Moves the run's outputs (the plain files directly in `out_dir`: metrics.json,
-    weights, samples) to a new `out_dir/superseded/step-<n>/` when its metrics.json is
+    weights, samples; not the run folder's lock) to a new
+    `out_dir/superseded/step-<n>/` when its metrics.json is
     of a later step than `step` (or unreadable), so that a run resumed from an older
     checkpoint does not overwrite them. Returns that folder, or None if nothing moved."""
     metrics_path = os.path.join(out_dir, "metrics.json")
@@ -151,7 +156,8 @@ def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
         target = os.path.join(out_dir, "superseded", f"step-{label}-{suffix}")
     os.makedirs(target)
     for entry in os.scandir(out_dir):
-        if entry.is_file() and not entry.name.startswith("."):
+        if (entry.is_file() and not entry.name.startswith(".")
+                and entry.name not in _RUN_FOLDER_FILES):
             os.replace(entry.path, os.path.join(target, entry.name))
     return target
 

@@ -15,7 +15,7 @@ from typing import Callable, ClassVar, Iterator, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tf_factorgan import checkpoints, files, gan, strategies, trainer
+from tf_factorgan import checkpoints, files, gan, run_folder, strategies, trainer
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models import initialisation, spectral, specs
 from tf_factorgan.noise import Randomness
@@ -232,28 +232,31 @@ class Task:
 
 def run_experiment(task: Task, settings: TrainingSettings, data=None,
                    strategy: Optional[tf.distribute.Strategy] = None) -> dict:
-    """Runs one experiment: writes its settings to TensorBoard (hparams and a `config`
-    text), trains (or restores, with --eval_only), evaluates and, on the chief, writes
-    the generator with its spec, the experiment's outputs and metrics.json. `data` and
-    `strategy` default to the task's data and the settings' runtime. Returns the
-    metrics with the details and the run's metadata, or {"interrupted_at_step": step}
-    when Ctrl-C stopped training."""
+    """Runs one experiment: holds the run folder (`run_folder.locked`), writes its
+    settings to TensorBoard (hparams and a `config` text), trains (or restores, with
+    --eval_only), evaluates and, on the chief, writes the generator with its spec, the
+    experiment's outputs and metrics.json. `data` and `strategy` default to the task's
+    data and the settings' runtime. Returns the metrics with the details and the run's
+    metadata, or {"interrupted_at_step": step} when Ctrl-C stopped training."""
     # The runtime first: CPU threads are set before TensorFlow starts.
     strategy = strategy or make_runtime(settings)
-    data = task.load_data(settings) if data is None else data
-    loop = task.build_trainer(settings, data, strategy)
-    details, keys = task.details(settings, data), task.metric_keys(settings)
-    write_run_config(loop, {**dataclasses.asdict(settings), **details}, keys)
-    result = train_or_restore(settings, loop)
-    if result.interrupted:
-        return {"interrupted_at_step": result.step}
-    metrics = task.evaluate(settings, data, loop)
-    metrics.update(details, **run_metadata(settings, result))
-    if loop.is_chief:
-        save_generator(loop, task.generator_spec(settings, data))
-        task.write_outputs(settings, data, loop, metrics)
-        write_metrics(loop, metrics, [key for key in keys if key in metrics])
-    return metrics
+    # Only the chief writes the run folder; the other workers share it.
+    chief = strategies.is_chief(strategy)
+    with run_folder.locked(settings.run_dir) if chief else contextlib.nullcontext():
+        data = task.load_data(settings) if data is None else data
+        loop = task.build_trainer(settings, data, strategy)
+        details, keys = task.details(settings, data), task.metric_keys(settings)
+        write_run_config(loop, {**dataclasses.asdict(settings), **details}, keys)
+        result = train_or_restore(settings, loop)
+        if result.interrupted:
+            return {"interrupted_at_step": result.step}
+        metrics = task.evaluate(settings, data, loop)
+        metrics.update(details, **run_metadata(settings, result))
+        if loop.is_chief:
+            save_generator(loop, task.generator_spec(settings, data))
+            task.write_outputs(settings, data, loop, metrics)
+            write_metrics(loop, metrics, [key for key in keys if key in metrics])
+        return metrics
 
 
 def save_generator(loop: trainer.Trainer, spec: specs.GeneratorSpec) -> None:
