@@ -129,13 +129,18 @@ def _next_event(step: int, every: int, end: int) -> int:
     return end if every <= 0 else min(end, (step // every + 1) * every)
 
 
+def checkpoint_dir(out_dir: str) -> str:
+    """Where the run in `out_dir` keeps its checkpoints."""
+    return os.path.join(out_dir, "checkpoints")
+
+
 # Files of the run folder itself, never outputs of a step.
-_RUN_FOLDER_FILES = (run_folder.LOCK_FILE,)
+_RUN_FOLDER_FILES = (run_folder.LOCK_FILE, run_folder.SETTINGS_FILE)
 
 
 def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
     """Moves the run's outputs (the plain files directly in `out_dir`: metrics.json,
-    weights, samples; not the run folder's lock) to a new
+    weights, samples; not the run folder's lock and settings) to a new
     `out_dir/superseded/step-<n>/` when its metrics.json is
     of a later step than `step` (or unreadable), so that a run resumed from an older
     checkpoint does not overwrite them. Returns that folder, or None if nothing moved."""
@@ -210,7 +215,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             step=self.step, randomness=gan_step.randomness, **gan_step.models.trackables()
         )
-        self.checkpoint_dir = os.path.join(out_dir, "checkpoints")
+        self.checkpoint_dir = checkpoint_dir(out_dir)
         # Every MultiWorkerMirroredStrategy worker must take part in saving; only the
         # chief's copy is kept.
         write_dir = self.checkpoint_dir
@@ -334,9 +339,10 @@ class Trainer:
                 tf.summary.scalar(f"eval/{name}", float(value))
         self.writer.flush()
 
-    def run(self) -> LoopResult:
-        """Trains from the restored step to `loop.steps`; returns where it stopped."""
-        start = self.restore()
+    def run(self, start: Optional[int] = None) -> LoopResult:
+        """Trains from the restored step to `loop.steps`; returns where it stopped.
+        `start`: the step `restore()` already returned (None: restore first)."""
+        start = self.restore() if start is None else start
         loop = self.loop
         if start >= loop.steps:
             return LoopResult(start, False, 0.0)
