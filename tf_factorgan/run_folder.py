@@ -95,8 +95,9 @@ def locked(run_dir: str) -> Iterator[None]:
     run that failed before writing anything leaves nothing behind)."""
     path = os.path.join(run_dir, LOCK_FILE)
     created = _missing_folders(os.path.abspath(run_dir))
-    os.makedirs(run_dir, exist_ok=True)
-    fd = _acquire(path, run_dir)
+    with files.explained_write_errors(path, "then run the same command again"):
+        os.makedirs(run_dir, exist_ok=True)
+        fd = _acquire(path, run_dir)
     try:
         owner = {"host": socket.gethostname(), "pid": os.getpid(),
                  "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
@@ -179,8 +180,9 @@ class SettingsCheck:
         if self.changed:
             history.append({"step": int(step), "changed": {
                 name: {"old": old, "new": new} for name, (old, new) in self.changed.items()}})
-        files.write_json(os.path.join(self.run_dir, SETTINGS_FILE),
-                         {"settings": as_json(self.settings), "history": history})
+        path = os.path.join(self.run_dir, SETTINGS_FILE)
+        with files.explained_write_errors(path):
+            files.write_json(path, {"settings": as_json(self.settings), "history": history})
         return history
 
 

@@ -20,6 +20,8 @@ from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models import initialisation, spectral, specs
 from tf_factorgan.noise import Randomness
 
+METRICS_FILE = "metrics.json"
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
@@ -62,7 +64,6 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
         "musdb_root", "paired_songs_dir", "unpaired_mixtures_dir", "unpaired_accompaniment_dir",
         "unpaired_vocals_dir", "test_songs_dir", "eval_window_seconds", "eval_hop_seconds",
         "max_eval_songs", "griffin_lim_iterations")
-
 
     # How the networks are parametrised and initialised (with adam_epsilon and
     # fake_batches, inherited, the four training choices). The original code makes
@@ -234,14 +235,13 @@ def run_metadata(settings: TrainingSettings, result: trainer.LoopResult,
     return metadata
 
 
-def write_metrics(loop: trainer.Trainer, metrics: dict, scalar_keys) -> None:
-    """`metrics.json` in the run folder (atomically), and `eval/<key>` scalars in
-    TensorBoard at the run's step."""
-    with loop.writer.as_default(step=metrics["step"]):
-        for key in scalar_keys:
-            tf.summary.scalar(f"eval/{key}", metrics[key])
-    loop.writer.flush()
-    files.write_json(os.path.join(loop.out_dir, "metrics.json"), metrics)
+def write_eval_scalars(loop: trainer.Trainer, metrics: dict, scalar_keys) -> None:
+    """`eval/<key>` scalars in TensorBoard at the run's step (`metrics["step"]`)."""
+    with files.explained_write_errors(loop.log_dir):
+        with loop.writer.as_default(step=metrics["step"]):
+            for key in scalar_keys:
+                tf.summary.scalar(f"eval/{key}", metrics[key])
+        loop.writer.flush()
 
 
 def _hparam_value(value):
@@ -282,16 +282,17 @@ def write_run_config(loop: trainer.Trainer, config: dict, metric_keys: Sequence[
     if not loop.is_chief:
         return
     flat = flat_config(config)
-    with loop.writer.as_default(step=0):
-        if metric_keys:
-            # The metric columns; without them the tab would list every scalar tag.
-            hp.hparams_config(
-                hparams=[hp.HParam(name) for name in flat],
-                metrics=[hp.Metric(f"eval/{key}", display_name=key) for key in metric_keys],
-            )
-        hp.hparams(flat)
-        tf.summary.text("config", config_markdown(flat))
-    loop.writer.flush()
+    with files.explained_write_errors(loop.log_dir):
+        with loop.writer.as_default(step=0):
+            if metric_keys:
+                # The metric columns; without them the tab would list every scalar tag.
+                hp.hparams_config(
+                    hparams=[hp.HParam(name) for name in flat],
+                    metrics=[hp.Metric(f"eval/{key}", display_name=key) for key in metric_keys],
+                )
+            hp.hparams(flat)
+            tf.summary.text("config", config_markdown(flat))
+        loop.writer.flush()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,7 +306,8 @@ class Task:
       generator_spec(config, data) -> `models.specs` spec written beside the weights
       details(config, data) -> settings and facts of the data kept with the metrics
       metric_keys(config) -> headline metrics (TensorBoard `eval/*`, HParams columns)
-      write_outputs(config, data, loop, metrics) -> the experiment's own files
+      write_outputs(config, data, loop, metrics) -> the experiment's own files, into
+        `loop.out_dir` (a staging folder then, see `write_outputs`)
     """
 
     load_data: Callable
@@ -323,10 +325,10 @@ def run_experiment(task: Task, settings: TrainingSettings, data=None,
     settings with those the run recorded (`check_run_settings`), writes them to
     TensorBoard (hparams and a `config` text), trains (or restores, with
     --eval_only), records the run's settings, evaluates and, on the chief, writes the
-    generator with its spec, the experiment's outputs and metrics.json. `data` and
-    `strategy` default to the task's data and the settings' runtime. Returns the
-    metrics with the details and the run's metadata, or {"interrupted_at_step": step}
-    when Ctrl-C stopped training."""
+    generator with its spec, the experiment's outputs and metrics.json, all at once
+    (`write_outputs`). `data` and `strategy` default to the task's data and the
+    settings' runtime. Returns the metrics with the details and the run's metadata,
+    or {"interrupted_at_step": step} when Ctrl-C stopped training."""
     # The runtime first: CPU threads are set before TensorFlow starts.
     strategy = strategy or make_runtime(settings)
     # Only the chief writes the run folder; the other workers share it.
@@ -349,14 +351,45 @@ def run_experiment(task: Task, settings: TrainingSettings, data=None,
         metrics = task.evaluate(settings, data, loop)
         metrics.update(details, **run_metadata(settings, result, history))
         if loop.is_chief:
-            save_generator(loop, task.generator_spec(settings, data))
-            task.write_outputs(settings, data, loop, metrics)
-            write_metrics(loop, metrics, [key for key in keys if key in metrics])
+            write_outputs(task, settings, data, loop, metrics,
+                          [key for key in keys if key in metrics])
         return metrics
 
 
-def save_generator(loop: trainer.Trainer, spec: specs.GeneratorSpec) -> None:
+@contextlib.contextmanager
+def _outputs_into(loop: trainer.Trainer, folder: str) -> Iterator[None]:
+    """Points `loop.out_dir`, where experiments write their own outputs, at `folder`."""
+    out_dir, loop.out_dir = loop.out_dir, folder
+    try:
+        yield
+    finally:
+        loop.out_dir = out_dir
+
+
+def write_outputs(task: Task, settings: TrainingSettings, data, loop: trainer.Trainer,
+                  metrics: dict, scalar_keys: Sequence[str]) -> None:
+    """The run's final outputs, all or none: the generator's weights and spec, the
+    experiment's files and metrics.json are written into a staging folder inside the
+    run folder and then renamed in, the spec and metrics.json last
+    (`files.move_in`). A failed write (a full disk) leaves the earlier outputs as
+    they were and raises a WriteError naming the folder; the staging folder is
+    removed. TensorBoard's `eval/<key>` scalars of `scalar_keys` come first."""
+    then = ("then run the same command again: it evaluates the last checkpoint and writes the "
+            "outputs")
+    write_eval_scalars(loop, metrics, scalar_keys)
+    with files.explained_write_errors(loop.out_dir, then):
+        with files.staging_folder(loop.out_dir) as staging:
+            save_generator(loop, task.generator_spec(settings, data), staging)
+            with _outputs_into(loop, staging):
+                task.write_outputs(settings, data, loop, metrics)
+            files.write_json(os.path.join(staging, METRICS_FILE), metrics)
+            files.move_in(staging, loop.out_dir, last=(specs.SPEC_FILE, METRICS_FILE))
+
+
+def save_generator(loop: trainer.Trainer, spec: specs.GeneratorSpec,
+                   folder: Optional[str] = None) -> None:
     """The generator's weights and its spec (`models.specs`: all the export needs) in
-    the run folder."""
-    files.save_weights(loop.gan_step.models.generator, os.path.join(loop.out_dir, specs.WEIGHTS_FILE))
-    specs.write(loop.out_dir, spec)
+    `folder` (default: the run folder)."""
+    folder = folder or loop.out_dir
+    files.save_weights(loop.gan_step.models.generator, os.path.join(folder, specs.WEIGHTS_FILE))
+    specs.write(folder, spec)
