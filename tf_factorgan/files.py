@@ -1,11 +1,14 @@
 """Atomic writes: a reader sees the old file or the complete new one, never a part.
 
-Also what keeps failures readable and outputs whole: failed writes explained in one
-line (`WriteError`), outputs that appear together (`staging_folder`, `move_in`).
+Also what keeps folders tidy and failures readable: failed writes explained in one
+line (`WriteError`), outputs that appear together (`staging_folder`, `move_in`), and
+the temporaries killed writers leave, removed once nobody writes there
+(`writing_into`, `remove_orphaned_temporaries`).
 """
 
 import contextlib
 import errno
+import fcntl
 import io
 import json
 import os
@@ -103,6 +106,63 @@ def remove_temporaries(directory: str) -> list[str]:
     for name in removed:
         _remove(os.path.join(directory, name))
     return removed
+
+
+# -- shared folders: temporaries removed once nobody writes ---------------------------
+
+
+def _open_folder(directory: str) -> int:
+    """A descriptor of the folder itself, to `flock`: the lock of a shared folder (a
+    cache, an export's model folder) needs no file in it, so the folder holds only
+    what its readers expect."""
+    os.makedirs(directory, exist_ok=True)
+    return os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+
+
+@contextlib.contextmanager
+def writing_into(directory: str, tidy: bool = False,
+                 subfolders: bool = False) -> Iterator[list[str]]:
+    """Holds a shared lock on `directory` while the caller writes there (and in its
+    subfolders): `remove_orphaned_temporaries` then leaves the folder alone. The
+    kernel drops the lock of a killed process, so its temporaries become removable.
+
+    With `tidy`, first removes the temporaries of killed writers
+    (`remove_orphaned_temporaries(directory, subfolders)`); yields their paths
+    relative to `directory` ([] without `tidy`).
+    """
+    removed = remove_orphaned_temporaries(directory, subfolders) if tidy else []
+    fd = _open_folder(directory)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for a tidy under way
+        yield removed
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_orphaned_temporaries(directory: str, subfolders: bool = False) -> list[str]:
+    """Removes the temporaries (`.tmp-*` files and folders) of killed writers from
+    `directory` (and its immediate subfolders with `subfolders`), if no process is
+    writing there now (none is inside `writing_into(directory)`). Returns their paths
+    relative to `directory`; [] when the folder is in use or absent, or where the
+    file system cannot lock it exclusively (NFS emulates flock with write locks,
+    which a folder cannot take): then the temporaries stay, never a live one goes."""
+    if not os.path.isdir(directory):
+        return []
+    fd = _open_folder(directory)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # BlockingIOError: in use
+            return []
+        removed = remove_temporaries(directory)
+        if subfolders:
+            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+                if entry.is_dir(follow_symlinks=False):
+                    removed += [os.path.join(entry.name, name)
+                                for name in remove_temporaries(entry.path)]
+        return removed
+    finally:
+        os.close(fd)
 
 
 # -- outputs that appear together -------------------------------------------------------
