@@ -130,22 +130,41 @@ def build_module(run_dir: str, kind: str, experiment: str = ""):
     )
 
 
+def publish(module, export_base: str, model_name: str) -> tuple[str, list[str]]:
+    """Publishes `module` as the next version of `<export_base>/<model_name>`
+    (`savedmodel.publish`) and returns (its path, the temporaries removed first).
+
+    Exports killed half-way leave `.tmp-*` folders in the model folder; they are
+    removed when no other export is writing there (`files.writing_into`, which
+    every export through here holds while it writes)."""
+    from export import savedmodel
+    from tf_factorgan import files
+
+    model_dir = os.path.join(export_base, model_name)
+    plain = os.path.basename(os.path.normpath(model_dir)) == model_name and model_name[:1] != "."
+    if not plain:  # not one folder name: savedmodel.publish refuses it, naming the flag
+        return savedmodel.publish(module, export_base, model_name, module.check), []
+    with files.explained_write_errors(model_dir, "then export again"), \
+            files.writing_into(model_dir, tidy=True) as removed:
+        return savedmodel.publish(module, export_base, model_name, module.check), removed
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from tf_factorgan.logs import quiet_info_logs
 
     quiet_info_logs()
-    from export import savedmodel
     from serving import config
 
     try:
         module = build_module(FLAGS.run_dir, FLAGS.kind, FLAGS.experiment)
-        path = savedmodel.publish(
-            module, FLAGS.export_base, FLAGS.model_name or FLAGS.kind, module.check
-        )
-    except (FileNotFoundError, ValueError) as error:
+        path, removed = publish(module, FLAGS.export_base, FLAGS.model_name or FLAGS.kind)
+    except (OSError, ValueError) as error:
         sys.exit(f"error: {error}")
+    if removed:
+        print(f"removed what interrupted exports left in {os.path.dirname(path)}: "
+              f"{', '.join(removed)}")
     print(f"exported: {path}")
     print(f"serving config: {config.write_for_export_base(FLAGS.export_base)}")
 

@@ -483,3 +483,24 @@ def test_a_damaged_metrics_json_is_named(tmp_path, content):
     (run_dir / "metrics.json").write_bytes(content)
     with pytest.raises(ValueError, match=re.escape(str(run_dir / "metrics.json"))):
         export.build_module(str(run_dir), "samples")
+
+
+def test_an_export_removes_what_killed_exports_left_unless_one_is_under_way(tmp_path):
+    from export import export
+    from tf_factorgan import files
+
+    tf.keras.utils.set_random_seed(0)
+    generator = MLPGenerator(6, hidden_units=4)
+    generator(tf.zeros([1, NZ]))
+    module = savedmodel.sampler_module(generator, NZ, (6,))
+    model_dir = tmp_path / "m"
+    (model_dir / ".tmp-5ee1d0e1" / "variables").mkdir(parents=True)  # a killed export's
+    # While another export writes there, its temporary may be the one lying there.
+    with files.writing_into(str(model_dir)):
+        path, removed = export.publish(module, str(tmp_path), "m")
+    assert removed == [] and (model_dir / ".tmp-5ee1d0e1").exists()
+    path, removed = export.publish(module, str(tmp_path), "m")
+    assert removed == [".tmp-5ee1d0e1"] and os.path.basename(path) == "2"
+    assert sorted(os.listdir(model_dir)) == ["1", "2"]
+    with pytest.raises(ValueError, match="--model_name must be a plain folder name"):
+        export.publish(module, str(tmp_path), "../m")

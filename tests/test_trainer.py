@@ -103,11 +103,12 @@ def test_resume_skips_a_damaged_newest_checkpoint_and_keeps_later_outputs(tmp_pa
         f.truncate(30)
     os.makedirs(os.path.join(checkpoint_dir, "ckpt-8_temp"))
     open(os.path.join(config.run_dir, ".tmp-abc.json"), "w").close()
+    os.makedirs(os.path.join(config.run_dir, ".tmp-outputs", "half"))  # a killed staging
 
     result = paired_mnist.build_trainer(config, data, tf.distribute.get_strategy()).run()
     assert result.step == 6
     said = capsys.readouterr().out
-    assert "Removed what interrupted writes left: ckpt-8_temp, .tmp-abc.json" in said
+    assert "Removed what interrupted writes left: ckpt-8_temp, .tmp-abc.json, .tmp-outputs" in said
     assert f"Skipped checkpoint {checkpoint_dir}/ckpt-6: " in said
     assert f"Resuming from {checkpoint_dir}/ckpt-4 (step 4)." in said
     # The damaged checkpoint and the outputs of step 6 are kept aside, not overwritten.

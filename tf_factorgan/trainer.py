@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from tf_factorgan import checkpoints, files, strategies
+from tf_factorgan import checkpoints, files, run_folder, strategies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,9 +129,21 @@ def _next_event(step: int, every: int, end: int) -> int:
     return end if every <= 0 else min(end, (step // every + 1) * every)
 
 
+def checkpoint_dir(out_dir: str) -> str:
+    """Where the run in `out_dir` keeps its checkpoints."""
+    return os.path.join(out_dir, "checkpoints")
+
+
+# Files of the run folder itself, never outputs of a step.
+_RUN_FOLDER_FILES = (run_folder.LOCK_FILE, run_folder.SETTINGS_FILE)
+# What a failed write of a running run should be followed by.
+_RESUME = "then run the same command again: it resumes from the last complete checkpoint"
+
+
 def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
     """Moves the run's outputs (the plain files directly in `out_dir`: metrics.json,
-    weights, samples) to a new `out_dir/superseded/step-<n>/` when its metrics.json is
+    weights, samples; not the run folder's lock and settings) to a new
+    `out_dir/superseded/step-<n>/` when its metrics.json is
     of a later step than `step` (or unreadable), so that a run resumed from an older
     checkpoint does not overwrite them. Returns that folder, or None if nothing moved."""
     metrics_path = os.path.join(out_dir, "metrics.json")
@@ -151,7 +163,8 @@ def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
         target = os.path.join(out_dir, "superseded", f"step-{label}-{suffix}")
     os.makedirs(target)
     for entry in os.scandir(out_dir):
-        if entry.is_file() and not entry.name.startswith("."):
+        if (entry.is_file() and not entry.name.startswith(".")
+                and entry.name not in _RUN_FOLDER_FILES):
             os.replace(entry.path, os.path.join(target, entry.name))
     return target
 
@@ -176,7 +189,7 @@ class Trainer:
         `loop.steps`, after that step's logs and images and before its checkpoint, so a
         run resumed from a checkpoint never repeats an evaluation it already wrote.
         The values go to TensorBoard as `eval/<name>` at that step: the tags of the
-        final metrics (`common.write_metrics`), so both form one curve.
+        final metrics (`common.write_eval_scalars`), so both form one curve.
     """
 
     def __init__(
@@ -204,7 +217,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             step=self.step, randomness=gan_step.randomness, **gan_step.models.trackables()
         )
-        self.checkpoint_dir = os.path.join(out_dir, "checkpoints")
+        self.checkpoint_dir = checkpoint_dir(out_dir)
         # Every MultiWorkerMirroredStrategy worker must take part in saving; only the
         # chief's copy is kept.
         write_dir = self.checkpoint_dir
@@ -212,10 +225,10 @@ class Trainer:
             write_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
         self._write_dir = write_dir
         self._manager = None
-        log_dir = os.path.join(out_dir, "logs")
-        self.writer = (
-            tf.summary.create_file_writer(log_dir) if self.is_chief else tf.summary.create_noop_writer()
-        )
+        self.log_dir = os.path.join(out_dir, "logs")
+        with self._writing_logs():
+            self.writer = (tf.summary.create_file_writer(self.log_dir) if self.is_chief
+                           else tf.summary.create_noop_writer())
         self._stop_requested = False
 
     # -- checkpoints -------------------------------------------------------------------
@@ -228,6 +241,10 @@ class Trainer:
                 self.checkpoint, self._write_dir, max_to_keep=self.loop.max_checkpoints
             )
         return self._manager
+
+    def _writing_logs(self):
+        """TensorBoard's writes fail in one line (a full disk, a read-only folder)."""
+        return files.explained_write_errors(self.log_dir, _RESUME)
 
     def _say(self, message: str) -> None:
         if self.is_chief:
@@ -244,8 +261,9 @@ class Trainer:
         CheckpointError when checkpoints exist but none restores.
         """
         if self.is_chief:
-            removed = (checkpoints.remove_temporaries(self.checkpoint_dir)
-                       + files.remove_temporaries(self.out_dir))
+            with files.explained_write_errors(self.out_dir, _RESUME):
+                removed = (checkpoints.remove_temporaries(self.checkpoint_dir)
+                           + files.remove_temporaries(self.out_dir))
             if removed:
                 self._say(f"Removed what interrupted writes left: {', '.join(removed)}")
         restored = checkpoints.restore_newest(self.checkpoint, self.checkpoint_dir)
@@ -254,7 +272,8 @@ class Trainer:
         if restored.path:
             self._say(f"Resuming from {restored.path} (step {restored.step}).")
         if self.is_chief:
-            self._tidy_after_restore(restored)
+            with files.explained_write_errors(self.out_dir, _RESUME):
+                self._tidy_after_restore(restored)
         self._manager = None
         if restored.path is None:
             return 0
@@ -281,7 +300,9 @@ class Trainer:
     def save(self) -> Optional[str]:
         # CheckpointManager writes the shards first and then replaces the `checkpoint`
         # index file, so an interrupted save never becomes the latest checkpoint.
-        path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+        step = int(self.step.numpy())
+        with files.explained_write_errors(checkpoints.prefix(self._write_dir, step), _RESUME):
+            path = self.manager.save(checkpoint_number=step)
         if not self.is_chief:
             shutil.rmtree(self._write_dir, ignore_errors=True)
         return path
@@ -309,7 +330,7 @@ class Trainer:
                 signal.signal(s, handler)
 
     def _write_scalars(self, metrics: dict, steps_per_second: float, step: int):
-        with self.writer.as_default(step=step):
+        with self._writing_logs(), self.writer.as_default(step=step):
             for name, value in metrics.items():
                 tf.summary.scalar(name, float(value))
             tf.summary.scalar("performance/steps_per_second", steps_per_second)
@@ -317,20 +338,22 @@ class Trainer:
     def write_images(self, step: int):
         if self.image_summary_fn is None:
             return
-        with self.writer.as_default(step=step):
+        with self._writing_logs(), self.writer.as_default(step=step):
             tf.summary.image("samples", self.image_summary_fn()[None], max_outputs=1)
 
     def evaluate(self, step: int) -> None:
         """Runs `eval_fn(step)` and writes its values as `eval/<name>` at `step`."""
         metrics = self.eval_fn(step)
-        with self.writer.as_default(step=step):
-            for name, value in metrics.items():
-                tf.summary.scalar(f"eval/{name}", float(value))
-        self.writer.flush()
+        with self._writing_logs():
+            with self.writer.as_default(step=step):
+                for name, value in metrics.items():
+                    tf.summary.scalar(f"eval/{name}", float(value))
+            self.writer.flush()
 
-    def run(self) -> LoopResult:
-        """Trains from the restored step to `loop.steps`; returns where it stopped."""
-        start = self.restore()
+    def run(self, start: Optional[int] = None) -> LoopResult:
+        """Trains from the restored step to `loop.steps`; returns where it stopped.
+        `start`: the step `restore()` already returned (None: restore first)."""
+        start = self.restore() if start is None else start
         loop = self.loop
         if start >= loop.steps:
             return LoopResult(start, False, 0.0)
@@ -383,5 +406,6 @@ class Trainer:
         if interrupted and self.is_chief:
             print(f"\nInterrupted at step {step}; checkpoint saved to {path}. "
                   "Run the same command again to resume.")
-        self.writer.flush()
+        with self._writing_logs():
+            self.writer.flush()
         return LoopResult(step, interrupted, rate)

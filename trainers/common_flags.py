@@ -70,6 +70,10 @@ def define_training_flags(defaults: common.TrainingSettings) -> None:
                          "count).")
     flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps.")
     flags.DEFINE_integer("max_checkpoints", d.max_checkpoints, "Newest checkpoints kept.")
+    flags.DEFINE_list("allow_changed", list(d.allow_changed),
+                      "Settings this resume may change from those the run recorded in its "
+                      "run_settings.json (recorded there with the step); may name "
+                      f"{', '.join(d.changeable())}.")
 
 
 def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:

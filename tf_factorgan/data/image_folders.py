@@ -42,6 +42,7 @@ import numpy as np
 import tqdm
 from PIL import Image, ImageOps
 
+from tf_factorgan import files
 from tf_factorgan.data import palette as palettes
 from tf_factorgan.data import pools
 
@@ -297,7 +298,13 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag:
                 bar.update(len(chunk))
                 yield np.stack(rows)
 
-    return pools.write_disk_array(folder, batches(), (*spec.size, num_channels), np.uint8, len(items))
+    then = "then run the same command again, or choose --image_cache_dir elsewhere"
+    with files.explained_write_errors(cache_dir, then), \
+            files.writing_into(cache_dir, tidy=True) as removed:
+        if removed:
+            print(f"Removed what interrupted decodes left in {cache_dir}: {', '.join(removed)}")
+        return pools.write_disk_array(folder, batches(), (*spec.size, num_channels), np.uint8,
+                                      len(items))
 
 
 def load_pool(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag: str,

@@ -18,15 +18,17 @@ four values are unchanged is not read again. The kernel sets ctime on every writ
 no program can set it back, so an edit in place is seen even when the editor
 restores the mtime.
 
-Entries and digest notes are written atomically (a killed run leaves no half file);
+Entries and digest notes are written atomically (a killed run leaves no half file,
+and the temporary it leaves is removed by the next writer once no process writes);
 an entry that cannot be read or has the wrong shapes is recomputed: the cache holds
 derived data only, and deleting it is always safe.
 """
 
+import contextlib
 import hashlib
 import os
 import zipfile
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -61,6 +63,21 @@ class SpectrogramCache:
         self.settings = settings
         # Digests found by this process (a file read twice in one run is hashed once).
         self._digests: dict = {}
+        self._tidied = False
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Around every write into the cache: the first of this object removes what
+        killed writers left (once no other process writes the cache), each holds the
+        cache folder's shared lock while its temporary exists (`files.writing_into`)."""
+        then = "then run the same command again, or choose another --cache_dir"
+        with files.explained_write_errors(self.cache_dir, then), files.writing_into(
+                self.cache_dir, tidy=not self._tidied, subfolders=True) as removed:
+            self._tidied = True
+            if removed:
+                print(f"Removed what interrupted writes left in {self.cache_dir}: "
+                      f"{', '.join(removed)}")
+            yield
 
     def file_digest(self, path: str) -> str:
         """BLAKE2b (160 bits, hex) of the bytes of `path`; hashed only when the file
@@ -81,7 +98,8 @@ class SpectrogramCache:
             pass  # missing or damaged: hash the file
         if digest is None:
             digest = _hash_file(real)
-            files.write_json(note_path, {"path": real, "stat": signature, "digest": digest})
+            with self._writing():
+                files.write_json(note_path, {"path": real, "stat": signature, "digest": digest})
         self._digests[real] = (signature, digest)
         return digest
 
@@ -129,6 +147,6 @@ class SpectrogramCache:
             raise ValueError(f"spectrograms for the cache lack sources {sorted(missing)}")
         spectrograms = {s: np.asarray(spectrograms[s], np.float32) for s in sources}
         # np.savez appends ".npz" to names without it, so the temporary name keeps it.
-        with files.atomic_path(path, suffix=".npz") as tmp:
+        with self._writing(), files.atomic_path(path, suffix=".npz") as tmp:
             np.savez(tmp, **spectrograms)
         return spectrograms

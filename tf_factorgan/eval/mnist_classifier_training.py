@@ -233,13 +233,19 @@ def _save_cache(
     cache_dir: str, names: tuple[str, str], key: dict, model: MnistClassifier, accuracy: float
 ) -> None:
     weights_path, record_path = (os.path.join(cache_dir, name) for name in names)
-    files.save_weights(model, weights_path)
-    record = {
-        "key": key,
-        "test_accuracy": accuracy,
-        "weights_sha256": _file_digest(weights_path),
-    }
-    files.write_json(record_path, record)
+    # Killed writers' temporaries go first, once no other process writes the cache.
+    with files.explained_write_errors(cache_dir), \
+            files.writing_into(cache_dir, tidy=True) as removed:
+        if removed:
+            print(f"MNIST classifier: removed what interrupted writes left in {cache_dir}: "
+                  f"{', '.join(removed)}")
+        files.save_weights(model, weights_path)
+        record = {
+            "key": key,
+            "test_accuracy": accuracy,
+            "weights_sha256": _file_digest(weights_path),
+        }
+        files.write_json(record_path, record)
 
 
 def _check_accuracy(accuracy: float, min_accuracy: float, source: str) -> None:

@@ -15,10 +15,12 @@ from typing import Callable, ClassVar, Iterator, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tf_factorgan import checkpoints, files, gan, strategies, trainer
+from tf_factorgan import checkpoints, files, gan, run_folder, strategies, trainer
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models import initialisation, spectral, specs
 from tf_factorgan.noise import Randomness
+
+METRICS_FILE = "metrics.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +38,32 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     EXPERIMENT: ClassVar[str] = "experiment"
     # Fields the trainers set no flag for (tests and programs may still set them).
     NOT_FLAGS: ClassVar[tuple[str, ...]] = ()
+    # Fields that do not define a run (where it is, how this process runs, caches):
+    # they may differ on every resume and stay out of the run folder's
+    # run_settings.json. Names of experiments' fields are listed here too, for the
+    # experiments that have them.
+    NOT_RUN_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "out_path", "experiment_name", "eval_only", "allow_changed", "intra_op_threads",
+        "inter_op_threads", "image_cache_dir", "memory_limit_mb", "cache_dir",
+        "classifier_cache_dir")
+    # Settings a resumed run may change with --allow_changed (recorded at the step it
+    # resumed from): length, intervals, learning rate, runtime, evaluation, and where
+    # the inputs are (a moved dataset). Every other field defines the run.
+    CHANGEABLE: ClassVar[tuple[str, ...]] = (
+        "steps", "steps_per_call", "log_every", "image_every", "checkpoint_every",
+        "max_checkpoints", "eval_every", "eval_every_samples", "lr", "strategy", "jit_compile",
+        "mixed_precision",
+        # paired_mnist, arrays
+        "eval_samples", "paper_classifiers", "min_classifier_accuracy", "mnist_manual_dir",
+        "tfds_data_dir", "paired", "unpaired", "val_npz",
+        # image_pairs, image2image
+        "dataset_dir", "paired_dir", "paired_a_dir", "paired_b_dir", "unpaired_a_dir",
+        "unpaired_b_dir", "val_dir", "val_a_dir", "val_b_dir", "max_val_images", "ls_runs",
+        "ls_epochs",
+        # audio_separation
+        "musdb_root", "paired_songs_dir", "unpaired_mixtures_dir", "unpaired_accompaniment_dir",
+        "unpaired_vocals_dir", "test_songs_dir", "eval_window_seconds", "eval_hop_seconds",
+        "max_eval_songs", "griffin_lim_iterations")
 
     # How the networks are parametrised and initialised (with adam_epsilon and
     # fake_batches, inherited, the four training choices). The original code makes
@@ -55,11 +83,31 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     # Evaluation during training every eval_every steps (inherited; 0 = only the
     # final one) uses this many samples; experiments without an eval_fn ignore both.
     eval_every_samples: int = 2000
+    # Settings of CHANGEABLE that this resume may change (a list flag).
+    allow_changed: tuple[str, ...] = ()
 
     def __post_init__(self):
         # A bad flag fails at once, before any data is read or TensorFlow starts.
         gan.OptimisationSettings.__post_init__(self)
         trainer.LoopConfig.__post_init__(self)
+        object.__setattr__(self, "allow_changed", tuple(self.allow_changed))
+        self._check_allow_changed()
+
+    @classmethod
+    def changeable(cls) -> tuple[str, ...]:
+        """The fields of this experiment that --allow_changed may name, sorted."""
+        return tuple(sorted({f.name for f in dataclasses.fields(cls)} & set(cls.CHANGEABLE)))
+
+    def _check_allow_changed(self) -> None:
+        names = {field.name for field in dataclasses.fields(self)}
+        unknown = [n for n in self.allow_changed if n not in names]
+        fixed = [n for n in self.allow_changed if n in names and n not in self.changeable()]
+        if unknown or fixed:
+            problems = [f"{', '.join(unknown)}: no such setting"] if unknown else []
+            problems += [f"{', '.join(fixed)}: defines the run"] if fixed else []
+            raise ValueError(
+                f"--allow_changed={','.join(self.allow_changed)}: {'; '.join(problems)}; it "
+                f"may name {', '.join(self.changeable())}")
 
     @property
     def run_dir(self) -> str:
@@ -124,37 +172,76 @@ def build_step(
     return trainer.DistributedStep(updates, strategy)
 
 
-def train_or_restore(settings: TrainingSettings, loop: trainer.Trainer) -> trainer.LoopResult:
+def train_or_restore(settings: TrainingSettings, loop: trainer.Trainer,
+                     on_restored: Optional[Callable[[int], None]] = None) -> trainer.LoopResult:
     """Trains to settings.steps (resuming), or with --eval_only restores the newest
-    checkpoint and fails clearly when there is none."""
-    if not settings.eval_only:
-        return loop.run()
-    if not checkpoints.steps_on_disk(loop.checkpoint_dir):
+    checkpoint and fails clearly when there is none. `on_restored(step)` runs after
+    the restore, before any training."""
+    if settings.eval_only and not checkpoints.steps_on_disk(loop.checkpoint_dir):
         raise FileNotFoundError(
             f"--eval_only found no checkpoint in {loop.checkpoint_dir}; train first "
             "or point --out_path/--experiment_name at a trained run"
         )
-    return trainer.LoopResult(loop.restore(), False, 0.0)
+    start = loop.restore()
+    if on_restored is not None:
+        on_restored(start)
+    if settings.eval_only:
+        return trainer.LoopResult(start, False, 0.0)
+    return loop.run(start)
 
 
-def run_metadata(settings: TrainingSettings, result: trainer.LoopResult) -> dict:
-    """Fields every metrics.json carries besides the metrics."""
-    return {
+def run_settings(settings: TrainingSettings) -> dict:
+    """The settings that define `settings`' run, as JSON values: every field but
+    those of NOT_RUN_SETTINGS."""
+    return run_folder.as_json({name: value for name, value in dataclasses.asdict(settings).items()
+                               if name not in settings.NOT_RUN_SETTINGS})
+
+
+def check_run_settings(settings: TrainingSettings) -> run_folder.SettingsCheck:
+    """Compares the run settings with those the run folder recorded (see
+    `run_folder.settings_check`); a run with checkpoints is a resume."""
+    resuming = bool(checkpoints.steps_on_disk(trainer.checkpoint_dir(settings.run_dir)))
+    return run_folder.settings_check(
+        settings.run_dir, run_settings(settings), resuming,
+        changeable=frozenset(settings.changeable()), allowed=frozenset(settings.allow_changed))
+
+
+def record_run_settings(check: run_folder.SettingsCheck, step: int) -> list:
+    """Writes the run's settings (with the changes allowed at `step`) to
+    run_settings.json, says what changed, and returns the history of changes."""
+    history = check.record(step)
+    path = os.path.join(check.run_dir, run_folder.SETTINGS_FILE)
+    if check.unrecorded:
+        print(f"{check.run_dir} had no record of the settings it was trained with; "
+              f"this command's are now its record in {path}.", flush=True)
+    if check.changed:
+        print(f"Settings changed at step {step}: {run_folder.listed(check.changed)} "
+              f"(recorded in {path}).", flush=True)
+    return history
+
+
+def run_metadata(settings: TrainingSettings, result: trainer.LoopResult,
+                 settings_history: Sequence[dict] = ()) -> dict:
+    """Fields every metrics.json carries besides the metrics; a run whose settings
+    were changed on resuming (--allow_changed) also the history of those changes."""
+    metadata = {
         "step": result.step,
         # Of the last logging interval: the rate the run ended at.
         "last_logged_steps_per_second": result.steps_per_second,
         "config": dataclasses.asdict(settings),
     }
+    if settings_history:
+        metadata["settings_history"] = list(settings_history)
+    return metadata
 
 
-def write_metrics(loop: trainer.Trainer, metrics: dict, scalar_keys) -> None:
-    """`metrics.json` in the run folder (atomically), and `eval/<key>` scalars in
-    TensorBoard at the run's step."""
-    with loop.writer.as_default(step=metrics["step"]):
-        for key in scalar_keys:
-            tf.summary.scalar(f"eval/{key}", metrics[key])
-    loop.writer.flush()
-    files.write_json(os.path.join(loop.out_dir, "metrics.json"), metrics)
+def write_eval_scalars(loop: trainer.Trainer, metrics: dict, scalar_keys) -> None:
+    """`eval/<key>` scalars in TensorBoard at the run's step (`metrics["step"]`)."""
+    with files.explained_write_errors(loop.log_dir):
+        with loop.writer.as_default(step=metrics["step"]):
+            for key in scalar_keys:
+                tf.summary.scalar(f"eval/{key}", metrics[key])
+        loop.writer.flush()
 
 
 def _hparam_value(value):
@@ -195,16 +282,17 @@ def write_run_config(loop: trainer.Trainer, config: dict, metric_keys: Sequence[
     if not loop.is_chief:
         return
     flat = flat_config(config)
-    with loop.writer.as_default(step=0):
-        if metric_keys:
-            # The metric columns; without them the tab would list every scalar tag.
-            hp.hparams_config(
-                hparams=[hp.HParam(name) for name in flat],
-                metrics=[hp.Metric(f"eval/{key}", display_name=key) for key in metric_keys],
-            )
-        hp.hparams(flat)
-        tf.summary.text("config", config_markdown(flat))
-    loop.writer.flush()
+    with files.explained_write_errors(loop.log_dir):
+        with loop.writer.as_default(step=0):
+            if metric_keys:
+                # The metric columns; without them the tab would list every scalar tag.
+                hp.hparams_config(
+                    hparams=[hp.HParam(name) for name in flat],
+                    metrics=[hp.Metric(f"eval/{key}", display_name=key) for key in metric_keys],
+                )
+            hp.hparams(flat)
+            tf.summary.text("config", config_markdown(flat))
+        loop.writer.flush()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +306,8 @@ class Task:
       generator_spec(config, data) -> `models.specs` spec written beside the weights
       details(config, data) -> settings and facts of the data kept with the metrics
       metric_keys(config) -> headline metrics (TensorBoard `eval/*`, HParams columns)
-      write_outputs(config, data, loop, metrics) -> the experiment's own files
+      write_outputs(config, data, loop, metrics) -> the experiment's own files, into
+        `loop.out_dir` (a staging folder then, see `write_outputs`)
     """
 
     load_data: Callable
@@ -232,32 +321,75 @@ class Task:
 
 def run_experiment(task: Task, settings: TrainingSettings, data=None,
                    strategy: Optional[tf.distribute.Strategy] = None) -> dict:
-    """Runs one experiment: writes its settings to TensorBoard (hparams and a `config`
-    text), trains (or restores, with --eval_only), evaluates and, on the chief, writes
-    the generator with its spec, the experiment's outputs and metrics.json. `data` and
-    `strategy` default to the task's data and the settings' runtime. Returns the
-    metrics with the details and the run's metadata, or {"interrupted_at_step": step}
-    when Ctrl-C stopped training."""
+    """Runs one experiment: holds the run folder (`run_folder.locked`), compares the
+    settings with those the run recorded (`check_run_settings`), writes them to
+    TensorBoard (hparams and a `config` text), trains (or restores, with
+    --eval_only), records the run's settings, evaluates and, on the chief, writes the
+    generator with its spec, the experiment's outputs and metrics.json, all at once
+    (`write_outputs`). `data` and `strategy` default to the task's data and the
+    settings' runtime. Returns the metrics with the details and the run's metadata,
+    or {"interrupted_at_step": step} when Ctrl-C stopped training."""
     # The runtime first: CPU threads are set before TensorFlow starts.
     strategy = strategy or make_runtime(settings)
-    data = task.load_data(settings) if data is None else data
-    loop = task.build_trainer(settings, data, strategy)
-    details, keys = task.details(settings, data), task.metric_keys(settings)
-    write_run_config(loop, {**dataclasses.asdict(settings), **details}, keys)
-    result = train_or_restore(settings, loop)
-    if result.interrupted:
-        return {"interrupted_at_step": result.step}
-    metrics = task.evaluate(settings, data, loop)
-    metrics.update(details, **run_metadata(settings, result))
-    if loop.is_chief:
-        save_generator(loop, task.generator_spec(settings, data))
-        task.write_outputs(settings, data, loop, metrics)
-        write_metrics(loop, metrics, [key for key in keys if key in metrics])
-    return metrics
+    # Only the chief writes the run folder; the other workers share it.
+    chief = strategies.is_chief(strategy)
+    with run_folder.locked(settings.run_dir) if chief else contextlib.nullcontext():
+        check = check_run_settings(settings) if chief else None
+        data = task.load_data(settings) if data is None else data
+        loop = task.build_trainer(settings, data, strategy)
+        details, keys = task.details(settings, data), task.metric_keys(settings)
+        write_run_config(loop, {**dataclasses.asdict(settings), **details}, keys)
+        history = []
+
+        def on_restored(step: int) -> None:
+            if check is not None:
+                history.extend(record_run_settings(check, step))
+
+        result = train_or_restore(settings, loop, on_restored)
+        if result.interrupted:
+            return {"interrupted_at_step": result.step}
+        metrics = task.evaluate(settings, data, loop)
+        metrics.update(details, **run_metadata(settings, result, history))
+        if loop.is_chief:
+            write_outputs(task, settings, data, loop, metrics,
+                          [key for key in keys if key in metrics])
+        return metrics
 
 
-def save_generator(loop: trainer.Trainer, spec: specs.GeneratorSpec) -> None:
+@contextlib.contextmanager
+def _outputs_into(loop: trainer.Trainer, folder: str) -> Iterator[None]:
+    """Points `loop.out_dir`, where experiments write their own outputs, at `folder`."""
+    out_dir, loop.out_dir = loop.out_dir, folder
+    try:
+        yield
+    finally:
+        loop.out_dir = out_dir
+
+
+def write_outputs(task: Task, settings: TrainingSettings, data, loop: trainer.Trainer,
+                  metrics: dict, scalar_keys: Sequence[str]) -> None:
+    """The run's final outputs, all or none: the generator's weights and spec, the
+    experiment's files and metrics.json are written into a staging folder inside the
+    run folder and then renamed in, the spec and metrics.json last
+    (`files.move_in`). A failed write (a full disk) leaves the earlier outputs as
+    they were and raises a WriteError naming the folder; the staging folder is
+    removed. TensorBoard's `eval/<key>` scalars of `scalar_keys` come first."""
+    then = ("then run the same command again: it evaluates the last checkpoint and writes the "
+            "outputs")
+    write_eval_scalars(loop, metrics, scalar_keys)
+    with files.explained_write_errors(loop.out_dir, then):
+        with files.staging_folder(loop.out_dir) as staging:
+            save_generator(loop, task.generator_spec(settings, data), staging)
+            with _outputs_into(loop, staging):
+                task.write_outputs(settings, data, loop, metrics)
+            files.write_json(os.path.join(staging, METRICS_FILE), metrics)
+            files.move_in(staging, loop.out_dir, last=(specs.SPEC_FILE, METRICS_FILE))
+
+
+def save_generator(loop: trainer.Trainer, spec: specs.GeneratorSpec,
+                   folder: Optional[str] = None) -> None:
     """The generator's weights and its spec (`models.specs`: all the export needs) in
-    the run folder."""
-    files.save_weights(loop.gan_step.models.generator, os.path.join(loop.out_dir, specs.WEIGHTS_FILE))
-    specs.write(loop.out_dir, spec)
+    `folder` (default: the run folder)."""
+    folder = folder or loop.out_dir
+    files.save_weights(loop.gan_step.models.generator, os.path.join(folder, specs.WEIGHTS_FILE))
+    specs.write(folder, spec)

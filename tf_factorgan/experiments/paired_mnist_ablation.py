@@ -83,6 +83,8 @@ class AblationConfig:
             for name in self.settings:
                 config = dataclasses.replace(
                     self.base, seed=seed, experiment_name=os.path.join("ablation", f"{name}_seed{seed}"),
+                    # A longer ablation continues its runs (run_settings.json records it).
+                    allow_changed=tuple(sorted({*self.base.allow_changed, "steps"})),
                     **SETTINGS[name],
                 )
                 config.gan_config()

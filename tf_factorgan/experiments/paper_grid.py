@@ -56,6 +56,8 @@ class PaperGridConfig:
                         num_joint_samples=n,
                         same_digit_prob=lam,
                         experiment_name=os.path.join("grid", f"{variant.value}_n{n}_lambda{lam:g}"),
+                        # A longer grid continues its runs (run_settings.json records it).
+                        allow_changed=tuple(sorted({*self.base.allow_changed, "steps"})),
                     ))
                     configs[-1].gan_config()  # fail on bad settings before any run
         return configs
