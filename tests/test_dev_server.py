@@ -109,6 +109,21 @@ def test_separation_round_trip_matches_in_process(serving_exports, clients, chan
         assert np.sqrt(np.mean((total - audio)[inner] ** 2)) < 0.05 * np.sqrt(np.mean(audio**2))
 
 
+@pytest.mark.parametrize("rate, words", [
+    (0, "sample_rate must be positive"),
+    (1, "sample_rate must be within [8000, 192000] Hz"),
+    (7999, "sample_rate must be within [8000, 192000] Hz"),
+    (192001, "sample_rate must be within [8000, 192000] Hz"),
+])
+def test_separation_graph_refuses_rates_outside_its_range(serving_exports, rate, words):
+    """The export itself refuses them, so TF Serving does too: at 1 Hz every sample sent
+    became 22050 in the graph (a 4 KB request took 1.3 GB)."""
+    signature = _loaded(serving_exports, "separation").signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        signature(waveform=tf.zeros([1, 100]), sample_rate=tf.constant(rate))
+    assert words in raised.value.message
+
+
 def test_mono_waveform_keeps_rank(clients):
     audio = np.zeros((1, 4000), np.float32)
     for client in clients:
