@@ -22,7 +22,10 @@ message names the field, each refusal is one log line, and the server keeps serv
 
 Every bound is checked before the large allocation it prevents: the body size from
 Content-Length (before a 100 Continue), the parsing memory from the body's delimiters,
-a gRPC tensor's size from its declared shape, an image's pixels from its header. A
+a gRPC tensor's size from its declared shape and values (a string filling a shape
+counts once per element), an image's pixels from its header, and what the graph will
+allocate from the inputs (`Servable.memory_estimate`: resampling, image decoding) before
+it runs. A
 request's line and headers, and then its body, must each arrive within
 `read_timeout_s`, so a client that stalls or trickles holds a worker for at most that;
 a keep-alive connection gives its worker up when other connections wait for one.
@@ -93,8 +96,9 @@ class Limits:
     """What one request may ask of the server.
 
     max_request_bytes: a REST body or gRPC message.
-    max_request_memory_bytes: the estimated memory decoding the request and encoding
-      its JSON response need (REST JSON costs 4-40 times its size in Python).
+    max_request_memory_bytes: the estimated memory parsing a REST body, decoding the
+      inputs, running the graph on them and encoding a JSON response each need (REST
+      JSON costs 4-40 times its size in Python).
     max_elements: elements of one input tensor.
     max_image_pixels: width x height (x frames) of an encoded image in a string input.
     """
@@ -109,22 +113,22 @@ def _exhausted(message: str) -> ServingError:
     return ServingError("RESOURCE_EXHAUSTED", message)
 
 
-def _check_inputs(inputs: dict, prefix: str, limits: Limits) -> None:
-    """The checks both protocols share once inputs are arrays: finite numbers, and
-    encoded images within max_image_pixels (read from their headers, before the
-    graph decodes them)."""
+def _check_memory(servable, signature_name: str, sizes: dict, prefix: str, limits: Limits) -> None:
+    """RESOURCE_EXHAUSTED unless decoding inputs of `sizes` {name: wire.TensorSize} and
+    running the signature's graph on them fit max_request_memory_bytes: decided before
+    either allocates (Servable.memory_estimate)."""
+    inputs, graph = servable.memory_estimate(signature_name, sizes, prefix)
+    if inputs + graph > limits.max_request_memory_bytes:
+        raise _exhausted(
+            f"{prefix} {sorted(sizes)} would need about {_mb(inputs + graph)} ({_mb(inputs)} "
+            f"decoded, {_mb(graph)} for the model's graph and outputs), over the server's per-request "
+            f"budget of {_mb(limits.max_request_memory_bytes)} (--max_request_memory_mb)"
+        )
+
+
+def _check_finite(inputs: dict, prefix: str) -> None:
     for name, array in inputs.items():
-        field = f"{prefix}.{name}"
-        wire.check_finite(array, field)
-        if array.dtype != object:
-            continue
-        for index, data in enumerate(array.flat):
-            pixels = wire.image_pixels(data, f"{field}[{index}]")
-            if pixels is not None and pixels > limits.max_image_pixels:
-                raise _exhausted(
-                    f"{field}[{index}]: the encoded image has {pixels} pixels, over the "
-                    f"server's limit of {limits.max_image_pixels} (--max_image_pixels)"
-                )
+        wire.check_finite(array, f"{prefix}.{name}")
 
 
 def _printable(text: str, limit: int = 300) -> str:
@@ -421,7 +425,13 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             body, {name: spec.dtype for name, spec in specs.items()}, self.limits.max_elements
         )
         del body  # the parsed JSON is the largest thing held; the arrays replace it
-        _check_inputs(inputs, wire.ROW_KEY if row_format else wire.COLUMNAR_KEY, self.limits)
+        prefix = wire.ROW_KEY if row_format else wire.COLUMNAR_KEY
+        sizes = {
+            name: wire.array_size(array, f"{prefix}.{name}", self.limits.max_image_pixels)
+            for name, array in inputs.items()
+        }
+        _check_memory(servable, signature_name, sizes, prefix, self.limits)
+        _check_finite(inputs, prefix)
         outputs = servable.predict(signature_name, inputs)
         estimate = wire.json_response_memory_estimate(outputs)
         if estimate > self.limits.max_request_memory_bytes:
@@ -617,20 +627,17 @@ class _PredictionService:
     def Predict(self, request, context):  # noqa: N802 - gRPC's naming
         servable = self.repository.resolve(*_spec_args(request.model_spec))
         fields = {name: f"inputs.{name}" for name in request.inputs}
-        # The decoded arrays and their tensors, from the declared shapes: before decoding.
-        # This is every input's check_tensor_proto; from_tensor_proto only decodes.
-        needed = 2 * sum(
-            wire.check_tensor_proto(proto, fields[name], self.limits.max_elements)
-            for name, proto in request.inputs.items()
-        )
-        if needed > self.limits.max_request_memory_bytes:
-            raise _exhausted(
-                f"inputs {sorted(fields)} would need about {_mb(needed)} decoded, over the "
-                f"server's per-request budget of {_mb(self.limits.max_request_memory_bytes)} "
-                "(--max_request_memory_mb)"
+        # From the declared shapes and values, before decoding: this is every input's
+        # check_tensor_proto; from_tensor_proto only decodes.
+        sizes = {
+            name: wire.check_tensor_proto(
+                proto, fields[name], self.limits.max_elements, self.limits.max_image_pixels
             )
+            for name, proto in request.inputs.items()
+        }
+        _check_memory(servable, request.model_spec.signature_name, sizes, "inputs", self.limits)
         inputs = {name: wire.from_tensor_proto(proto, fields[name]) for name, proto in request.inputs.items()}
-        _check_inputs(inputs, "inputs", self.limits)
+        _check_finite(inputs, "inputs")
         outputs = servable.predict(
             request.model_spec.signature_name, inputs, list(request.output_filter)
         )

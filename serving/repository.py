@@ -1,12 +1,13 @@
 """The models a development server holds: loading by version policy, lookup, status,
-metadata and checked predict calls (the transport-independent half of
-`serving.dev_server`).
+metadata, what a predict call will cost, and checked predict calls (the
+transport-independent half of `serving.dev_server`).
 
 Loading follows TF Serving: a model's versions are the integer-named folders under its
 base_path; `model_version_policy` picks the latest N (default 1), all, or specific
 ones; `version_labels` name versions. Versions are loaded once at start.
 """
 
+import math
 import os
 import re
 import threading
@@ -17,9 +18,29 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from export.savedmodel import SeparationModule
 from serving.wire import ServingError, invalid
+from tf_factorgan.audio.spectrogram import SpectrogramSettings
 
 DEFAULT_SIGNATURE = "serving_default"
+
+# What a predict call allocates beyond its decoded inputs, per unit of input: running
+# the exported graph and encoding its outputs. Measured as the serving process's peak
+# RSS growth for one gRPC call (tiny test models, TF 2.21 on CPU), rounded up.
+# A number of an image batch: 34 (uint8) to 45 (float32) bytes in the segmentation
+# signatures (resizing, the label map at the input's size, the colour search, outputs).
+_GRAPH_BYTES_PER_ELEMENT = 56
+# A pixel of an encoded image in a string input: 37 bytes in predict_bytes (the decoded
+# image, its float copy, the label map and its PNG).
+_GRAPH_BYTES_PER_PIXEL = 64
+# A sample resampled from `sample_rate` to the model's rate and back (separation): 74
+# bytes per sample sent at 44.1 kHz, 96 at 22.05 kHz, 149 at 8 kHz. One part follows
+# the samples sent (the outputs at their rate and their encoding), one the samples at
+# the model's rate (STFTs, mask, the sources before resampling back).
+_BYTES_PER_SAMPLE_SENT = 64
+_BYTES_PER_MODEL_SAMPLE = 48
+# The rate separation exports resample to (their SpectrogramSettings).
+_MODEL_RATE = SpectrogramSettings().sample_rate
 
 
 def _not_found(message: str) -> ServingError:
@@ -51,6 +72,33 @@ class Servable:
             )
         return self.signatures[signature_name]
 
+    def memory_estimate(self, signature_name: str, sizes: dict, prefix: str) -> tuple[int, int]:
+        """(bytes of the decoded inputs, bytes the graph and its outputs take) for a
+        call of `signature_name` with inputs of `sizes` {name: wire.TensorSize}, known
+        before anything is decoded.
+
+        Decoded inputs count twice, the arrays and the tensors made of them. The graph:
+        _GRAPH_BYTES_PER_ELEMENT per number; per float sample of a signature with a
+        scalar integer `sample_rate` input (which resamples to _MODEL_RATE and back),
+        _BYTES_PER_SAMPLE_SENT + _BYTES_PER_MODEL_SAMPLE x _MODEL_RATE / sample_rate;
+        for string inputs their bytes once more (a map over them copies each) and
+        _GRAPH_BYTES_PER_PIXEL per pixel of the encoded images among them.
+
+        Raises NOT_FOUND for an unknown signature, INVALID_ARGUMENT naming
+        `<prefix>.sample_rate` for a rate outside SeparationModule.SAMPLE_RATES.
+        """
+        ratio = _resampling_ratio(self.input_specs(signature_name), sizes, prefix)
+        inputs = graph = 0
+        for size in sizes.values():
+            inputs += 2 * size.decoded_bytes
+            if size.dtype == tf.string:
+                graph += size.string_bytes + size.pixels * _GRAPH_BYTES_PER_PIXEL
+            elif ratio is not None and size.dtype.is_floating:
+                graph += size.elements * (_BYTES_PER_SAMPLE_SENT + math.ceil(_BYTES_PER_MODEL_SAMPLE * ratio))
+            else:
+                graph += size.elements * _GRAPH_BYTES_PER_ELEMENT
+        return inputs, graph
+
     def predict(self, signature_name: str, inputs: dict, output_filter=()) -> dict:
         """{input: array} -> {output: array}, with the inputs checked against the
         signature first (names, dtypes, shapes) and graph errors as INVALID_ARGUMENT."""
@@ -81,6 +129,22 @@ class Servable:
             name: value.numpy() for name, value in outputs.items()
             if not output_filter or name in output_filter
         }
+
+
+def _resampling_ratio(specs: dict, sizes: dict, prefix: str) -> float | None:
+    """_MODEL_RATE / sample_rate for a signature with a scalar integer `sample_rate`
+    input (separation: its float inputs are resampled to _MODEL_RATE), else None (also
+    when the request's sample_rate is not one number, which the signature refuses)."""
+    spec, size = specs.get("sample_rate"), sizes.get("sample_rate")
+    if spec is None or spec.shape.rank != 0 or not spec.dtype.is_integer or size is None or size.value is None:
+        return None
+    low, high = SeparationModule.SAMPLE_RATES
+    if not low <= size.value <= high:
+        raise invalid(
+            f"{prefix}.sample_rate must be within [{low}, {high}] Hz (the rates the model "
+            f"resamples from), got {size.value}"
+        )
+    return _MODEL_RATE / size.value
 
 
 def _graph_message(error: tf.errors.OpError) -> str:

@@ -167,7 +167,7 @@ BAD_REQUESTS = {
     "wrong rank": (lambda c: c.predict("segmentation", {"images": IMAGE[0]}), "INVALID_ARGUMENT", ["'images'", "[8, 8, 3]"]),
     "wrong channels": (lambda c: c.predict("segmentation", {"images": IMAGE[..., :2]}), "INVALID_ARGUMENT", ["'images'", "[-1, -1, -1, 3]"]),
     "wrong waveform rank": (lambda c: c.predict("separation", {"waveform": np.zeros((1, 2, 3, 4), np.float32), "sample_rate": np.array(8000, np.int32)}), "INVALID_ARGUMENT", ["waveform must be [N, samples]"]),
-    "bad sample rate": (lambda c: c.predict("separation", {"waveform": np.zeros((1, 100), np.float32), "sample_rate": np.array(0, np.int32)}), "INVALID_ARGUMENT", ["sample_rate must be positive"]),
+    "bad sample rate": (lambda c: c.predict("separation", {"waveform": np.zeros((1, 100), np.float32), "sample_rate": np.array(0, np.int32)}), "INVALID_ARGUMENT", ["inputs.sample_rate must be within [8000, 192000] Hz", "got 0"]),
     "undecodable image": (lambda c: c.predict("segmentation", {"images": np.array([b"not an image"], dtype=object)}, "predict_bytes"), "INVALID_ARGUMENT", ["'images'", "image"]),
     "seed per image": (lambda c: c.predict("segmentation", {"images": IMAGE, "seed": np.array([1, 2])}, "predict_seeded"), "INVALID_ARGUMENT", ["seed must hold one value per image"]),
 }
@@ -734,9 +734,10 @@ def test_parsing_memory_is_estimated_before_parsing(strict_server, body, words):
 
 def test_json_response_memory_is_bounded(strict_server):
     """99k input samples pass max_elements, but two outputs of 99k samples as JSON
-    (about 24 MiB) exceed the 16 MiB budget; gRPC returns them."""
+    (about 24 MiB) exceed the 16 MiB budget; gRPC returns them. At the model's rate, so
+    that the graph's own estimate (7 MiB) fits the budget."""
     audio = np.zeros((1, 99_000), np.float32)
-    inputs = {"waveform": audio, "sample_rate": np.array(8000, np.int32)}
+    inputs = {"waveform": audio, "sample_rate": np.array(22050, np.int32)}
     rest, grpc_client = _clients(strict_server)
     with pytest.raises(ServingError, match="JSON response would need about 24 MiB") as raised:
         rest.predict("separation", inputs)
@@ -756,17 +757,20 @@ def test_rest_client_refuses_huge_bodies_before_building_them():
     assert "GrpcClient" in raised.value.message
 
 
-def test_rest_client_default_fits_the_servers_default_budget():
+def test_rest_client_default_fits_the_servers_default_budget(dev_server):
     """A separation body just under the client's default passes the server's default
-    parsing and response budgets (256 MiB of audio JSON was let through and refused
-    with 413 after predicting). The estimates are linear in the samples, so a small
-    body scaled up stands for the large one."""
+    parsing, graph and response budgets (256 MiB of audio JSON was let through and
+    refused with 413 after predicting), at 8 kHz, the rate whose resampling costs most.
+    The estimates are linear in the samples, so a small body scaled up stands for the
+    large one."""
     audio = (0.1 * np.random.default_rng(0).standard_normal((1, 20_000, 2))).astype(np.float32)
     inputs = {"waveform": audio, "sample_rate": np.array(8000, np.int32)}
     scale = serving_client.DEFAULT_MAX_BODY_BYTES / wire.json_body_size_estimate(inputs)
     body = json.dumps(wire.predict_request_body(inputs, "serving_default", False)).encode()
     budget = dev_server_module.DEFAULT_MAX_REQUEST_MEMORY_BYTES
     assert scale * wire.json_memory_estimate(body) < budget
+    sizes = {name: wire.array_size(value, name) for name, value in inputs.items()}
+    assert scale * sum(dev_server.repository.resolve("separation").memory_estimate("", sizes, "inputs")) < budget
     assert scale * wire.json_response_memory_estimate({"vocals": audio, "accompaniment": audio}) < budget
 
 
@@ -791,3 +795,86 @@ def test_a_busy_port_is_named_not_a_traceback(dev_server):
 
     with pytest.raises(OSError, match=rf"cannot listen for REST on localhost:{dev_server.rest_port}: .*in use"):
         DevServer(dev_server.repository, rest_port=dev_server.rest_port, grpc_port=0)
+
+
+# --- The memory budget counts every expansion (issue 23) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def budget_server(dev_server):
+    """A server with an 8 MiB per-request budget and the default element and pixel
+    bounds, so that only the budget stands between a small request and a large graph."""
+    server = DevServer(
+        dev_server.repository, rest_port=0, grpc_port=0, max_request_memory_bytes=8 << 20,
+        rest_threads=2, read_timeout_s=2.0, idle_timeout_s=2.0,
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_a_string_filling_its_shape_counts_per_element(strict_server):
+    """A 1 KB gRPC message declaring [100000] strings of 1000 bytes (one value filling
+    the shape) was estimated at 8 bytes an element, decoded and run: +2 GB for
+    [1000000] under a 64 MiB budget. Now each element counts its string."""
+    request = _declared([100_000], dtype=types_pb2.DT_STRING, string_val=[b"x" * 1000])
+    request.model_spec.signature_name = "predict_bytes"
+    assert request.ByteSize() < 1100
+    before = _rss_bytes()
+    with pytest.raises(grpc.RpcError) as raised:
+        _grpc_predict(strict_server, request)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
+    assert "inputs ['images'] would need about 298 MiB (203 MiB decoded, 95 MiB for the model's graph and outputs)" in raised.value.details()
+    assert "budget of 16 MiB (--max_request_memory_mb)" in raised.value.details()
+    assert _rss_bytes() - before < 50 << 20
+
+
+@pytest.mark.parametrize("rate", [1, 7999, 192001, -5])
+def test_sample_rates_outside_the_range_are_refused_before_resampling(strict_server, rate):
+    """At 1 Hz every sample sent became 22050 in the graph: a 4 KB request took 14.5 s
+    and +1.3 GB. The server refuses the rate itself, naming the field, before the graph
+    (also for exports made before the graph checked it)."""
+    before = _rss_bytes()
+    inputs = {"waveform": np.zeros((1, 1000), np.float32), "sample_rate": np.array(rate, np.int32)}
+    for client in _clients(strict_server):
+        with pytest.raises(ServingError) as raised:
+            client.predict("separation", inputs)
+        assert raised.value.code == "INVALID_ARGUMENT", raised.value
+        assert f"inputs.sample_rate must be within [8000, 192000] Hz (the rates the model resamples from), got {rate}" in raised.value.message
+    assert _rss_bytes() - before < 50 << 20
+
+
+def test_resampling_counts_against_the_budget(budget_server):
+    """The same 60000 samples fit the 8 MiB budget at the model's rate (6 MiB for the
+    graph; over gRPC, as their JSON response would not fit) but not at 8 kHz, where the
+    graph holds 2.76 times as many samples (11 MiB)."""
+    audio = np.zeros((1, 60_000), np.float32)
+    rest, grpc_client = _clients(budget_server)
+    at_model_rate = grpc_client.predict("separation", {"waveform": audio, "sample_rate": np.array(22050, np.int32)})
+    assert at_model_rate["vocals"].shape == (1, 60_000)
+    for client in (rest, grpc_client):
+        with pytest.raises(ServingError) as raised:
+            client.predict("separation", {"waveform": audio, "sample_rate": np.array(8000, np.int32)})
+        assert raised.value.code == "RESOURCE_EXHAUSTED", raised.value
+        assert "would need about 12 MiB (0 MiB decoded, 11 MiB for the model's graph and outputs), over the server's per-request budget of 8 MiB" in raised.value.message
+
+
+def _smooth_png(side: int) -> bytes:
+    """A side x side PNG of one colour: a few KB that decode to side^2 pixels."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((side, side, 3), 90, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_image_decoding_counts_against_the_budget(budget_server):
+    """A 4 KB PNG of 1000 x 1000 pixels (under --max_image_pixels) decodes to 64 MiB of
+    graph work: over the 8 MiB budget, refused from its header; 100 x 100 is served."""
+    small, large = _smooth_png(100), _smooth_png(1000)
+    assert len(large) < 10_000
+    for client in _clients(budget_server):
+        assert Image.open(io.BytesIO(serving_client.segment_image(client, "segmentation", small))).size == (100, 100)
+        before = _rss_bytes()
+        with pytest.raises(ServingError) as raised:
+            serving_client.segment_image(client, "segmentation", large)
+        assert raised.value.code == "RESOURCE_EXHAUSTED", raised.value
+        assert "61 MiB for the model's graph and outputs" in raised.value.message
+        assert _rss_bytes() - before < 30 << 20
