@@ -462,6 +462,7 @@ def check_tensor_proto(
                 f"{field}: {_VALUE_FIELDS[proto.dtype]} holds {values} values, but shape "
                 f"{sizes} needs {elements} (or one, to fill it)"
             )
+        _check_value_range(proto, dtype, field)
     # Checked after the values: a single value filling a huge shape is well formed.
     if max_elements is not None and elements > max_elements:
         raise ServingError(
@@ -475,6 +476,22 @@ def check_tensor_proto(
     # One element decodes to next to nothing; its value is what e.g. a sample rate costs.
     value = from_tensor_proto(proto, field).item() if elements == 1 else None
     return TensorSize(tuple(sizes), dtype, value=value)
+
+
+def _check_value_range(proto, dtype: tf.DType, field: str) -> None:
+    """INVALID_ARGUMENT naming `field` when repeated values do not fit their dtype:
+    int_val (int32) carries int8/int16/uint8/uint16 values, half_val (int32) the 16-bit
+    patterns of half and bfloat16 values. Decoding them overflowed (INTERNAL); TF
+    would truncate them silently; REST refuses the same numbers."""
+    name = _VALUE_FIELDS[proto.dtype]
+    values = getattr(proto, name)
+    if name not in ("int_val", "half_val") or dtype.size >= 4 or not values:
+        return
+    low, high = (0, 0xFFFF) if name == "half_val" else (dtype.min, dtype.max)
+    smallest, largest = min(values), max(values)
+    if smallest < low or largest > high:
+        what = f"16-bit patterns of {dtype.name} values" if name == "half_val" else dtype.name
+        raise invalid(f"{field}: {name} values in [{smallest}, {largest}] do not fit {what} [{low}, {high}]")
 
 
 def from_tensor_proto(proto, field: str) -> np.ndarray:

@@ -485,6 +485,27 @@ def test_grpc_checks_declared_shapes_before_allocating(dev_server, request_, cod
     assert _rss_bytes() - before < 100 << 20
 
 
+@pytest.mark.parametrize("dtype, signature, values, words", [
+    (types_pb2.DT_UINT8, "predict_uint8", {"int_val": [300]}, "int_val values in [300, 300] do not fit uint8 [0, 255]"),
+    (types_pb2.DT_UINT8, "predict_uint8", {"int_val": [0, -1, 7]}, "int_val values in [-1, 7] do not fit uint8 [0, 255]"),
+    (types_pb2.DT_INT8, "", {"int_val": [1000, 0, 0]}, "int_val values in [0, 1000] do not fit int8 [-128, 127]"),
+    (types_pb2.DT_INT16, "", {"int_val": [-40000]}, "int_val values in [-40000, -40000] do not fit int16 [-32768, 32767]"),
+    (types_pb2.DT_UINT16, "", {"int_val": [70000]}, "int_val values in [70000, 70000] do not fit uint16 [0, 65535]"),
+    (types_pb2.DT_HALF, "", {"half_val": [1 << 20]}, "half_val values in [1048576, 1048576] do not fit 16-bit patterns of float16 values [0, 65535]"),
+    (types_pb2.DT_BFLOAT16, "", {"half_val": [-1]}, "half_val values in [-1, -1] do not fit 16-bit patterns of bfloat16 values [0, 65535]"),
+])
+def test_grpc_values_out_of_their_dtypes_range_are_invalid_argument(dev_server, caplog, dtype, signature, values, words):
+    """They were INTERNAL with an OverflowError traceback (REST refuses the same
+    numbers with 400)."""
+    request = _declared([1, 1, 1, 3], dtype=dtype, **values)
+    request.model_spec.signature_name = signature
+    with pytest.raises(grpc.RpcError) as raised:
+        _grpc_predict(dev_server, request)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert f"inputs.images: {words}" in raised.value.details()
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 def test_grpc_fill_form_within_limits_is_served(strict_server):
     """One value filling its shape (tf.make_tensor_proto(v, shape=...)) is TF's compact
     form, and stays accepted under max_elements."""

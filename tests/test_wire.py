@@ -241,6 +241,20 @@ def test_string_sizes_count_every_element_a_value_fills():
         wire.check_tensor_proto(tf.make_tensor_proto(png, shape=[1000]), "x", max_image_pixels=14)
 
 
+def test_narrow_integer_values_are_checked_against_their_dtype():
+    proto = tf.make_tensor_proto(np.array([0, 255], np.uint8))
+    assert proto.tensor_content  # raw bytes always fit
+    assert wire.check_tensor_proto(proto, "x").decoded_bytes == 2
+    fits = tf.make_tensor_proto(np.array([[-128, 127]], np.int8))
+    fits.ClearField("tensor_content")
+    fits.int_val.extend([-128, 127])
+    wire.check_tensor_proto(fits, "x")
+    assert wire.from_tensor_proto(fits, "x").tolist() == [[-128, 127]]
+    fits.int_val[1] = 128
+    with pytest.raises(ServingError, match=r"x: int_val values in \[-128, 128\] do not fit int8 \[-128, 127\]"):
+        wire.check_tensor_proto(fits, "x")
+
+
 def test_one_element_tensors_carry_their_value():
     assert wire.check_tensor_proto(tf.make_tensor_proto(np.array(8000, np.int32)), "x").value == 8000
     assert wire.check_tensor_proto(tf.make_tensor_proto(np.array([[0.5]], np.float32)), "x").value == 0.5
