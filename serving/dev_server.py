@@ -43,6 +43,7 @@ import http.server
 import io
 import json
 import logging
+import math
 import re
 import select
 import socket
@@ -140,11 +141,32 @@ def _mb(count: int) -> str:
     return f"{count / (1 << 20):.0f} MiB"
 
 
-def _body_too_large(length: int, limits: Limits) -> ServingError:
+def _body_too_large(length: str, limits: Limits) -> ServingError:
+    """`length`: the Content-Length header as sent."""
     return _exhausted(
-        f"request body of {length} bytes exceeds the server's limit of "
+        f"request body of {_shortened(length)} bytes exceeds the server's limit of "
         f"{limits.max_request_bytes} bytes (--max_request_mb)"
     )
+
+
+# Digits in the largest number a header or URL may carry: int64, as TF Serving reads
+# versions. int() refuses more than 4300 digits, which was a 500 or a dropped connection.
+_INT64_MAX = (1 << 63) - 1
+_INT64_DIGITS = len(str(_INT64_MAX))
+
+
+def _whole_number(text: str) -> int | float | None:
+    """ASCII digits -> their value; math.inf for more digits than int64 holds (over
+    every bound, and never converted); None for anything else."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _INT64_DIGITS else math.inf
+
+
+def _shortened(number: str) -> str:
+    """A number for a message: a long one by its first digits and its length."""
+    return number if len(number) <= 24 else f"{number[:12]}... ({len(number)} digits)"
 
 
 # --- REST -------------------------------------------------------------------------
@@ -273,9 +295,9 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
         """Refuses a body over max_request_bytes before the client sends it, instead
         of inviting it with 100 Continue (a bad Content-Length is refused later)."""
         length = self.headers.get("Content-Length", "")
-        if length.isascii() and length.isdigit() and int(length) > self.limits.max_request_bytes:
+        if (_whole_number(length) or 0) > self.limits.max_request_bytes:
             self._close_unread()  # the client may send the body anyway after a while
-            self._reply(413, {"error": _body_too_large(int(length), self.limits).message})
+            self._reply(413, {"error": _body_too_large(length, self.limits).message})
             return False
         return super().handle_expect_100()
 
@@ -342,10 +364,14 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
                 "send the body with a Content-Length header"
             )
         values = self.headers.get_all("Content-Length") or ["0"]
-        if len(set(values)) > 1 or not (values[0].isascii() and values[0].isdigit()):
+        length = _whole_number(values[0])
+        if len(set(values)) > 1 or length is None:
             self._close_unread()
             raise invalid(f"Content-Length {_printable(', '.join(values), 60)!r} must be one whole number of bytes")
-        return int(values[0])
+        if length == math.inf:  # not worth reading, whatever the limit
+            self._close_unread()
+            raise _body_too_large(values[0], self.limits)
+        return length
 
     def _url_path(self) -> str:
         try:
@@ -362,8 +388,14 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             )
         route = {**match.groupdict(), "path": path}
         version = route["version"]
-        if version is not None and not (version.isascii() and version.isdigit()):
-            raise invalid(f"version {version!r} in the URL must be a whole number")
+        if version is not None:
+            number = _whole_number(version)
+            if number is None or number > _INT64_MAX:
+                raise invalid(
+                    f"version {_shortened(version)!r} in the URL must be a whole number "
+                    "that fits int64, as in TF Serving"
+                )
+            route["version"] = number
         return route
 
     def _receive(self, length: int, keep: bool) -> bytearray | None:
@@ -448,7 +480,7 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             raise invalid("a predict request needs a Content-Length header")
         length = self._unread
         if length > self.limits.max_request_bytes:
-            raise _body_too_large(length, self.limits)
+            raise _body_too_large(self.headers["Content-Length"], self.limits)
         data = self._receive(length, keep=True)
         if data is None:
             raise invalid(

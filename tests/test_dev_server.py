@@ -374,6 +374,33 @@ def test_hostile_rest_requests_get_json_4xx(dev_server, name):
     assert _raw_rest(dev_server, "GET", "/v1/models/segmentation")[0] == 200
 
 
+DIGITS = b"9" * 5000
+LONG_NUMBERS = {
+    # name: (raw request, status, words in the error)
+    "Content-Length": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: " + DIGITS + b"\r\n\r\n{}", 413, ["request body of 999999999999... (5000 digits) bytes exceeds the server's limit"]),
+    "Content-Length with Expect": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: " + DIGITS + b"\r\n\r\n", 413, ["(5000 digits) bytes exceeds"]),
+    "Content-Length with leading zeros": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: " + b"0" * 5000 + b"2\r\n\r\n{}", 400, ['"instances" (row format) or "inputs"']),
+    "version (status)": (b"GET /v1/models/segmentation/versions/" + DIGITS + b" HTTP/1.1\r\n\r\n", 400, ["version '999999999999... (5000 digits)'", "fits int64"]),
+    "version (metadata)": (b"GET /v1/models/segmentation/versions/" + DIGITS + b"/metadata HTTP/1.1\r\n\r\n", 400, ["(5000 digits)", "fits int64"]),
+    "version (predict)": (_post("/v1/models/segmentation/versions/" + DIGITS.decode() + ":predict", b"{}"), 400, ["(5000 digits)", "fits int64"]),
+    "version just over int64": (b"GET /v1/models/segmentation/versions/9223372036854775808 HTTP/1.1\r\n\r\n", 400, ["'9223372036854775808'", "fits int64"]),
+    "version 0001": (b"GET /v1/models/segmentation/versions/" + b"0" * 5000 + b"1 HTTP/1.1\r\n\r\n", 200, []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONG_NUMBERS))
+def test_long_numbers_get_their_answer_without_traceback(dev_server, caplog, name):
+    """A 5000-digit Content-Length or version was a 500 (int() refuses more than 4300
+    digits), or with Expect: 100-continue a closed connection and a traceback."""
+    caplog.set_level(logging.INFO)
+    request, status, words = LONG_NUMBERS[name]
+    got, _, body = _exchange(dev_server.rest_port, request)
+    assert got == status, body[:300]
+    for word in words:
+        assert word in json.loads(body)["error"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FROB", "HEAD"])
 def test_other_methods_are_malformed_requests_as_in_tf_serving(dev_server, method):
     status, headers, body = _exchange(
