@@ -5,12 +5,21 @@ transport-independent half of `serving.dev_server`).
 Loading follows TF Serving: a model's versions are the integer-named folders under its
 base_path; `model_version_policy` picks the latest N (default 1), all, or specific
 ones; `version_labels` name versions. Versions are loaded once at start.
+
+A version that fails to load (a truncated variables file, a half-copied folder) is
+reported as TF Serving reports one that fails while it runs: in the model's status,
+state END with the error and the version's folder, while every other version and
+model keeps serving. Under the latest-N policy, when none of the N newest versions
+loads, the newest older one that loads is served instead, as TF Serving keeps serving
+its loaded version when a newer one fails. (TF Serving itself refuses to start when a
+model's newest version fails at start-up: "N servable(s) did not become available".)
 """
 
+import dataclasses
+import logging
 import math
 import os
 import re
-import threading
 
 import numpy as np
 import tensorflow as tf
@@ -23,6 +32,7 @@ from serving.wire import ServingError, invalid
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 
 DEFAULT_SIGNATURE = "serving_default"
+_LOG = logging.getLogger(__name__)
 
 # What a predict call allocates beyond its decoded inputs, per unit of input: running
 # the exported graph and encoding its outputs. Measured as the serving process's peak
@@ -174,62 +184,119 @@ def _checked(name: str, array: np.ndarray, spec: tf.TensorSpec) -> tf.Tensor:
     return tf.constant(array, dtype=spec.dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class LoadFailure:
+    """A version that did not load: `code` a tf.errors code, `message` its folder and
+    the error, on one line."""
+
+    code: int
+    message: str
+
+
+def _load(name: str, version: int, path: str) -> Servable | LoadFailure:
+    """The version at `path`, or what kept it from loading (logged in one line)."""
+    try:
+        return Servable(name, version, path)
+    except Exception as error:  # noqa: BLE001 - whatever fails, it is this version's failure
+        code = error.error_code if isinstance(error, tf.errors.OpError) else tf.errors.UNKNOWN
+        failure = LoadFailure(code, " ".join(f"{path}: {type(error).__name__}: {error}".split())[:1000])
+        _LOG.error("model %r version %d did not load: %s", name, version, failure.message)
+        return failure
+
+
 class ModelRepository:
-    """The models of a ModelServerConfig, loaded; thread-safe for lookups."""
+    """The models of a ModelServerConfig, loaded once (lookups need no lock).
+
+    Raises ValueError (or FileNotFoundError, for a missing base_path or version folder)
+    naming the model, when a version label names a version not chosen by the policy,
+    or when no version of any model loads.
+    """
 
     def __init__(self, config: model_server_config_pb2.ModelServerConfig, config_dir: str = "."):
-        self._lock = threading.Lock()
         self._models: dict[str, dict[int, Servable]] = {}
+        self._failed: dict[str, dict[int, LoadFailure]] = {}
         self._labels: dict[str, dict[str, int]] = {}
         for model in config.model_config_list.config:
             base = model.base_path
             if not os.path.isabs(base):
                 base = os.path.join(config_dir, base)
-            versions = _chosen_versions(model, base)
-            self._models[model.name] = {v: Servable(model.name, v, os.path.join(base, str(v))) for v in versions}
+            self._models[model.name], self._failed[model.name] = _load_versions(model, base)
             self._labels[model.name] = dict(model.version_labels)
+            known = set(self._models[model.name]) | set(self._failed[model.name])
             for label, version in self._labels[model.name].items():
-                if version not in self._models[model.name]:
+                if version not in known:
                     raise ValueError(
                         f"model {model.name!r}: version_labels {label!r} names version "
                         f"{version}, which is not loaded ({sorted(self._models[model.name])})"
                     )
+        if not any(self._models.values()):
+            failures = [f.message for failed in self._failed.values() for f in failed.values()]
+            raise ValueError(f"no model version loaded: {'; '.join(failures)}")
 
     @property
     def model_names(self) -> list:
         return sorted(self._models)
 
+    def versions(self, name: str) -> list:
+        """The loaded versions of `name`, oldest first (empty when none loaded)."""
+        return sorted(self._models[name])
+
+    def _requested(self, name: str, version, label: str) -> int | None:
+        """The version asked for by number or label (None: the latest, or every one);
+        NOT_FOUND for an unknown model or label."""
+        if name not in self._models:
+            raise _not_found(f"model {name!r} is not served; this server has {self.model_names}")
+        if label:
+            if label not in self._labels[name]:
+                raise _not_found(f"model {name!r} has no version label {label!r}")
+            return self._labels[name][label]
+        return int(version) if version else None
+
+    def _no_such_version(self, name: str, version: int) -> ServingError:
+        return _not_found(
+            f"model {name!r} has no version {version}; served versions are {sorted(self._models[name])}"
+        )
+
     def resolve(self, name: str, version=None, label: str = "") -> Servable:
-        """The servable of `name` at `version` / `label` (default: the latest)."""
-        with self._lock:
-            versions = self._models.get(name)
-            if versions is None:
-                raise _not_found(f"model {name!r} is not served; this server has {self.model_names}")
-            if label:
-                if label not in self._labels[name]:
-                    raise _not_found(f"model {name!r} has no version label {label!r}")
-                version = self._labels[name][label]
-            if version is None or version == 0:
-                return versions[max(versions)]
-            if int(version) not in versions:
+        """The servable of `name` at `version` / `label` (default: the latest).
+        NOT_FOUND for an unknown model, version or label, and for a version that did not
+        load, with its error."""
+        version = self._requested(name, version, label)
+        versions, failed = self._models[name], self._failed[name]
+        if version is None:
+            if not versions:
                 raise _not_found(
-                    f"model {name!r} has no version {version}; served versions are {sorted(versions)}"
+                    f"model {name!r} has no version that loaded: "
+                    + "; ".join(failed[v].message for v in sorted(failed, reverse=True))
                 )
-            return versions[int(version)]
+            return versions[max(versions)]
+        if version in failed:
+            raise _not_found(f"model {name!r} version {version} did not load: {failed[version].message}")
+        if version not in versions:
+            raise self._no_such_version(name, version)
+        return versions[version]
 
     def status(self, name: str, version=None, label: str = "") -> get_model_status_pb2.GetModelStatusResponse:
-        """GetModelStatusResponse: every loaded version, or the one asked for."""
-        if version or label:
-            servables = [self.resolve(name, version, label)]
-        else:
-            self.resolve(name)  # NOT_FOUND for unknown models
-            servables = [self._models[name][v] for v in sorted(self._models[name])]
+        """GetModelStatusResponse as TF Serving gives it: every version tried, newest
+        first, or the one asked for; AVAILABLE, or END with its load error."""
+        version = self._requested(name, version, label)
+        tried = sorted(set(self._models[name]) | set(self._failed[name]), reverse=True)
+        if version is not None:
+            if version not in tried:
+                raise self._no_such_version(name, version)
+            tried = [version]
         response = get_model_status_pb2.GetModelStatusResponse()
-        for servable in servables:
+        for number in tried:
             status = response.model_version_status.add()
-            status.version = servable.version
-            status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
-            status.status.SetInParent()  # error_code OK, as TF Serving reports it
+            status.version = number
+            failure = self._failed[name].get(number)
+            if failure is None:
+                status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+                status.status.SetInParent()  # error_code OK, as TF Serving reports it
+            else:
+                status.state = get_model_status_pb2.ModelVersionStatus.END
+                status.status.error_code = failure.code
+                status.status.error_message = failure.message
         return response
 
     def metadata(self, name: str, version=None, label: str = "") -> get_model_metadata_pb2.GetModelMetadataResponse:
@@ -246,7 +313,10 @@ class ModelRepository:
         return response
 
 
-def _chosen_versions(model, base: str) -> list:
+def _load_versions(model, base: str) -> tuple[dict, dict]:
+    """({version: Servable}, {version: LoadFailure}) of the versions `model`'s policy
+    picks under `base`; under the latest-N policy, when none of them loads, the newest
+    older version that loads too (see the module docstring)."""
     if not os.path.isdir(base):
         raise FileNotFoundError(f"model {model.name!r}: base_path {base} is not a folder")
     present = sorted(int(v) for v in os.listdir(base) if v.isdigit() and os.path.isdir(os.path.join(base, v)))
@@ -256,12 +326,27 @@ def _chosen_versions(model, base: str) -> list:
         )
     policy = model.model_version_policy
     which = policy.WhichOneof("policy_choice")
+    older = []  # newest first: tried under the latest-N policy until one loads
     if which == "all":
-        return present
-    if which == "specific":
+        chosen = present
+    elif which == "specific":
         missing = sorted(set(policy.specific.versions) - set(present))
         if missing:
             raise FileNotFoundError(f"model {model.name!r}: versions {missing} not under {base}")
-        return sorted(set(policy.specific.versions))
-    count = policy.latest.num_versions if which == "latest" else 1
-    return present[-max(count, 1):]
+        chosen = sorted(set(policy.specific.versions))
+    else:
+        count = max(policy.latest.num_versions if which == "latest" else 1, 1)
+        chosen, older = present[-count:], present[:-count][::-1]
+    loaded, failed = {}, {}
+
+    def load(version: int) -> None:
+        result = _load(model.name, version, os.path.join(base, str(version)))
+        (failed if isinstance(result, LoadFailure) else loaded)[version] = result
+
+    for version in chosen:
+        load(version)
+    for version in older:
+        if loaded:
+            break
+        load(version)
+    return loaded, failed

@@ -77,8 +77,11 @@ def main(argv):
     except (FileNotFoundError, ValueError, OSError) as error:
         sys.exit(f"error: {error}")
     server.start()
+    # A model none of whose versions loaded is listed too; the log above names the errors.
     models = ", ".join(
-        f"{name} (version {repository.resolve(name).version})" for name in repository.model_names
+        f"{name} (version {repository.versions(name)[-1]})" if repository.versions(name)
+        else f"{name} (no version loaded)"
+        for name in repository.model_names
     )
     print(
         f"serving {models}\n  REST http://{server.host}:{server.rest_port}/v1/models/<name>\n"

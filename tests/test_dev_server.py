@@ -926,3 +926,63 @@ def test_image_decoding_counts_against_the_budget(budget_server):
         assert raised.value.code == "RESOURCE_EXHAUSTED", raised.value
         assert "61 MiB for the model's graph and outputs" in raised.value.message
         assert _rss_bytes() - before < 30 << 20
+
+
+# --- Damaged versions (issue 23) -----------------------------------------------------
+
+
+def damaged_export(serving_exports, base) -> str:
+    """A copy of the exports where separation has a complete version 1 and a version 2
+    whose variables file is cut short, and segmentation a version 3 without
+    saved_model.pb (half copied); returns its models.config path."""
+    from serving import config
+
+    source, _ = serving_exports
+    for name in ("segmentation", "separation"):
+        shutil.copytree(os.path.join(source, name, "1"), os.path.join(base, name, "1"))
+    shutil.copytree(os.path.join(source, "separation", "1"), os.path.join(base, "separation", "2"))
+    data = os.path.join(base, "separation", "2", "variables", "variables.data-00000-of-00001")
+    os.truncate(data, os.path.getsize(data) // 2)
+    os.makedirs(os.path.join(base, "segmentation", "3", "variables"))
+    return config.write_for_export_base(base)
+
+
+def test_a_version_that_fails_to_load_is_reported_and_the_rest_serve(serving_exports, tmp_path, caplog):
+    """A truncated newest version stopped the server from starting (IndexError, no
+    folder named, no model served). Now it is reported as TF Serving reports a version
+    that fails to load, state END with its folder and error, and the older complete
+    version serves, as do the other models."""
+    from serving import config
+    from serving.repository import ModelRepository
+
+    caplog.set_level(logging.INFO)
+    path = damaged_export(serving_exports, str(tmp_path))
+    repository = ModelRepository(config.parse(path))
+    broken = str(tmp_path / "separation" / "2")
+    failures = [r.getMessage() for r in caplog.records if "did not load" in r.getMessage()]
+    assert len(failures) == 2 and not [r for r in caplog.records if r.exc_info]
+    assert f"model 'separation' version 2 did not load: {broken}: " in failures[1]
+    with DevServer(repository, rest_port=0, grpc_port=0) as server:
+        for client in _clients(server):
+            statuses = client.status("separation")["model_version_status"]
+            assert [(s["version"], s["state"], s["status"]["error_code"]) for s in statuses] == [
+                ("2", "END", "UNKNOWN"), ("1", "AVAILABLE", "OK"),
+            ]
+            assert statuses[0]["status"]["error_message"].startswith(f"{broken}: ")
+            assert client.status("separation", version=2)["model_version_status"] == statuses[:1]
+            out = client.predict("separation", {"waveform": np.zeros((1, 800), np.float32), "sample_rate": np.array(8000, np.int32)})
+            assert out["vocals"].shape == (1, 800)
+            with pytest.raises(ServingError, match=f"model 'separation' version 2 did not load: {broken}: ") as raised:
+                client.predict("separation", {"waveform": np.zeros((1, 800), np.float32), "sample_rate": np.array(8000, np.int32)}, version=2)
+            assert raised.value.code == "NOT_FOUND"
+            assert [s["state"] for s in client.status("segmentation")["model_version_status"]] == ["END", "AVAILABLE"]
+            assert len(serving_client.segment_image(client, "segmentation", _png(4)[1])) > 0
+
+
+def test_no_loadable_version_at_all_is_one_error_naming_the_folders(tmp_path):
+    from serving import config
+    from serving.repository import ModelRepository
+
+    os.makedirs(tmp_path / "m" / "1")
+    with pytest.raises(ValueError, match=rf"no model version loaded: {tmp_path / 'm' / '1'}: OSError: "):
+        ModelRepository(config.parse(config.write_for_export_base(str(tmp_path))))
