@@ -10,7 +10,8 @@ REST (a fixed pool of `rest_threads` workers):
   GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata   signature defs
   POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict    row or columnar body
 gRPC (grpc thread pool of `threads`): PredictionService.Predict and GetModelMetadata,
-ModelService.GetModelStatus.
+ModelService.GetModelStatus. A Predict whose caller cancels it or goes away stops its
+graph (CANCELLED) instead of computing to the end.
 
 Errors: unknown model, version, label or signature -> 404 / NOT_FOUND; malformed JSON,
 missing or extra inputs, wrong dtype or shape, undecodable images or audio, non-finite
@@ -56,7 +57,7 @@ from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
 from serving import wire
-from serving.repository import ModelRepository
+from serving.repository import Cancellation, ModelRepository
 from serving.wire import ServingError, invalid
 
 _LOG = logging.getLogger(__name__)
@@ -657,6 +658,9 @@ class _PredictionService:
 
     @_abort_on_error
     def Predict(self, request, context):  # noqa: N802 - gRPC's naming
+        cancel = Cancellation()
+        if not context.add_callback(cancel.cancel):  # the call already ended: the caller left
+            cancel.cancel()
         servable = self.repository.resolve(*_spec_args(request.model_spec))
         fields = {name: f"inputs.{name}" for name in request.inputs}
         # From the declared shapes and values, before decoding: this is every input's
@@ -671,7 +675,7 @@ class _PredictionService:
         inputs = {name: wire.from_tensor_proto(proto, fields[name]) for name, proto in request.inputs.items()}
         _check_finite(inputs, "inputs")
         outputs = servable.predict(
-            request.model_spec.signature_name, inputs, list(request.output_filter)
+            request.model_spec.signature_name, inputs, list(request.output_filter), cancel
         )
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
