@@ -607,6 +607,67 @@ def test_trickled_headers_are_cut_at_the_read_timeout(strict_server):
             pytest.fail("the server kept reading trickled headers")
 
 
+def _trickle(socks: list, started: float, stop, interval: float = 0.5) -> dict:
+    """Sends each socket one byte every `interval` until the server answers or closes it
+    or `stop` is set; returns {index: seconds from `started` until it was cut}."""
+    cut = {}
+    while not stop.is_set() and len(cut) < len(socks):
+        for index, sock in enumerate(socks):
+            if index in cut:
+                continue
+            try:
+                sock.send(b"a")
+                if sock.recv(1024, socket.MSG_DONTWAIT) is not None:  # an answer, or b"" at close
+                    cut[index] = time.monotonic() - started
+            except BlockingIOError:
+                pass
+            except OSError:  # reset
+                cut[index] = time.monotonic() - started
+        stop.wait(interval)
+    return cut
+
+
+def test_slow_clients_cost_no_worker(dev_server):
+    """200 clients trickling their request a byte every 0.5 s (150 their headers, 50 a
+    small body), beside 40 normal calls with a 5 s timeout, against 2 workers and a 4 s
+    read timeout. Every normal call is answered while the slow clients trickle: a
+    worker used to take a slow client and start its read deadline then, so each held a
+    worker for its whole timeout (0 of 50 normal clients were answered in 45 s). Each
+    slow client is cut soon after the read timeout from its first byte (header
+    tricklers closed, body tricklers answered 400)."""
+    import threading
+
+    server = DevServer(
+        dev_server.repository, rest_port=0, grpc_port=0, rest_threads=2, read_timeout_s=4.0, idle_timeout_s=5.0,
+    ).start()
+    slow = [socket.create_connection(("localhost", server.rest_port), timeout=10) for _ in range(200)]
+    stop = threading.Event()
+    try:
+        started = time.monotonic()
+        for index, sock in enumerate(slow):
+            if index < 150:
+                sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nX-Slow: ")
+            else:
+                sock.sendall(_post(PREDICT, b"{" + b" " * 999)[:-999])  # its head and one body byte
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            cut = pool.submit(_trickle, slow, started, stop)
+            client = RestClient(f"localhost:{server.rest_port}", timeout=5)
+            with concurrent.futures.ThreadPoolExecutor(8) as normal:
+                answers = list(normal.map(lambda _: client.status("segmentation"), range(40)))
+            answered = time.monotonic() - started
+            assert [a["model_version_status"][0]["state"] for a in answers] == ["AVAILABLE"] * 40
+            cut = cut.result(timeout=60)
+        assert len(cut) == 200
+        assert answered < min(cut.values())  # the slow clients were all still there
+        assert min(cut.values()) > 3.5
+        assert max(cut.values()) < 14, sorted(cut.values())[-5:]  # slack for a loaded machine
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+        server.stop()
+
+
 def test_expect_100_continue_is_refused_before_the_body(strict_server):
     """A body over the limit is refused instead of invited: the first line back is
     the 413, not 100 Continue, and the connection closes."""
@@ -648,17 +709,20 @@ def _one_worker(dev_server) -> DevServer:
     ).start()
 
 
+# Over what the reader thread reads ahead, so that a worker reads the body.
+HELD_BODY = b'{"x": 1}' + b" " * dev_server_module._READ_AHEAD_BYTES
+
+
 def _hold_the_worker(server) -> socket.socket:
-    """A connection whose worker waits for the 10 body bytes it declared; `_release`
-    sends them."""
+    """A connection whose worker waits for the body it declared; `_release` sends it."""
     sock = socket.create_connection(("localhost", server.rest_port), timeout=20)
-    sock.sendall(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
-    _wait_until(lambda: server._http.waiting() == 0)  # its worker took it
+    sock.sendall(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(HELD_BODY))
+    _wait_until(lambda: server._http.answering() == 1)  # its worker took it
     return sock
 
 
 def _release(sock: socket.socket) -> http.client.HTTPResponse:
-    sock.sendall(b'{"x": 1}  ')
+    sock.sendall(HELD_BODY)
     return _response(sock, "POST")
 
 
@@ -686,38 +750,48 @@ def _queued_gets(server, count: int) -> list:
     return queued
 
 
-def test_queued_connections_get_the_worker_in_turn_and_extra_ones_503(dev_server):
-    """One worker, held: 16 connections wait for it and the 17th is refused with 503.
-    Then each answer but the last closes its keep-alive connection, because another
-    connection is waiting (a busy client used to keep the worker)."""
+def test_queued_requests_get_the_worker_in_turn_and_extra_ones_503(dev_server):
+    """One worker, held: 16 requests wait for it and the 17th is refused with 503. Then
+    each is answered, and its keep-alive connection stays open: between requests it
+    costs no worker (a busy keep-alive client used to keep the worker)."""
     server = _one_worker(dev_server)
     held = _hold_the_worker(server)
     queued = _queued_gets(server, 16)
     try:
         with socket.create_connection(("localhost", server.rest_port), timeout=20) as refused:
+            refused.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost: x\r\n\r\n")
             response = _response(refused)
             assert response.status == 503 and response.getheader("Connection") == "close"
             assert refused.recv(1) == b""
-        assert _release(held).getheader("Connection") == "close"
+        assert _release(held).status == 400
         answers = [_response(sock) for sock in queued]
-        assert [a.status for a in answers] == [200] * 16
-        assert [a.getheader("Connection") for a in answers] == ["close"] * 15 + [None]
+        assert [(a.status, a.getheader("Connection")) for a in answers] == [(200, None)] * 16
+        for sock in queued:  # each connection serves a second request
+            sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [_response(sock).status for sock in queued] == [200] * 16
     finally:
         for sock in [held, *queued]:
             sock.close()
         server.stop()
 
 
-def test_idle_workers_release_only_as_many_connections_as_wait(dev_server):
-    """Two connections waiting: two workers may give theirs up for them, not more (every
-    idle worker used to drop its connection while any one waited)."""
+def test_idle_keep_alive_connections_hold_no_worker(dev_server):
+    """40 connections that made a request and stay open, against one worker: a new
+    client is answered at once (idle connections used to hold their worker for up to
+    the idle timeout when none waited)."""
     server = _one_worker(dev_server)
-    held = _hold_the_worker(server)
-    queued = _queued_gets(server, 2)
+    kept = []
     try:
-        assert [server._http.claim_for_waiting() for _ in range(4)] == [True, True, False, False]
+        for _ in range(40):
+            sock = socket.create_connection(("localhost", server.rest_port), timeout=20)
+            sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _response(sock).status == 200
+            kept.append(sock)
+        assert len(server._http._open) == 40
+        status = RestClient(f"localhost:{server.rest_port}", timeout=5).status("segmentation")
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
     finally:
-        for sock in [held, *queued]:
+        for sock in kept:
             sock.close()
         server.stop()
 
@@ -728,9 +802,10 @@ def test_stop_closes_queued_connections_without_traceback(dev_server, caplog, ca
     held = _hold_the_worker(server)
     queued = _queued_gets(server, 2)
     accepted = list(server._http._open)
+    assert len(accepted) == 3
     server.stop()
     try:
-        assert all(connection.fileno() == -1 for connection in accepted)  # closed, not leaked
+        assert all(connection.sock.fileno() == -1 for connection in accepted)  # closed, not leaked
         for sock in queued:
             assert sock.recv(1) == b""
     finally:
