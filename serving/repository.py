@@ -30,9 +30,7 @@ from tensorflow.python.eager import cancellation  # TF's own: no public API stop
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.savedmodel import SeparationModule
 from serving.wire import ServingError, invalid
-from tf_factorgan.audio.spectrogram import SpectrogramSettings
 
 DEFAULT_SIGNATURE = "serving_default"
 _LOG = logging.getLogger(__name__)
@@ -52,8 +50,11 @@ _GRAPH_BYTES_PER_PIXEL = 64
 # the model's rate (STFTs, mask, the sources before resampling back).
 _BYTES_PER_SAMPLE_SENT = 64
 _BYTES_PER_MODEL_SAMPLE = 48
-# The rate separation exports resample to (their SpectrogramSettings).
-_MODEL_RATE = SpectrogramSettings().sample_rate
+# The rates separation exports take, and the one they resample to: those of
+# export.savedmodel.SeparationModule.SAMPLE_RATES and SpectrogramSettings.sample_rate,
+# which a test keeps equal (importing them would bring SciPy, 50 MB, into the server).
+SAMPLE_RATES = (8000, 192000)
+_MODEL_RATE = 22050
 
 
 def _not_found(message: str) -> ServingError:
@@ -140,7 +141,7 @@ class Servable:
         _GRAPH_BYTES_PER_PIXEL per pixel of the encoded images among them.
 
         Raises NOT_FOUND for an unknown signature, INVALID_ARGUMENT naming
-        `<prefix>.sample_rate` for a rate outside SeparationModule.SAMPLE_RATES.
+        `<prefix>.sample_rate` for a rate outside SAMPLE_RATES.
         """
         ratio = _resampling_ratio(self.input_specs(signature_name), sizes, prefix)
         inputs = graph = 0
@@ -199,7 +200,7 @@ def _resampling_ratio(specs: dict, sizes: dict, prefix: str) -> float | None:
     spec, size = specs.get("sample_rate"), sizes.get("sample_rate")
     if spec is None or spec.shape.rank != 0 or not spec.dtype.is_integer or size is None or size.value is None:
         return None
-    low, high = SeparationModule.SAMPLE_RATES
+    low, high = SAMPLE_RATES
     if not low <= size.value <= high:
         raise invalid(
             f"{prefix}.sample_rate must be within [{low}, {high}] Hz (the rates the model "

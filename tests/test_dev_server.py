@@ -124,6 +124,16 @@ def test_separation_graph_refuses_rates_outside_its_range(serving_exports, rate,
     assert words in raised.value.message
 
 
+def test_the_servers_sample_rates_are_the_exports():
+    """The server checks and costs resampling with its own copy of the numbers."""
+    from export.savedmodel import SeparationModule
+    from serving import repository
+    from tf_factorgan.audio.spectrogram import SpectrogramSettings
+
+    assert repository.SAMPLE_RATES == SeparationModule.SAMPLE_RATES
+    assert repository._MODEL_RATE == SpectrogramSettings().sample_rate
+
+
 def test_mono_waveform_keeps_rank(clients):
     audio = np.zeros((1, 4000), np.float32)
     for client in clients:
