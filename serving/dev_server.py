@@ -14,12 +14,14 @@ ModelService.GetModelStatus. A Predict whose caller cancels it or goes away stop
 graph (CANCELLED) instead of computing to the end.
 
 Errors: unknown model, version, label or signature -> 404 / NOT_FOUND; malformed JSON,
-missing or extra inputs, wrong dtype or shape, undecodable images or audio, non-finite
-numbers, a TensorProto whose values do not match its declared shape, an undecodable
-gRPC message, a body shorter than its Content-Length -> 400 / INVALID_ARGUMENT; any
-other HTTP method -> 400 "Malformed request" (as TF Serving); a request over one of
-the `Limits` -> 413 / RESOURCE_EXHAUSTED. Errors are {"error": message} over REST, the
-message names the field, each refusal is one log line, and the server keeps serving.
+missing or extra inputs, wrong dtype or shape, undecodable images or audio, a sample
+rate outside the separation exports' range, non-finite numbers, a TensorProto whose
+values do not match its declared shape or dtype, a version beyond int64, an
+undecodable gRPC message, a body shorter than its Content-Length -> 400 /
+INVALID_ARGUMENT; any other HTTP method -> 400 "Malformed request" (as TF Serving); a
+request over one of the `Limits` -> 413 / RESOURCE_EXHAUSTED. Errors are {"error":
+message} over REST, the message names the field, each refusal is one log line, and
+the server keeps serving.
 
 Every bound is checked before the large allocation it prevents: the body size from
 Content-Length (before a 100 Continue), the parsing memory from the body's delimiters,
@@ -530,9 +532,6 @@ class _Connection:
         self.head_deadline = self.body_deadline = None
         self.head_end = self.body_length = self.scanned = 0
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
     def take_data(self) -> bytearray:
         data, self.data = self.data, bytearray()
         return data
@@ -637,20 +636,28 @@ class _PooledHTTPServer(http.server.HTTPServer):
                 now = time.monotonic()
                 timeout = min([c.deadline for c in reading], default=now + poll_interval) - now
                 for key, _ in self._selector.select(min(max(timeout, 0.0), poll_interval)):
-                    now = time.monotonic()
-                    if key.fileobj is self.socket:
-                        self._accept(reading, now, handler.idle_timeout_s)
-                    elif key.fileobj is self._wake_read:
-                        self._take_returned(reading, now, handler)
-                    elif not key.data.receive(now, handler.read_timeout_s):
-                        self._closed_by_client(key.data, reading)
-                    elif key.data.ready(now, handler.read_timeout_s):
-                        self._dispatch(key.data, reading)
+                    try:
+                        self._on_event(key, reading, handler)
+                    except Exception:  # a bug: keep serving (the others), keep the trace
+                        _LOG.exception("REST: the reader thread failed")
+                        if key.data in reading:
+                            self._close(key.data, reading)
                 self._expire(reading, time.monotonic())
         finally:
             for connection in list(reading):
                 self._close(connection, reading)
             self._stopped.set()
+
+    def _on_event(self, key, reading: set, handler) -> None:
+        now = time.monotonic()
+        if key.fileobj is self.socket:
+            self._accept(reading, now, handler.idle_timeout_s)
+        elif key.fileobj is self._wake_read:
+            self._take_returned(reading, now, handler)
+        elif not key.data.receive(now, handler.read_timeout_s):
+            self._closed_by_client(key.data, reading)
+        elif key.data.ready(now, handler.read_timeout_s):
+            self._dispatch(key.data, reading)
 
     def shutdown(self) -> None:
         """Ends `serve_forever` (which closes the connections it holds) and waits."""
