@@ -1,13 +1,16 @@
-"""Serving soak: 2000 mixed requests (valid and malformed, REST and gRPC) against the
-development server, from several clients at once; prints p50 / p99 latency per kind
-and the server's RSS as the run goes (after one warm-up call of each kind, which
-traces the graphs).
+"""Serving soak: mixed requests (valid and malformed, REST and gRPC) against the
+development server, from several clients at once, while slow clients trickle their
+requests a byte a second; prints p50 / p99 latency per kind and for the valid
+("normal") requests together, what became of the slow clients, and the server's RSS as
+the run goes (after one warm-up call of each kind, which traces the graphs).
 
-  python -m benchmarks.serving_soak [--requests=2000] [--concurrency=8]
+  python -m benchmarks.serving_soak [--requests=2000] [--concurrency=8] [--slow_clients=200]
 
-The server runs as its own process (`python -m serving.serve`), so its RSS
-(/proc/<pid>/status) is its alone. Models are the tests' tiny generators (16x16 U-Net,
-small masking U-Net), so latency is the serving path's own cost, not the model's.
+The server runs as its own process (`python -m serving.serve`, 2 s read timeout), so
+its RSS (/proc/<pid>/status) is its alone. Models are the tests' tiny generators (16x16
+U-Net, small masking U-Net), so latency is the serving path's own cost, not the
+model's. Half the slow clients trickle their headers, half a body of 1000 bytes; each
+reconnects when the server cuts it.
 """
 
 import concurrent.futures
@@ -20,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -28,7 +32,9 @@ from PIL import Image
 
 flags.DEFINE_integer("requests", 2000, "Requests in all.", lower_bound=10)
 flags.DEFINE_integer("concurrency", 8, "Concurrent clients.", lower_bound=1)
+flags.DEFINE_integer("slow_clients", 200, "Clients trickling a byte a second meanwhile.", lower_bound=0)
 FLAGS = flags.FLAGS
+VALID = ("REST segment 64x64 PNG", "gRPC segment 64x64 PNG", "REST separate 1 s stereo", "gRPC separate 1 s stereo")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -89,6 +95,9 @@ def _post(body: bytes, path: str = "/v1/models/segmentation:predict") -> bytes:
 def _calls(rest: str, grpc_address: str) -> dict:
     """{kind: a function making one request and returning whether it went as expected}."""
     import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
     from serving import client as serving_client
     from serving.wire import ServingError
 
@@ -115,6 +124,38 @@ def _calls(rest: str, grpc_address: str) -> dict:
             return error.code() == grpc.StatusCode.INVALID_ARGUMENT
         return False
 
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def grpc_refused(request, code):
+        try:
+            stub.Predict(request, timeout=30)
+        except grpc.RpcError as error:
+            return error.code() == code
+        return False
+
+    string_fill = predict_pb2.PredictRequest()  # 1 KB: 1M strings of 1000 bytes
+    string_fill.model_spec.name, string_fill.model_spec.signature_name = "segmentation", "predict_bytes"
+    string_fill.inputs["images"].CopyFrom(tf.make_tensor_proto(b"x" * 1000, shape=[1_000_000]))
+    rate_one = predict_pb2.PredictRequest()  # 4 KB: 1000 samples at 1 Hz
+    rate_one.model_spec.name = "separation"
+    rate_one.inputs["waveform"].CopyFrom(tf.make_tensor_proto(np.zeros((1, 1000), np.float32)))
+    rate_one.inputs["sample_rate"].CopyFrom(tf.make_tensor_proto(np.array(1, np.int32)))
+    uint8_300 = predict_pb2.PredictRequest()
+    uint8_300.model_spec.name, uint8_300.model_spec.signature_name = "segmentation", "predict_uint8"
+    uint8_300.inputs["images"].CopyFrom(tf.make_tensor_proto(300, shape=[1, 1, 1, 3], dtype=tf.int32))
+    uint8_300.inputs["images"].dtype = tf.uint8.as_datatype_enum
+    long_song = predict_pb2.PredictRequest()  # 60 s of stereo 44.1 kHz, cancelled 0.3 s in
+    long_song.model_spec.name = "separation"
+    long_song.inputs["waveform"].CopyFrom(tf.make_tensor_proto(np.full((1, 44100 * 60, 2), 0.01, np.float32)))
+    long_song.inputs["sample_rate"].CopyFrom(tf.make_tensor_proto(np.array(44100, np.int32)))
+
+    def cancelled_song():
+        call = stub.Predict.future(long_song, timeout=120)
+        time.sleep(0.3)
+        return call.cancel()
+
+    digits = b"9" * 5000
+
     return {
         "REST segment 64x64 PNG": lambda: len(serving_client.segment_image(rest_client, "segmentation", png)) > 0,
         "gRPC segment 64x64 PNG": lambda: len(serving_client.segment_image(grpc_client, "segmentation", png)) > 0,
@@ -126,6 +167,12 @@ def _calls(rest: str, grpc_address: str) -> dict:
         "REST other method": lambda: _raw_rest(rest, b"DELETE /v1/models/segmentation HTTP/1.1\r\n\r\n") == 400,
         "gRPC garbage": grpc_garbage,
         "gRPC huge declared shape": lambda: _declared_shape_refused(grpc_address),
+        "gRPC 1 KB string fill": lambda: grpc_refused(string_fill, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        "gRPC sample_rate 1": lambda: grpc_refused(rate_one, grpc.StatusCode.INVALID_ARGUMENT),
+        "gRPC uint8 value 300": lambda: grpc_refused(uint8_300, grpc.StatusCode.INVALID_ARGUMENT),
+        "gRPC cancelled 60 s song": cancelled_song,
+        "REST 5000-digit length": lambda: _raw_rest(rest, b"POST /v1/models/segmentation:predict HTTP/1.1\r\nContent-Length: " + digits + b"\r\n\r\n{}") == 413,
+        "REST 5000-digit version": lambda: _raw_rest(rest, b"GET /v1/models/segmentation/versions/" + digits + b" HTTP/1.1\r\n\r\n") == 400,
     }
 
 
@@ -147,13 +194,80 @@ def _declared_shape_refused(grpc_address: str) -> bool:
     return False
 
 
+class _SlowClients:
+    """`count` connections that each send a byte a second (half their headers, half a
+    1000-byte body after whole headers), reconnecting when the server cuts them; counts
+    the cuts and how long each connection lived."""
+
+    def __init__(self, address: str, count: int):
+        host, port = address.split(":")
+        self._address = (host, int(port))
+        self._count = count
+        self._stop = threading.Event()
+        self.lifetimes = []  # seconds from connecting to being cut
+        self.refused = 0  # connections that could not be opened
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _open(self, index: int):
+        try:
+            sock = socket.create_connection(self._address, timeout=5)
+        except OSError:
+            self.refused += 1
+            return None
+        if index % 2:
+            sock.sendall(b"POST /v1/models/segmentation:predict HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{")
+        else:
+            sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nX-Slow: ")
+        sock.setblocking(False)
+        return sock, time.monotonic()
+
+    def _run(self):
+        open_ = {index: self._open(index) for index in range(self._count)}
+        while not self._stop.wait(1.0):
+            for index, entry in open_.items():
+                if entry is None:
+                    open_[index] = self._open(index)
+                    continue
+                sock, opened = entry
+                try:
+                    sock.send(b"a")
+                    sock.recv(4096)  # an answer (400 for a body cut short) or b"" at close
+                except BlockingIOError:
+                    continue
+                except OSError:  # reset
+                    pass
+                self.lifetimes.append(time.monotonic() - opened)
+                sock.close()
+                open_[index] = self._open(index)
+        for entry in open_.values():
+            if entry is not None:
+                entry[0].close()
+
+
 def main(argv):
     del argv
     with tempfile.TemporaryDirectory() as base:
         _export(base)
         process, rest, grpc_address = _start_server(base)
         try:
-            _soak(process.pid, _calls(rest, grpc_address))
+            calls = _calls(rest, grpc_address)
+            with _SlowClients(rest, FLAGS.slow_clients) as slow:
+                _soak(process.pid, calls)
+            if FLAGS.slow_clients:
+                lifetimes = np.array(slow.lifetimes)
+                print(
+                    f"{FLAGS.slow_clients} slow clients: {len(lifetimes)} connections cut by the server, "
+                    f"after {np.percentile(lifetimes, 50):.1f} s (p50) / {lifetimes.max():.1f} s (max) "
+                    f"of trickling; {slow.refused} could not connect"
+                )
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
@@ -188,8 +302,11 @@ def _soak(pid: int, calls: dict) -> None:
     for kind in kinds:
         values = np.array(latencies[kind]) * 1000
         print(f"{kind:28s} {len(values):5d} {np.percentile(values, 50):8.1f} {np.percentile(values, 99):8.1f}")
-    every = np.concatenate([np.array(v) for v in latencies.values()]) * 1000
-    print(f"{'all':28s} {len(every):5d} {np.percentile(every, 50):8.1f} {np.percentile(every, 99):8.1f}")
+    for name, chosen in (("normal (the valid kinds)", VALID), ("all", kinds)):
+        values = np.concatenate([np.array(latencies[kind]) for kind in chosen]) * 1000
+        print(f"{name:28s} {len(values):5d} {np.percentile(values, 50):8.1f} {np.percentile(values, 99):8.1f}")
+    if failures:
+        print("unexpected answers:", {kind: failures.count(kind) for kind in set(failures)})
 
 
 if __name__ == "__main__":

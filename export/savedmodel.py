@@ -24,8 +24,9 @@ Modules (each a tf.Module with `serving_signatures()` for `tf.saved_model.save` 
         named by the part, when given `parts`; in the user's units when given the
         data's mean and std)
   separation_module    mixture -> vocals and accompaniment (MaskingSeparator)
-      serving_default(waveform float32 [N, samples] or [N, samples, channels] at any
-        rate, sample_rate int32 []) -> vocals, accompaniment shaped like waveform
+      serving_default(waveform float32 [N, samples] or [N, samples, channels] at
+        sample_rate int32 [] Hz in [8000, 192000]) -> vocals, accompaniment shaped
+        like waveform
 
 Noise is stateless uniform in [-1, 1] from seed=[seed, 0] (`noise.seeded_noise`): a
 request with the same seed gives the same output. Segmentation draws one noise row per
@@ -492,6 +493,12 @@ def sampler_module(generator, nz: int, output_shape: Sequence[int], to_images=No
 class SeparationModule(_ServingModule):
     """See `separation_module`."""
 
+    # The rates `separate` takes, in Hz: telephone audio up to 192 kHz masters. The graph
+    # resamples to settings.sample_rate, so a sample sent at r Hz costs 22050 / r samples
+    # there: unbounded, a 4 KB request at 1 Hz took 1.3 GB. Servers may check the range
+    # before running the graph (serving.repository does).
+    SAMPLE_RATES = (8000, 192000)
+
     def __init__(self, separator, nz: int, seed: int, settings: SpectrogramSettings):
         super().__init__(name="separation")
         self._hold(separator)
@@ -519,15 +526,25 @@ class SeparationModule(_ServingModule):
 
     def _checked_input(self, waveform, sample_rate):
         waveform = tf.convert_to_tensor(waveform, tf.float32)
+        low, high = self.SAMPLE_RATES
+        positive = tf.debugging.assert_positive(sample_rate, message="sample_rate must be positive (Hz)")
+        # After `positive`, so that a rate of 0 or below keeps its own message.
+        with tf.control_dependencies([positive] if positive is not None else []):
+            message = f"sample_rate must be within [{low}, {high}] Hz"
+            in_range = [
+                tf.debugging.assert_greater_equal(sample_rate, low, message=message),
+                tf.debugging.assert_less_equal(sample_rate, high, message=message),
+            ]
         checks = [
             tf.debugging.assert_rank_in(
                 waveform, [2, 3],
                 message="waveform must be [N, samples] (mono) or [N, samples, channels]",
             ),
-            tf.debugging.assert_positive(sample_rate, message="sample_rate must be positive (Hz)"),
+            positive, *in_range,
         ]
         # Graph ops run in any order: without this, a slice of a rank-1 waveform could
-        # fail first with a message that names no input.
+        # fail first with a message that names no input, and resampling from a rate out
+        # of range would allocate before its check failed.
         with tf.control_dependencies([check for check in checks if check is not None]):
             return tf.identity(waveform), tf.identity(sample_rate)
 
@@ -596,8 +613,9 @@ def separation_module(
         same way every time).
       settings: the STFT the separator was trained with.
 
-    The signature resamples any `sample_rate` to settings.sample_rate (22050 Hz) and
-    back in the graph, then runs `separation.separate_in_graph`: mono downmix for the
-    mask, which is applied to every channel's own STFT.
+    The signature resamples `sample_rate` (8000 to 192000 Hz, SeparationModule.SAMPLE_RATES;
+    other rates fail an assertion) to settings.sample_rate (22050 Hz) and back in the
+    graph, then runs `separation.separate_in_graph`: mono downmix for the mask, which is
+    applied to every channel's own STFT.
     """
     return SeparationModule(separator, nz, seed, settings)

@@ -5,28 +5,40 @@ TF Serving itself ships as a Docker image or from its own apt repository, not fr
 PyPI; this server lets the client, the tests and local experiments run without it.
 Production deployments should use TF Serving (README, "Serving").
 
-REST (a fixed pool of `rest_threads` workers):
+REST (one reader thread, and a fixed pool of `rest_threads` workers):
   GET  /v1/models/<name>[/versions/<v>|/labels/<l>]            model status
   GET  /v1/models/<name>[/versions/<v>|/labels/<l>]/metadata   signature defs
   POST /v1/models/<name>[/versions/<v>|/labels/<l>]:predict    row or columnar body
 gRPC (grpc thread pool of `threads`): PredictionService.Predict and GetModelMetadata,
-ModelService.GetModelStatus.
+ModelService.GetModelStatus. A Predict whose caller cancels it or goes away stops its
+graph (CANCELLED) instead of computing to the end.
 
 Errors: unknown model, version, label or signature -> 404 / NOT_FOUND; malformed JSON,
-missing or extra inputs, wrong dtype or shape, undecodable images or audio, non-finite
-numbers, a TensorProto whose values do not match its declared shape, an undecodable
-gRPC message, a body shorter than its Content-Length -> 400 / INVALID_ARGUMENT; any
-other HTTP method -> 400 "Malformed request" (as TF Serving); a request over one of
-the `Limits` -> 413 / RESOURCE_EXHAUSTED. Errors are {"error": message} over REST, the
-message names the field, each refusal is one log line, and the server keeps serving.
+missing or extra inputs, wrong dtype or shape, undecodable images or audio, a sample
+rate outside the separation exports' range, non-finite numbers, a TensorProto whose
+values do not match its declared shape or dtype, a version beyond int64, an
+undecodable gRPC message, a body shorter than its Content-Length -> 400 /
+INVALID_ARGUMENT; any other HTTP method -> 400 "Malformed request" (as TF Serving); a
+request over one of the `Limits` -> 413 / RESOURCE_EXHAUSTED. Errors are {"error":
+message} over REST, the message names the field, each refusal is one log line, and
+the server keeps serving.
 
 Every bound is checked before the large allocation it prevents: the body size from
 Content-Length (before a 100 Continue), the parsing memory from the body's delimiters,
-a gRPC tensor's size from its declared shape, an image's pixels from its header. A
-request's line and headers, and then its body, must each arrive within
-`read_timeout_s`, so a client that stalls or trickles holds a worker for at most that;
-a keep-alive connection gives its worker up when other connections wait for one.
-Transfer-Encoding (chunked bodies) is refused with 400: bodies need a Content-Length.
+a gRPC tensor's size from its declared shape and values (a string filling a shape
+counts once per element), an image's pixels from its header, and what the graph will
+allocate from the inputs (`Servable.memory_estimate`: resampling, image decoding) before
+it runs.
+
+REST connections: the reader thread holds every connection that has no complete
+request yet (new ones, kept-alive ones between requests, ones still sending) and
+reads them without blocking; a worker gets a connection only once its request has
+arrived: its line and headers, and its body when that is at most _READ_AHEAD_BYTES (a
+larger body is read by the worker). So slow or idle clients cost no worker. A
+request's line and headers must arrive within `read_timeout_s` of its first byte, and
+then its body within `read_timeout_s`; an idle connection is closed after
+`idle_timeout_s`. Transfer-Encoding (chunked bodies) is refused with 400: bodies need
+a Content-Length.
 
 Non-finite numbers: TF Serving accepts NaN/Infinity inputs and writes non-finite
 outputs as bare NaN/Infinity literals. This server refuses non-finite inputs over
@@ -40,8 +52,9 @@ import http.server
 import io
 import json
 import logging
+import math
 import re
-import select
+import selectors
 import socket
 import threading
 import time
@@ -52,7 +65,7 @@ from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
 from serving import wire
-from serving.repository import ModelRepository
+from serving.repository import Cancellation, ModelRepository
 from serving.wire import ServingError, invalid
 
 _LOG = logging.getLogger(__name__)
@@ -68,12 +81,22 @@ DEFAULT_IDLE_TIMEOUT_S = 30.0
 # Bodies up to this many times the limit are read and dropped before the error.
 _DRAIN_FACTOR = 8
 _CHUNK_BYTES = 1 << 20
-# An idle keep-alive connection gives its worker up this soon when other connections
-# are waiting for one; otherwise after idle_timeout_s.
-_CONTENDED_IDLE_S = 0.25
-_POLL_S = 0.05
-# Connections waiting for a worker, per worker, before new ones are turned away.
+# The reader thread reads a request's line and headers up to this size (a longer head
+# goes to a worker, which refuses its long lines), and then bodies up to this size:
+# a status call, a small predict. Larger bodies are read by a worker.
+_MAX_HEAD_BYTES = 1 << 16
+_READ_AHEAD_BYTES = 1 << 16
+# Connections open at once (the reader's, queued and being answered) before new ones
+# are answered 503: each holds a descriptor and at most the two buffers above.
+_MAX_CONNECTIONS = 1024
+# Requests that arrived and wait for a worker, per worker, before new ones get 503.
 _QUEUED_PER_WORKER = 16
+_POLL_S = 0.5
+# The end of a request's head: its blank line (http.server also takes a bare LF).
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+# Header lines as http.server reads them (no space before the colon).
+_CONTENT_LENGTH = re.compile(rb"^content-length:[ \t]*(.*?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
+_NO_READ_AHEAD = re.compile(rb"^(transfer-encoding|expect):", re.IGNORECASE | re.MULTILINE)
 # gRPC calls in flight (running or queued for a thread), per thread, before grpc
 # answers RESOURCE_EXHAUSTED: a flood of calls must not queue without bound.
 _RPCS_PER_THREAD = 4
@@ -93,8 +116,9 @@ class Limits:
     """What one request may ask of the server.
 
     max_request_bytes: a REST body or gRPC message.
-    max_request_memory_bytes: the estimated memory decoding the request and encoding
-      its JSON response need (REST JSON costs 4-40 times its size in Python).
+    max_request_memory_bytes: the estimated memory parsing a REST body, decoding the
+      inputs, running the graph on them and encoding a JSON response each need (REST
+      JSON costs 4-40 times its size in Python).
     max_elements: elements of one input tensor.
     max_image_pixels: width x height (x frames) of an encoded image in a string input.
     """
@@ -109,22 +133,22 @@ def _exhausted(message: str) -> ServingError:
     return ServingError("RESOURCE_EXHAUSTED", message)
 
 
-def _check_inputs(inputs: dict, prefix: str, limits: Limits) -> None:
-    """The checks both protocols share once inputs are arrays: finite numbers, and
-    encoded images within max_image_pixels (read from their headers, before the
-    graph decodes them)."""
+def _check_memory(servable, signature_name: str, sizes: dict, prefix: str, limits: Limits) -> None:
+    """RESOURCE_EXHAUSTED unless decoding inputs of `sizes` {name: wire.TensorSize} and
+    running the signature's graph on them fit max_request_memory_bytes: decided before
+    either allocates (Servable.memory_estimate)."""
+    inputs, graph = servable.memory_estimate(signature_name, sizes, prefix)
+    if inputs + graph > limits.max_request_memory_bytes:
+        raise _exhausted(
+            f"{prefix} {sorted(sizes)} would need about {_mb(inputs + graph)} ({_mb(inputs)} "
+            f"decoded, {_mb(graph)} for the model's graph and outputs), over the server's per-request "
+            f"budget of {_mb(limits.max_request_memory_bytes)} (--max_request_memory_mb)"
+        )
+
+
+def _check_finite(inputs: dict, prefix: str) -> None:
     for name, array in inputs.items():
-        field = f"{prefix}.{name}"
-        wire.check_finite(array, field)
-        if array.dtype != object:
-            continue
-        for index, data in enumerate(array.flat):
-            pixels = wire.image_pixels(data, f"{field}[{index}]")
-            if pixels is not None and pixels > limits.max_image_pixels:
-                raise _exhausted(
-                    f"{field}[{index}]: the encoded image has {pixels} pixels, over the "
-                    f"server's limit of {limits.max_image_pixels} (--max_image_pixels)"
-                )
+        wire.check_finite(array, f"{prefix}.{name}")
 
 
 def _printable(text: str, limit: int = 300) -> str:
@@ -136,40 +160,73 @@ def _mb(count: int) -> str:
     return f"{count / (1 << 20):.0f} MiB"
 
 
-def _body_too_large(length: int, limits: Limits) -> ServingError:
+def _body_too_large(length: str, limits: Limits) -> ServingError:
+    """`length`: the Content-Length header as sent."""
     return _exhausted(
-        f"request body of {length} bytes exceeds the server's limit of "
+        f"request body of {_shortened(length)} bytes exceeds the server's limit of "
         f"{limits.max_request_bytes} bytes (--max_request_mb)"
     )
+
+
+# Digits in the largest number a header or URL may carry: int64, as TF Serving reads
+# versions. int() refuses more than 4300 digits, which was a 500 or a dropped connection.
+_INT64_MAX = (1 << 63) - 1
+_INT64_DIGITS = len(str(_INT64_MAX))
+
+
+def _whole_number(text: str) -> int | float | None:
+    """ASCII digits -> their value; math.inf for more digits than int64 holds (over
+    every bound, and never converted); None for anything else."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _INT64_DIGITS else math.inf
+
+
+def _shortened(number: str) -> str:
+    """A number for a message: a long one by its first digits and its length."""
+    return number if len(number) <= 24 else f"{number[:12]}... ({len(number)} digits)"
 
 
 # --- REST -------------------------------------------------------------------------
 
 
 class _DeadlineReader(io.RawIOBase):
-    """A connection's reads, each allowed only what is left until `deadline` (a
+    """A connection's reads: first the bytes the reader thread already received
+    (`pending`), then the socket's, each allowed only what is left until `deadline` (a
     time.monotonic(); None: the socket's own timeout). A per-read timeout alone lets a
     client trickle a byte just inside it, forever; this ends the request by its
-    deadline however the bytes arrive."""
+    deadline however the bytes arrive. With `socket_reads` False, reads past `pending`
+    return None (nothing more now) without touching the socket."""
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, pending: bytearray):
         super().__init__()
         self._sock = sock
+        self._pending = pending
         self.deadline = None
+        self.socket_reads = True
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int | None:
+        if self._pending:
+            count = min(len(buffer), len(self._pending))
+            buffer[:count] = self._pending[:count]
+            del self._pending[:count]
+            return count
+        if not self.socket_reads:
+            return None
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("the request did not arrive in time")
             self._sock.settimeout(left)
-        try:
-            return self._sock.recv_into(buffer)
-        except BlockingIOError:  # a non-blocking peek with nothing there (as SocketIO)
-            return None
+        return self._sock.recv_into(buffer)
+
+    def take_pending(self) -> bytearray:
+        pending, self._pending = self._pending, bytearray()
+        return pending
 
 
 def _linger(sock: socket.socket) -> None:
@@ -201,49 +258,28 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
         _LOG.warning("REST %s: %s", self.client_address[0], _printable(format % args))
 
     def setup(self):
+        self._conn = self.request  # a _Connection; http.server's setup needs its socket
+        self.request = self._conn.sock
         super().setup()
-        self.rfile.close()  # replaced by one whose reads keep to the request's deadline
-        self._reader = _DeadlineReader(self.connection)
+        self.rfile.close()  # replaced by one that starts with what the reader thread read
+        self._reader = _DeadlineReader(self.connection, self._conn.take_data())
+        self._reader.deadline = self._conn.head_deadline
         self.rfile = io.BufferedReader(self._reader)
         self._linger = False
 
     def handle(self):
+        """Answers the one request the reader thread saw arrive; a kept-alive
+        connection goes back to it with any bytes already read past the request."""
         try:
-            while self._next_request_arrives():
-                self.close_connection = True  # parse_request keeps HTTP/1.1 connections
-                self.handle_one_request()
-                if self.close_connection:
-                    break
+            self.close_connection = True  # parse_request keeps HTTP/1.1 connections
+            self.handle_one_request()
             if self._linger:
                 _linger(self.connection)
-        except ConnectionError as error:  # the client went away: its fault, no traceback
+            elif not self.close_connection:
+                self._reader.socket_reads = False
+                self._conn.keep(bytes(self.rfile.peek(1)) + self._reader.take_pending())
+        except (ConnectionError, TimeoutError) as error:  # the client went away or stopped reading
             _LOG.info("REST %s: connection dropped (%s)", self.client_address[0], type(error).__name__)
-
-    def _next_request_arrives(self) -> bool:
-        """Waits for the next request's first bytes, then gives the request line and
-        headers read_timeout_s in all. An idle connection is closed after
-        idle_timeout_s, or after _CONTENDED_IDLE_S when a waiting connection is left
-        for this worker to take, so that idle keep-alive connections cannot hold the
-        whole pool."""
-        self._reader.deadline = None  # _buffered's peek must not block
-        started = time.monotonic()
-        while not self.server.stopping:
-            if self._buffered() or _readable(self.connection, _POLL_S):
-                self._reader.deadline = time.monotonic() + self.read_timeout_s
-                return True
-            idle = time.monotonic() - started
-            if idle >= self.idle_timeout_s or (idle >= _CONTENDED_IDLE_S and self.server.claim_for_waiting()):
-                return False
-        return False
-
-    def _buffered(self) -> bool:
-        """Whether a pipelined request already sits in rfile's buffer, where polling the
-        socket cannot see it. Non-blocking: peek returns b"" instead of waiting."""
-        self.connection.setblocking(False)
-        try:
-            return bool(self.rfile.peek(1))
-        finally:
-            self.connection.setblocking(True)
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         self._answer(self._get)
@@ -269,9 +305,9 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
         """Refuses a body over max_request_bytes before the client sends it, instead
         of inviting it with 100 Continue (a bad Content-Length is refused later)."""
         length = self.headers.get("Content-Length", "")
-        if length.isascii() and length.isdigit() and int(length) > self.limits.max_request_bytes:
+        if (_whole_number(length) or 0) > self.limits.max_request_bytes:
             self._close_unread()  # the client may send the body anyway after a while
-            self._reply(413, {"error": _body_too_large(int(length), self.limits).message})
+            self._reply(413, {"error": _body_too_large(length, self.limits).message})
             return False
         return super().handle_expect_100()
 
@@ -298,8 +334,6 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             _LOG.exception("REST %s %s failed", self.command, _printable(self.path))
             status, body = 500, {"error": f"internal error: {type(error).__name__}: {error}"}
         self._drain()
-        if not self.close_connection and self.server.claim_for_waiting():
-            self.close_connection = True  # a busy keep-alive client must not starve the queue
         self._reply(status, body)
 
     def _reply(self, status: int, body: dict) -> None:
@@ -338,10 +372,14 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
                 "send the body with a Content-Length header"
             )
         values = self.headers.get_all("Content-Length") or ["0"]
-        if len(set(values)) > 1 or not (values[0].isascii() and values[0].isdigit()):
+        length = _whole_number(values[0])
+        if len(set(values)) > 1 or length is None:
             self._close_unread()
             raise invalid(f"Content-Length {_printable(', '.join(values), 60)!r} must be one whole number of bytes")
-        return int(values[0])
+        if length == math.inf:  # not worth reading, whatever the limit
+            self._close_unread()
+            raise _body_too_large(values[0], self.limits)
+        return length
 
     def _url_path(self) -> str:
         try:
@@ -358,16 +396,23 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             )
         route = {**match.groupdict(), "path": path}
         version = route["version"]
-        if version is not None and not (version.isascii() and version.isdigit()):
-            raise invalid(f"version {version!r} in the URL must be a whole number")
+        if version is not None:
+            number = _whole_number(version)
+            if number is None or number > _INT64_MAX:
+                raise invalid(
+                    f"version {_shortened(version)!r} in the URL must be a whole number "
+                    "that fits int64, as in TF Serving"
+                )
+            route["version"] = number
         return route
 
     def _receive(self, length: int, keep: bool) -> bytearray | None:
         """Reads `length` body bytes, keeping them or not; None when they did not all
         arrive within read_timeout_s (for the whole body, so a trickle cannot hold the
-        worker). A growing bytearray costs the bytes that arrived, not Content-Length."""
+        worker; from when the reader thread saw it start, when it read the body
+        ahead). A growing bytearray costs the bytes that arrived, not Content-Length."""
         data = bytearray()
-        self._reader.deadline = time.monotonic() + self.read_timeout_s
+        self._reader.deadline = self._conn.body_deadline or time.monotonic() + self.read_timeout_s
         got = 0
         while got < length:
             try:
@@ -421,7 +466,13 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             body, {name: spec.dtype for name, spec in specs.items()}, self.limits.max_elements
         )
         del body  # the parsed JSON is the largest thing held; the arrays replace it
-        _check_inputs(inputs, wire.ROW_KEY if row_format else wire.COLUMNAR_KEY, self.limits)
+        prefix = wire.ROW_KEY if row_format else wire.COLUMNAR_KEY
+        sizes = {
+            name: wire.array_size(array, f"{prefix}.{name}", self.limits.max_image_pixels)
+            for name, array in inputs.items()
+        }
+        _check_memory(servable, signature_name, sizes, prefix, self.limits)
+        _check_finite(inputs, prefix)
         outputs = servable.predict(signature_name, inputs)
         estimate = wire.json_response_memory_estimate(outputs)
         if estimate > self.limits.max_request_memory_bytes:
@@ -438,7 +489,7 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             raise invalid("a predict request needs a Content-Length header")
         length = self._unread
         if length > self.limits.max_request_bytes:
-            raise _body_too_large(length, self.limits)
+            raise _body_too_large(self.headers["Content-Length"], self.limits)
         data = self._receive(length, keep=True)
         if data is None:
             raise invalid(
@@ -464,65 +515,267 @@ class _RestHandler(http.server.BaseHTTPRequestHandler):
             raise invalid(f"request body is not valid JSON: {error}") from error
 
 
-def _readable(sock: socket.socket, timeout: float) -> bool:
-    poller = select.poll()  # select.select fails for descriptors above 1023
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(timeout * 1000))
+class _Connection:
+    """A REST connection and what the reader thread knows of its next request:
+    `data` received and not yet handled, the deadline the reader keeps it to, and once
+    its head has arrived the deadlines for the rest (time.monotonic())."""
+
+    def __init__(self, sock: socket.socket, address, now: float, idle_timeout_s: float):
+        self.sock, self.address = sock, address
+        self.kept = False  # set by a worker that answered and keeps the connection
+        self.wait_for_next(bytearray(), now, idle_timeout_s)
+
+    def wait_for_next(self, data: bytearray, now: float, idle_timeout_s: float) -> None:
+        """Starts over for the next request, with the bytes of it already `data`."""
+        self.data = data
+        self.deadline = now + idle_timeout_s  # for a first byte
+        self.head_deadline = self.body_deadline = None
+        self.head_end = self.body_length = self.scanned = 0
+
+    def take_data(self) -> bytearray:
+        data, self.data = self.data, bytearray()
+        return data
+
+    def keep(self, leftover: bytes) -> None:
+        """Called by the worker that answered: the connection stays open, and the bytes
+        it read past its request start the next one."""
+        self.data = bytearray(leftover)
+        self.kept = True
+
+    def receive(self, now: float, read_timeout_s: float) -> bool:
+        """Reads what arrived (the socket is non-blocking); False when the client
+        closed its side or the connection broke."""
+        try:
+            chunk = self.sock.recv(_READ_AHEAD_BYTES)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if chunk and not self.data and self.head_deadline is None:  # its first byte
+            self.head_deadline = self.deadline = now + read_timeout_s
+        self.data += chunk
+        return bool(chunk)
+
+    def ready(self, now: float, read_timeout_s: float) -> bool:
+        """Whether a worker should take it now: its head and its read-ahead body have
+        arrived, or its head is too long to read here, or its body is not to be read
+        here (too large, chunked, or awaiting 100 Continue)."""
+        if self.head_deadline is None:
+            if not self.data:
+                return False
+            self.head_deadline = self.deadline = now + read_timeout_s  # pipelined bytes
+        if not self.head_end:
+            # From where the last search ended (less a partial blank line): a trickled
+            # head is scanned once, not once per byte.
+            end = _HEAD_END.search(self.data, max(self.scanned - 3, 0), _MAX_HEAD_BYTES)
+            if end is None:
+                self.scanned = len(self.data)
+                return len(self.data) > _MAX_HEAD_BYTES
+            self.head_end = end.end()
+            self.body_length = _read_ahead_length(bytes(self.data[:self.head_end]))
+            if self.body_length:
+                self.body_deadline = self.deadline = now + read_timeout_s
+        return len(self.data) >= self.head_end + self.body_length
+
+
+def _read_ahead_length(head: bytes) -> int:
+    """The body length the reader thread reads before a worker takes the request: its
+    one Content-Length up to _READ_AHEAD_BYTES, else 0 (the worker reads or refuses the
+    body itself)."""
+    if _NO_READ_AHEAD.search(head):
+        return 0
+    lengths = _CONTENT_LENGTH.findall(head)
+    length = _whole_number(lengths[0].decode("latin-1")) if len(lengths) == 1 else None
+    return length if length is not None and length <= _READ_AHEAD_BYTES else 0
 
 
 class _PooledHTTPServer(http.server.HTTPServer):
-    """An HTTPServer whose connections are served by a fixed pool of worker threads
-    (ThreadingHTTPServer starts a thread per connection, without bound). Connections
-    beyond _QUEUED_PER_WORKER per worker waiting are answered 503 and closed."""
+    """An HTTPServer whose accept loop (`serve_forever`, the reader thread) also reads
+    every connection without a complete request, and hands those with one to a fixed
+    pool of worker threads (ThreadingHTTPServer starts a thread per connection, without
+    bound). A connection whose line and headers do not arrive within read_timeout_s of
+    its first byte is closed, as is one idle for idle_timeout_s. Beyond
+    _QUEUED_PER_WORKER requests per worker waiting, or _MAX_CONNECTIONS open, new ones
+    are answered 503 and closed."""
+
+    # The listen backlog (socketserver's 5 dropped the SYNs of a burst of clients, which
+    # retried a second later).
+    request_queue_size = _MAX_CONNECTIONS
 
     def __init__(self, address, handler, workers: int):
         # Set before binding: a failed bind calls server_close, which needs them.
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="rest")
         self._max_waiting = workers * _QUEUED_PER_WORKER
         self._lock = threading.Lock()
-        self._waiting = 0
-        # Workers that will give their connection up for a waiting one, and have not
-        # started one since: each waiting connection needs one, no more.
-        self._claimed = 0
-        self._open: set = set()
+        self._waiting = self._answering = 0  # requests queued for a worker, being answered
+        self._open: set = set()  # every _Connection not yet closed
+        self._returned: list = []  # kept-alive connections workers gave back
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._stopped = threading.Event()
         self.stopping = False
         super().__init__(address, handler)
 
     def waiting(self) -> int:
         return self._waiting
 
-    def claim_for_waiting(self) -> bool:
-        """Whether a waiting connection is left for the calling worker to take; if so
-        it is the caller's, and the caller must end its connection."""
-        with self._lock:
-            if self._waiting <= self._claimed:
-                return False
-            self._claimed += 1
-            return True
+    def answering(self) -> int:
+        return self._answering
 
-    def process_request(self, request, client_address):
+    def serve_forever(self, poll_interval: float = _POLL_S) -> None:
+        """The reader thread: accepts, reads, hands requests to the pool, closes
+        connections past their deadlines, until `shutdown`."""
+        handler = self.RequestHandlerClass
+        self.socket.setblocking(False)
+        self._wake_read.setblocking(False)
+        self._selector.register(self.socket, selectors.EVENT_READ)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        reading: set = set()  # the connections the reader holds
+        try:
+            while not self.stopping:
+                now = time.monotonic()
+                timeout = min([c.deadline for c in reading], default=now + poll_interval) - now
+                for key, _ in self._selector.select(min(max(timeout, 0.0), poll_interval)):
+                    try:
+                        self._on_event(key, reading, handler)
+                    except Exception:  # a bug: keep serving (the others), keep the trace
+                        _LOG.exception("REST: the reader thread failed")
+                        if key.data in reading:
+                            self._close(key.data, reading)
+                self._expire(reading, time.monotonic())
+        finally:
+            for connection in list(reading):
+                self._close(connection, reading)
+            self._stopped.set()
+
+    def _on_event(self, key, reading: set, handler) -> None:
+        now = time.monotonic()
+        if key.fileobj is self.socket:
+            self._accept(reading, now, handler.idle_timeout_s)
+        elif key.fileobj is self._wake_read:
+            self._take_returned(reading, now, handler)
+        elif not key.data.receive(now, handler.read_timeout_s):
+            self._closed_by_client(key.data, reading)
+        elif key.data.ready(now, handler.read_timeout_s):
+            self._dispatch(key.data, reading)
+
+    def shutdown(self) -> None:
+        """Ends `serve_forever` (which closes the connections it holds) and waits."""
+        self.stopping = True
+        self._wake()
+        self._stopped.wait()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_write.send(b"x")
+        except OSError:  # already full (it is woken anyway) or closed
+            pass
+
+    def _accept(self, reading: set, now: float, idle_timeout_s: float) -> None:
+        while True:
+            try:
+                sock, address = self.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:  # e.g. out of file descriptors: try again later
+                _LOG.warning("REST: accept failed (%s)", error)
+                return
+            with self._lock:
+                refused = len(self._open) >= _MAX_CONNECTIONS
+            if refused:
+                _refuse_busy(sock, address, "too many connections open")
+                continue
+            sock.setblocking(False)
+            connection = _Connection(sock, address, now, idle_timeout_s)
+            with self._lock:
+                self._open.add(connection)
+            self._read(connection, reading)
+
+    def _read(self, connection, reading: set) -> None:
+        reading.add(connection)
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+
+    def _take_returned(self, reading: set, now: float, handler) -> None:
+        """Takes back the connections workers kept alive; one whose next request is
+        already there goes straight back to the pool."""
+        try:
+            while self._wake_read.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            returned, self._returned = self._returned, []
+        for connection in returned:
+            connection.wait_for_next(connection.data, now, handler.idle_timeout_s)
+            if connection.ready(now, handler.read_timeout_s):
+                self._dispatch(connection, reading)
+            else:
+                self._read(connection, reading)
+
+    def _closed_by_client(self, connection, reading: set) -> None:
+        """A client that closed its side after its head (e.g. with a short body) is
+        answered by a worker; otherwise there is nothing to answer."""
+        if connection.head_end:
+            self._dispatch(connection, reading)
+        else:
+            self._close(connection, reading)
+
+    def _expire(self, reading: set, now: float) -> None:
+        for connection in [c for c in reading if c.deadline <= now]:
+            if connection.head_end:  # a read-ahead body came short: the worker says so
+                self._dispatch(connection, reading)
+                continue
+            if connection.data:
+                _LOG.warning(
+                    "REST %s: the request line and headers did not arrive within %g s of its "
+                    "first byte; closed", connection.address[0], self.RequestHandlerClass.read_timeout_s,
+                )
+            self._close(connection, reading)
+
+    def _dispatch(self, connection, reading: set) -> None:
+        if connection in reading:
+            reading.discard(connection)
+            self._selector.unregister(connection.sock)
         with self._lock:
             refused = self._waiting >= self._max_waiting
             if not refused:
                 self._waiting += 1
-                self._open.add(request)
         if refused:
-            _refuse_busy(request, client_address)
+            with self._lock:
+                self._open.discard(connection)
+            _refuse_busy(connection.sock, connection.address, "too many requests waiting")
             return
-        self._pool.submit(self._serve, request, client_address)
+        self._pool.submit(self._serve, connection)
 
-    def _serve(self, request, client_address):
+    def _close(self, connection, reading: set | None = None) -> None:
+        if reading is not None and connection in reading:
+            reading.discard(connection)
+            self._selector.unregister(connection.sock)
+        with self._lock:
+            self._open.discard(connection)
+        self.shutdown_request(connection.sock)
+
+    def _serve(self, connection) -> None:
         with self._lock:
             self._waiting -= 1
-            self._claimed = max(self._claimed - 1, 0)
+            self._answering += 1
+        connection.kept = False
         try:
-            self.finish_request(request, client_address)
+            connection.sock.setblocking(True)
+            self.finish_request(connection, connection.address)
         except Exception:  # a bug in the handler: keep serving, keep the trace
-            _LOG.exception("REST %s: connection failed", client_address[0])
+            _LOG.exception("REST %s: connection failed", connection.address[0])
+            connection.kept = False
         finally:
             with self._lock:
-                self._open.discard(request)
-            self.shutdown_request(request)
+                self._answering -= 1
+        if connection.kept and not self.stopping:
+            connection.sock.setblocking(False)
+            with self._lock:
+                self._returned.append(connection)
+            self._wake()
+        else:
+            self._close(connection)
 
     def server_close(self):
         """Stops listening and ends every open connection (workers blocked reading one
@@ -533,24 +786,27 @@ class _PooledHTTPServer(http.server.HTTPServer):
             connections = list(self._open)
         for connection in connections:
             try:
-                connection.shutdown(socket.SHUT_RDWR)
+                connection.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         self._pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:  # what is left was queued, and cancelled before a worker took it
             cancelled, self._open = self._open, set()
         for connection in cancelled:
-            connection.close()
+            connection.sock.close()
+        self._selector.close()
+        self._wake_read.close()
+        self._wake_write.close()
 
 
-def _refuse_busy(request: socket.socket, client_address) -> None:
-    body = b'{"error": "server busy: too many connections waiting; retry later"}'
+def _refuse_busy(request: socket.socket, client_address, reason: str) -> None:
+    body = b'{"error": "server busy: %s; retry later"}' % reason.encode()
     reply = (
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     )
     try:
-        request.setblocking(False)  # the accept loop must not wait on this client
+        request.setblocking(False)  # the reader thread must not wait on this client
         request.send(reply)
         request.shutdown(socket.SHUT_WR)
         request.recv(_CHUNK_BYTES)  # what the client sent so far: unread, it would reset the reply
@@ -558,7 +814,7 @@ def _refuse_busy(request: socket.socket, client_address) -> None:
         pass
     finally:
         request.close()
-    _LOG.warning("REST %s: refused a connection, too many waiting", client_address[0])
+    _LOG.warning("REST %s: refused a connection, %s", client_address[0], reason)
 
 
 # --- gRPC -------------------------------------------------------------------------
@@ -615,24 +871,24 @@ class _PredictionService:
 
     @_abort_on_error
     def Predict(self, request, context):  # noqa: N802 - gRPC's naming
+        cancel = Cancellation()
+        if not context.add_callback(cancel.cancel):  # the call already ended: the caller left
+            cancel.cancel()
         servable = self.repository.resolve(*_spec_args(request.model_spec))
         fields = {name: f"inputs.{name}" for name in request.inputs}
-        # The decoded arrays and their tensors, from the declared shapes: before decoding.
-        # This is every input's check_tensor_proto; from_tensor_proto only decodes.
-        needed = 2 * sum(
-            wire.check_tensor_proto(proto, fields[name], self.limits.max_elements)
-            for name, proto in request.inputs.items()
-        )
-        if needed > self.limits.max_request_memory_bytes:
-            raise _exhausted(
-                f"inputs {sorted(fields)} would need about {_mb(needed)} decoded, over the "
-                f"server's per-request budget of {_mb(self.limits.max_request_memory_bytes)} "
-                "(--max_request_memory_mb)"
+        # From the declared shapes and values, before decoding: this is every input's
+        # check_tensor_proto; from_tensor_proto only decodes.
+        sizes = {
+            name: wire.check_tensor_proto(
+                proto, fields[name], self.limits.max_elements, self.limits.max_image_pixels
             )
+            for name, proto in request.inputs.items()
+        }
+        _check_memory(servable, request.model_spec.signature_name, sizes, "inputs", self.limits)
         inputs = {name: wire.from_tensor_proto(proto, fields[name]) for name, proto in request.inputs.items()}
-        _check_inputs(inputs, "inputs", self.limits)
+        _check_finite(inputs, "inputs")
         outputs = servable.predict(
-            request.model_spec.signature_name, inputs, list(request.output_filter)
+            request.model_spec.signature_name, inputs, list(request.output_filter), cancel
         )
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
@@ -695,8 +951,9 @@ class DevServer:
     """REST and gRPC front ends over one ModelRepository.
 
     Ports 0 pick free ports (`rest_port` / `grpc_port` hold the real ones after
-    `start`). `threads` bounds concurrent gRPC calls, `rest_threads` concurrent REST
-    connections. `max_request_bytes`, `max_request_memory_bytes`, `max_elements` and
+    `start`). `threads` bounds concurrent gRPC calls, `rest_threads` REST requests
+    answered at once (connections waiting for their request cost no thread).
+    `max_request_bytes`, `max_request_memory_bytes`, `max_elements` and
     `max_image_pixels` are the `Limits`. A REST request's line and headers must arrive
     within `read_timeout_s` of its first byte, and then its body within
     `read_timeout_s`; an idle keep-alive connection is closed after `idle_timeout_s`.

@@ -34,10 +34,13 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 flags.DEFINE_integer("threads", 16, "Concurrent gRPC calls.", lower_bound=1)
-flags.DEFINE_integer("rest_api_num_threads", 16, "REST worker threads (concurrent connections).", lower_bound=1)
+flags.DEFINE_integer(
+    "rest_api_num_threads", 16, "REST worker threads: requests answered at once (connections still "
+    "sending their request, or idle, wait in a reader thread).", lower_bound=1,
+)
 flags.DEFINE_float(
     "read_timeout_s", 30.0, "Seconds a REST request may take to arrive (its line and "
-    "headers together; then its body).", lower_bound=0.1,
+    "headers together, from their first byte; then its body).", lower_bound=0.1,
 )
 flags.DEFINE_float("idle_timeout_s", 30.0, "Seconds an idle REST keep-alive connection stays open.", lower_bound=0.1)
 FLAGS = flags.FLAGS
@@ -77,8 +80,11 @@ def main(argv):
     except (FileNotFoundError, ValueError, OSError) as error:
         sys.exit(f"error: {error}")
     server.start()
+    # A model none of whose versions loaded is listed too; the log above names the errors.
     models = ", ".join(
-        f"{name} (version {repository.resolve(name).version})" for name in repository.model_names
+        f"{name} (version {repository.versions(name)[-1]})" if repository.versions(name)
+        else f"{name} (no version loaded)"
+        for name in repository.model_names
     )
     print(
         f"serving {models}\n  REST http://{server.host}:{server.rest_port}/v1/models/<name>\n"

@@ -19,13 +19,15 @@ the clients read them. The development server refuses non-finite inputs instead
 
 gRPC carries tensors as TensorProtos (`to_tensor_proto` / `from_tensor_proto`);
 `check_tensor_proto` compares a request's declared shape with the values it carries
-before anything is allocated. `json_memory_estimate` / `json_response_memory_estimate`
-bound what parsing and writing a REST body cost in Python, and `image_pixels` reads an
-encoded image's size from its header, so that servers can refuse requests before
-decoding them.
+before anything is allocated and returns its `TensorSize` (what decoding it costs,
+fills and string bytes included; `array_size` is the same for a decoded array).
+`json_memory_estimate` / `json_response_memory_estimate` bound what parsing and writing
+a REST body cost in Python, and `image_pixels` reads an encoded image's size from its
+header, so that servers can refuse requests before decoding them.
 """
 
 import base64
+import dataclasses
 import http
 import struct
 
@@ -352,15 +354,88 @@ def to_tensor_proto(array) -> "tf.TensorProto":
     return tf.make_tensor_proto(array)
 
 
-def check_tensor_proto(proto, field: str, max_elements: int | None = None) -> int:
-    """Checks a TensorProto before it is decoded; returns the bytes its array takes.
+# What a string element takes beyond its bytes, as a NumPy object array's element (a
+# bytes object's header and its slot) and again as a TF string tensor's (a tstring and
+# its allocation).
+STRING_ELEMENT_BYTES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSize:
+    """An input tensor's size, known before it is decoded: what a server's memory
+    budget counts.
+
+    shape: its dimensions; dtype: its tf.DType.
+    string_bytes: the total length of its strings, a value that fills the shape counted
+      once for every element it fills (0 for numbers).
+    pixels: the pixels of the encoded images among its strings, counted the same way
+      (see `image_pixels`; a graph that takes images decodes them).
+    value: the value of a one-element numeric tensor (e.g. a sample rate), else None.
+    """
+
+    shape: tuple
+    dtype: tf.DType
+    string_bytes: int = 0
+    pixels: int = 0
+    value: float | int | None = None
+
+    @property
+    def elements(self) -> int:
+        return int(np.prod(self.shape, dtype=object))
+
+    @property
+    def decoded_bytes(self) -> int:
+        """The bytes of the decoded array: elements x itemsize, or for strings their
+        bytes and STRING_ELEMENT_BYTES each."""
+        if self.dtype == tf.string:
+            return self.string_bytes + self.elements * STRING_ELEMENT_BYTES
+        return self.elements * self.dtype.size
+
+
+def _strings_size(values, elements: int, field: str, max_image_pixels: int | None) -> tuple[int, int]:
+    """(bytes, pixels) of the strings `values` filling `elements` elements (one value
+    fills them all, otherwise there is one each), reading each image's header once.
+    RESOURCE_EXHAUSTED naming the element for an image over `max_image_pixels`."""
+    copies = elements if len(values) == 1 else 1
+    total = pixels = 0
+    for index, data in enumerate(values):
+        total += len(data) * copies
+        count = image_pixels(data, f"{field}[{index}]")
+        if count is None:
+            continue
+        if max_image_pixels is not None and count > max_image_pixels:
+            raise ServingError(
+                "RESOURCE_EXHAUSTED",
+                f"{field}[{index}]: the encoded image has {count} pixels, over the server's "
+                f"limit of {max_image_pixels} (--max_image_pixels)",
+            )
+        pixels += count * copies
+    return total, pixels
+
+
+def array_size(array: np.ndarray, field: str, max_image_pixels: int | None = None) -> TensorSize:
+    """The TensorSize of a decoded input array (bytes strings as an object array);
+    RESOURCE_EXHAUSTED naming the element for an encoded image over `max_image_pixels`."""
+    if array.dtype == object or array.dtype.kind in "SU":
+        string_bytes, pixels = _strings_size(list(array.flat), array.size, field, max_image_pixels)
+        return TensorSize(array.shape, tf.string, string_bytes, pixels)
+    value = array.item() if array.size == 1 else None
+    return TensorSize(array.shape, tf.as_dtype(array.dtype), value=value)
+
+
+def check_tensor_proto(
+    proto, field: str, max_elements: int | None = None, max_image_pixels: int | None = None
+) -> TensorSize:
+    """Checks a TensorProto before it is decoded; returns its TensorSize.
 
     The dtype must be served, the shape known with at most MAX_RANK non-negative
     dimensions and at most `max_elements` elements (RESOURCE_EXHAUSTED otherwise), and
     the values must be those the shape declares: tensor_content of exactly elements x
     itemsize bytes, or exactly that many repeated values, or one value filling the shape
-    (what tf.make_tensor_proto(value, shape=...) writes). Decoding takes no more than
-    this; a small message declaring a huge shape is refused here.
+    (what tf.make_tensor_proto(value, shape=...) writes). Encoded images among string
+    values must have at most `max_image_pixels`. Decoding takes no more than the size
+    returned; a small message declaring a huge shape or a long string filling it is
+    refused by its caller from that size.
     """
     if proto.dtype not in _VALUE_FIELDS:
         name = types_pb2.DataType.Name(proto.dtype) if proto.dtype in types_pb2.DataType.values() else proto.dtype
@@ -387,6 +462,7 @@ def check_tensor_proto(proto, field: str, max_elements: int | None = None) -> in
                 f"{field}: {_VALUE_FIELDS[proto.dtype]} holds {values} values, but shape "
                 f"{sizes} needs {elements} (or one, to fill it)"
             )
+        _check_value_range(proto, dtype, field)
     # Checked after the values: a single value filling a huge shape is well formed.
     if max_elements is not None and elements > max_elements:
         raise ServingError(
@@ -394,7 +470,28 @@ def check_tensor_proto(proto, field: str, max_elements: int | None = None) -> in
             f"{field}: tensor_shape {sizes} holds {elements} elements, over the server's limit "
             f"of {max_elements} per input (--max_elements)",
         )
-    return elements * itemsize
+    if dtype == tf.string:
+        string_bytes, pixels = _strings_size(proto.string_val, elements, field, max_image_pixels)
+        return TensorSize(tuple(sizes), dtype, string_bytes, pixels)
+    # One element decodes to next to nothing; its value is what e.g. a sample rate costs.
+    value = from_tensor_proto(proto, field).item() if elements == 1 else None
+    return TensorSize(tuple(sizes), dtype, value=value)
+
+
+def _check_value_range(proto, dtype: tf.DType, field: str) -> None:
+    """INVALID_ARGUMENT naming `field` when repeated values do not fit their dtype:
+    int_val (int32) carries int8/int16/uint8/uint16 values, half_val (int32) the 16-bit
+    patterns of half and bfloat16 values. Decoding them overflowed (INTERNAL); TF
+    would truncate them silently; REST refuses the same numbers."""
+    name = _VALUE_FIELDS[proto.dtype]
+    values = getattr(proto, name)
+    if name not in ("int_val", "half_val") or dtype.size >= 4 or not values:
+        return
+    low, high = (0, 0xFFFF) if name == "half_val" else (dtype.min, dtype.max)
+    smallest, largest = min(values), max(values)
+    if smallest < low or largest > high:
+        what = f"16-bit patterns of {dtype.name} values" if name == "half_val" else dtype.name
+        raise invalid(f"{field}: {name} values in [{smallest}, {largest}] do not fit {what} [{low}, {high}]")
 
 
 def from_tensor_proto(proto, field: str) -> np.ndarray:

@@ -109,6 +109,31 @@ def test_separation_round_trip_matches_in_process(serving_exports, clients, chan
         assert np.sqrt(np.mean((total - audio)[inner] ** 2)) < 0.05 * np.sqrt(np.mean(audio**2))
 
 
+@pytest.mark.parametrize("rate, words", [
+    (0, "sample_rate must be positive"),
+    (1, "sample_rate must be within [8000, 192000] Hz"),
+    (7999, "sample_rate must be within [8000, 192000] Hz"),
+    (192001, "sample_rate must be within [8000, 192000] Hz"),
+])
+def test_separation_graph_refuses_rates_outside_its_range(serving_exports, rate, words):
+    """The export itself refuses them, so TF Serving does too: at 1 Hz every sample sent
+    became 22050 in the graph (a 4 KB request took 1.3 GB)."""
+    signature = _loaded(serving_exports, "separation").signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        signature(waveform=tf.zeros([1, 100]), sample_rate=tf.constant(rate))
+    assert words in raised.value.message
+
+
+def test_the_servers_sample_rates_are_the_exports():
+    """The server checks and costs resampling with its own copy of the numbers."""
+    from export.savedmodel import SeparationModule
+    from serving import repository
+    from tf_factorgan.audio.spectrogram import SpectrogramSettings
+
+    assert repository.SAMPLE_RATES == SeparationModule.SAMPLE_RATES
+    assert repository._MODEL_RATE == SpectrogramSettings().sample_rate
+
+
 def test_mono_waveform_keeps_rank(clients):
     audio = np.zeros((1, 4000), np.float32)
     for client in clients:
@@ -152,7 +177,7 @@ BAD_REQUESTS = {
     "wrong rank": (lambda c: c.predict("segmentation", {"images": IMAGE[0]}), "INVALID_ARGUMENT", ["'images'", "[8, 8, 3]"]),
     "wrong channels": (lambda c: c.predict("segmentation", {"images": IMAGE[..., :2]}), "INVALID_ARGUMENT", ["'images'", "[-1, -1, -1, 3]"]),
     "wrong waveform rank": (lambda c: c.predict("separation", {"waveform": np.zeros((1, 2, 3, 4), np.float32), "sample_rate": np.array(8000, np.int32)}), "INVALID_ARGUMENT", ["waveform must be [N, samples]"]),
-    "bad sample rate": (lambda c: c.predict("separation", {"waveform": np.zeros((1, 100), np.float32), "sample_rate": np.array(0, np.int32)}), "INVALID_ARGUMENT", ["sample_rate must be positive"]),
+    "bad sample rate": (lambda c: c.predict("separation", {"waveform": np.zeros((1, 100), np.float32), "sample_rate": np.array(0, np.int32)}), "INVALID_ARGUMENT", ["inputs.sample_rate must be within [8000, 192000] Hz", "got 0"]),
     "undecodable image": (lambda c: c.predict("segmentation", {"images": np.array([b"not an image"], dtype=object)}, "predict_bytes"), "INVALID_ARGUMENT", ["'images'", "image"]),
     "seed per image": (lambda c: c.predict("segmentation", {"images": IMAGE, "seed": np.array([1, 2])}, "predict_seeded"), "INVALID_ARGUMENT", ["seed must hold one value per image"]),
 }
@@ -359,6 +384,33 @@ def test_hostile_rest_requests_get_json_4xx(dev_server, name):
     assert _raw_rest(dev_server, "GET", "/v1/models/segmentation")[0] == 200
 
 
+DIGITS = b"9" * 5000
+LONG_NUMBERS = {
+    # name: (raw request, status, words in the error)
+    "Content-Length": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: " + DIGITS + b"\r\n\r\n{}", 413, ["request body of 999999999999... (5000 digits) bytes exceeds the server's limit"]),
+    "Content-Length with Expect": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: " + DIGITS + b"\r\n\r\n", 413, ["(5000 digits) bytes exceeds"]),
+    "Content-Length with leading zeros": (b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: " + b"0" * 5000 + b"2\r\n\r\n{}", 400, ['"instances" (row format) or "inputs"']),
+    "version (status)": (b"GET /v1/models/segmentation/versions/" + DIGITS + b" HTTP/1.1\r\n\r\n", 400, ["version '999999999999... (5000 digits)'", "fits int64"]),
+    "version (metadata)": (b"GET /v1/models/segmentation/versions/" + DIGITS + b"/metadata HTTP/1.1\r\n\r\n", 400, ["(5000 digits)", "fits int64"]),
+    "version (predict)": (_post("/v1/models/segmentation/versions/" + DIGITS.decode() + ":predict", b"{}"), 400, ["(5000 digits)", "fits int64"]),
+    "version just over int64": (b"GET /v1/models/segmentation/versions/9223372036854775808 HTTP/1.1\r\n\r\n", 400, ["'9223372036854775808'", "fits int64"]),
+    "version 0001": (b"GET /v1/models/segmentation/versions/" + b"0" * 5000 + b"1 HTTP/1.1\r\n\r\n", 200, []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LONG_NUMBERS))
+def test_long_numbers_get_their_answer_without_traceback(dev_server, caplog, name):
+    """A 5000-digit Content-Length or version was a 500 (int() refuses more than 4300
+    digits), or with Expect: 100-continue a closed connection and a traceback."""
+    caplog.set_level(logging.INFO)
+    request, status, words = LONG_NUMBERS[name]
+    got, _, body = _exchange(dev_server.rest_port, request)
+    assert got == status, body[:300]
+    for word in words:
+        assert word in json.loads(body)["error"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FROB", "HEAD"])
 def test_other_methods_are_malformed_requests_as_in_tf_serving(dev_server, method):
     status, headers, body = _exchange(
@@ -470,6 +522,27 @@ def test_grpc_checks_declared_shapes_before_allocating(dev_server, request_, cod
     assert _rss_bytes() - before < 100 << 20
 
 
+@pytest.mark.parametrize("dtype, signature, values, words", [
+    (types_pb2.DT_UINT8, "predict_uint8", {"int_val": [300]}, "int_val values in [300, 300] do not fit uint8 [0, 255]"),
+    (types_pb2.DT_UINT8, "predict_uint8", {"int_val": [0, -1, 7]}, "int_val values in [-1, 7] do not fit uint8 [0, 255]"),
+    (types_pb2.DT_INT8, "", {"int_val": [1000, 0, 0]}, "int_val values in [0, 1000] do not fit int8 [-128, 127]"),
+    (types_pb2.DT_INT16, "", {"int_val": [-40000]}, "int_val values in [-40000, -40000] do not fit int16 [-32768, 32767]"),
+    (types_pb2.DT_UINT16, "", {"int_val": [70000]}, "int_val values in [70000, 70000] do not fit uint16 [0, 65535]"),
+    (types_pb2.DT_HALF, "", {"half_val": [1 << 20]}, "half_val values in [1048576, 1048576] do not fit 16-bit patterns of float16 values [0, 65535]"),
+    (types_pb2.DT_BFLOAT16, "", {"half_val": [-1]}, "half_val values in [-1, -1] do not fit 16-bit patterns of bfloat16 values [0, 65535]"),
+])
+def test_grpc_values_out_of_their_dtypes_range_are_invalid_argument(dev_server, caplog, dtype, signature, values, words):
+    """They were INTERNAL with an OverflowError traceback (REST refuses the same
+    numbers with 400)."""
+    request = _declared([1, 1, 1, 3], dtype=dtype, **values)
+    request.model_spec.signature_name = signature
+    with pytest.raises(grpc.RpcError) as raised:
+        _grpc_predict(dev_server, request)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert f"inputs.images: {words}" in raised.value.details()
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 def test_grpc_fill_form_within_limits_is_served(strict_server):
     """One value filling its shape (tf.make_tensor_proto(v, shape=...)) is TF's compact
     form, and stays accepted under max_elements."""
@@ -544,6 +617,67 @@ def test_trickled_headers_are_cut_at_the_read_timeout(strict_server):
             pytest.fail("the server kept reading trickled headers")
 
 
+def _trickle(socks: list, started: float, stop, interval: float = 0.5) -> dict:
+    """Sends each socket one byte every `interval` until the server answers or closes it
+    or `stop` is set; returns {index: seconds from `started` until it was cut}."""
+    cut = {}
+    while not stop.is_set() and len(cut) < len(socks):
+        for index, sock in enumerate(socks):
+            if index in cut:
+                continue
+            try:
+                sock.send(b"a")
+                if sock.recv(1024, socket.MSG_DONTWAIT) is not None:  # an answer, or b"" at close
+                    cut[index] = time.monotonic() - started
+            except BlockingIOError:
+                pass
+            except OSError:  # reset
+                cut[index] = time.monotonic() - started
+        stop.wait(interval)
+    return cut
+
+
+def test_slow_clients_cost_no_worker(dev_server):
+    """200 clients trickling their request a byte every 0.5 s (150 their headers, 50 a
+    small body), beside 40 normal calls with a 5 s timeout, against 2 workers and a 4 s
+    read timeout. Every normal call is answered while the slow clients trickle: a
+    worker used to take a slow client and start its read deadline then, so each held a
+    worker for its whole timeout (0 of 50 normal clients were answered in 45 s). Each
+    slow client is cut soon after the read timeout from its first byte (header
+    tricklers closed, body tricklers answered 400)."""
+    import threading
+
+    server = DevServer(
+        dev_server.repository, rest_port=0, grpc_port=0, rest_threads=2, read_timeout_s=4.0, idle_timeout_s=5.0,
+    ).start()
+    slow = [socket.create_connection(("localhost", server.rest_port), timeout=10) for _ in range(200)]
+    stop = threading.Event()
+    try:
+        started = time.monotonic()
+        for index, sock in enumerate(slow):
+            if index < 150:
+                sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nX-Slow: ")
+            else:
+                sock.sendall(_post(PREDICT, b"{" + b" " * 999)[:-999])  # its head and one body byte
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            cut = pool.submit(_trickle, slow, started, stop)
+            client = RestClient(f"localhost:{server.rest_port}", timeout=5)
+            with concurrent.futures.ThreadPoolExecutor(8) as normal:
+                answers = list(normal.map(lambda _: client.status("segmentation"), range(40)))
+            answered = time.monotonic() - started
+            assert [a["model_version_status"][0]["state"] for a in answers] == ["AVAILABLE"] * 40
+            cut = cut.result(timeout=60)
+        assert len(cut) == 200
+        assert answered < min(cut.values())  # the slow clients were all still there
+        assert min(cut.values()) > 3.5
+        assert max(cut.values()) < 14, sorted(cut.values())[-5:]  # slack for a loaded machine
+    finally:
+        stop.set()
+        for sock in slow:
+            sock.close()
+        server.stop()
+
+
 def test_expect_100_continue_is_refused_before_the_body(strict_server):
     """A body over the limit is refused instead of invited: the first line back is
     the 413, not 100 Continue, and the connection closes."""
@@ -585,17 +719,20 @@ def _one_worker(dev_server) -> DevServer:
     ).start()
 
 
+# Over what the reader thread reads ahead, so that a worker reads the body.
+HELD_BODY = b'{"x": 1}' + b" " * dev_server_module._READ_AHEAD_BYTES
+
+
 def _hold_the_worker(server) -> socket.socket:
-    """A connection whose worker waits for the 10 body bytes it declared; `_release`
-    sends them."""
+    """A connection whose worker waits for the body it declared; `_release` sends it."""
     sock = socket.create_connection(("localhost", server.rest_port), timeout=20)
-    sock.sendall(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: 10\r\n\r\n")
-    _wait_until(lambda: server._http.waiting() == 0)  # its worker took it
+    sock.sendall(b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(HELD_BODY))
+    _wait_until(lambda: server._http.answering() == 1)  # its worker took it
     return sock
 
 
 def _release(sock: socket.socket) -> http.client.HTTPResponse:
-    sock.sendall(b'{"x": 1}  ')
+    sock.sendall(HELD_BODY)
     return _response(sock, "POST")
 
 
@@ -623,38 +760,48 @@ def _queued_gets(server, count: int) -> list:
     return queued
 
 
-def test_queued_connections_get_the_worker_in_turn_and_extra_ones_503(dev_server):
-    """One worker, held: 16 connections wait for it and the 17th is refused with 503.
-    Then each answer but the last closes its keep-alive connection, because another
-    connection is waiting (a busy client used to keep the worker)."""
+def test_queued_requests_get_the_worker_in_turn_and_extra_ones_503(dev_server):
+    """One worker, held: 16 requests wait for it and the 17th is refused with 503. Then
+    each is answered, and its keep-alive connection stays open: between requests it
+    costs no worker (a busy keep-alive client used to keep the worker)."""
     server = _one_worker(dev_server)
     held = _hold_the_worker(server)
     queued = _queued_gets(server, 16)
     try:
         with socket.create_connection(("localhost", server.rest_port), timeout=20) as refused:
+            refused.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost: x\r\n\r\n")
             response = _response(refused)
             assert response.status == 503 and response.getheader("Connection") == "close"
             assert refused.recv(1) == b""
-        assert _release(held).getheader("Connection") == "close"
+        assert _release(held).status == 400
         answers = [_response(sock) for sock in queued]
-        assert [a.status for a in answers] == [200] * 16
-        assert [a.getheader("Connection") for a in answers] == ["close"] * 15 + [None]
+        assert [(a.status, a.getheader("Connection")) for a in answers] == [(200, None)] * 16
+        for sock in queued:  # each connection serves a second request
+            sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert [_response(sock).status for sock in queued] == [200] * 16
     finally:
         for sock in [held, *queued]:
             sock.close()
         server.stop()
 
 
-def test_idle_workers_release_only_as_many_connections_as_wait(dev_server):
-    """Two connections waiting: two workers may give theirs up for them, not more (every
-    idle worker used to drop its connection while any one waited)."""
+def test_idle_keep_alive_connections_hold_no_worker(dev_server):
+    """40 connections that made a request and stay open, against one worker: a new
+    client is answered at once (idle connections used to hold their worker for up to
+    the idle timeout when none waited)."""
     server = _one_worker(dev_server)
-    held = _hold_the_worker(server)
-    queued = _queued_gets(server, 2)
+    kept = []
     try:
-        assert [server._http.claim_for_waiting() for _ in range(4)] == [True, True, False, False]
+        for _ in range(40):
+            sock = socket.create_connection(("localhost", server.rest_port), timeout=20)
+            sock.sendall(b"GET /v1/models/segmentation HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _response(sock).status == 200
+            kept.append(sock)
+        assert len(server._http._open) == 40
+        status = RestClient(f"localhost:{server.rest_port}", timeout=5).status("segmentation")
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
     finally:
-        for sock in [held, *queued]:
+        for sock in kept:
             sock.close()
         server.stop()
 
@@ -665,9 +812,10 @@ def test_stop_closes_queued_connections_without_traceback(dev_server, caplog, ca
     held = _hold_the_worker(server)
     queued = _queued_gets(server, 2)
     accepted = list(server._http._open)
+    assert len(accepted) == 3
     server.stop()
     try:
-        assert all(connection.fileno() == -1 for connection in accepted)  # closed, not leaked
+        assert all(connection.sock.fileno() == -1 for connection in accepted)  # closed, not leaked
         for sock in queued:
             assert sock.recv(1) == b""
     finally:
@@ -719,9 +867,10 @@ def test_parsing_memory_is_estimated_before_parsing(strict_server, body, words):
 
 def test_json_response_memory_is_bounded(strict_server):
     """99k input samples pass max_elements, but two outputs of 99k samples as JSON
-    (about 24 MiB) exceed the 16 MiB budget; gRPC returns them."""
+    (about 24 MiB) exceed the 16 MiB budget; gRPC returns them. At the model's rate, so
+    that the graph's own estimate (7 MiB) fits the budget."""
     audio = np.zeros((1, 99_000), np.float32)
-    inputs = {"waveform": audio, "sample_rate": np.array(8000, np.int32)}
+    inputs = {"waveform": audio, "sample_rate": np.array(22050, np.int32)}
     rest, grpc_client = _clients(strict_server)
     with pytest.raises(ServingError, match="JSON response would need about 24 MiB") as raised:
         rest.predict("separation", inputs)
@@ -741,17 +890,20 @@ def test_rest_client_refuses_huge_bodies_before_building_them():
     assert "GrpcClient" in raised.value.message
 
 
-def test_rest_client_default_fits_the_servers_default_budget():
+def test_rest_client_default_fits_the_servers_default_budget(dev_server):
     """A separation body just under the client's default passes the server's default
-    parsing and response budgets (256 MiB of audio JSON was let through and refused
-    with 413 after predicting). The estimates are linear in the samples, so a small
-    body scaled up stands for the large one."""
+    parsing, graph and response budgets (256 MiB of audio JSON was let through and
+    refused with 413 after predicting), at 8 kHz, the rate whose resampling costs most.
+    The estimates are linear in the samples, so a small body scaled up stands for the
+    large one."""
     audio = (0.1 * np.random.default_rng(0).standard_normal((1, 20_000, 2))).astype(np.float32)
     inputs = {"waveform": audio, "sample_rate": np.array(8000, np.int32)}
     scale = serving_client.DEFAULT_MAX_BODY_BYTES / wire.json_body_size_estimate(inputs)
     body = json.dumps(wire.predict_request_body(inputs, "serving_default", False)).encode()
     budget = dev_server_module.DEFAULT_MAX_REQUEST_MEMORY_BYTES
     assert scale * wire.json_memory_estimate(body) < budget
+    sizes = {name: wire.array_size(value, name) for name, value in inputs.items()}
+    assert scale * sum(dev_server.repository.resolve("separation").memory_estimate("", sizes, "inputs")) < budget
     assert scale * wire.json_response_memory_estimate({"vocals": audio, "accompaniment": audio}) < budget
 
 
@@ -776,3 +928,196 @@ def test_a_busy_port_is_named_not_a_traceback(dev_server):
 
     with pytest.raises(OSError, match=rf"cannot listen for REST on localhost:{dev_server.rest_port}: .*in use"):
         DevServer(dev_server.repository, rest_port=dev_server.rest_port, grpc_port=0)
+
+
+# --- The memory budget counts every expansion (issue 23) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def budget_server(dev_server):
+    """A server with an 8 MiB per-request budget and the default element and pixel
+    bounds, so that only the budget stands between a small request and a large graph."""
+    server = DevServer(
+        dev_server.repository, rest_port=0, grpc_port=0, max_request_memory_bytes=8 << 20,
+        rest_threads=2, read_timeout_s=2.0, idle_timeout_s=2.0,
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_a_string_filling_its_shape_counts_per_element(strict_server):
+    """A 1 KB gRPC message declaring [100000] strings of 1000 bytes (one value filling
+    the shape) was estimated at 8 bytes an element, decoded and run: +2 GB for
+    [1000000] under a 64 MiB budget. Now each element counts its string."""
+    request = _declared([100_000], dtype=types_pb2.DT_STRING, string_val=[b"x" * 1000])
+    request.model_spec.signature_name = "predict_bytes"
+    assert request.ByteSize() < 1100
+    before = _rss_bytes()
+    with pytest.raises(grpc.RpcError) as raised:
+        _grpc_predict(strict_server, request)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
+    assert "inputs ['images'] would need about 298 MiB (203 MiB decoded, 95 MiB for the model's graph and outputs)" in raised.value.details()
+    assert "budget of 16 MiB (--max_request_memory_mb)" in raised.value.details()
+    assert _rss_bytes() - before < 50 << 20
+
+
+@pytest.mark.parametrize("rate", [1, 7999, 192001, -5])
+def test_sample_rates_outside_the_range_are_refused_before_resampling(strict_server, rate):
+    """At 1 Hz every sample sent became 22050 in the graph: a 4 KB request took 14.5 s
+    and +1.3 GB. The server refuses the rate itself, naming the field, before the graph
+    (also for exports made before the graph checked it)."""
+    before = _rss_bytes()
+    inputs = {"waveform": np.zeros((1, 1000), np.float32), "sample_rate": np.array(rate, np.int32)}
+    for client in _clients(strict_server):
+        with pytest.raises(ServingError) as raised:
+            client.predict("separation", inputs)
+        assert raised.value.code == "INVALID_ARGUMENT", raised.value
+        assert f"inputs.sample_rate must be within [8000, 192000] Hz (the rates the model resamples from), got {rate}" in raised.value.message
+    assert _rss_bytes() - before < 50 << 20
+
+
+def test_resampling_counts_against_the_budget(budget_server):
+    """The same 60000 samples fit the 8 MiB budget at the model's rate (6 MiB for the
+    graph; over gRPC, as their JSON response would not fit) but not at 8 kHz, where the
+    graph holds 2.76 times as many samples (11 MiB)."""
+    audio = np.zeros((1, 60_000), np.float32)
+    rest, grpc_client = _clients(budget_server)
+    at_model_rate = grpc_client.predict("separation", {"waveform": audio, "sample_rate": np.array(22050, np.int32)})
+    assert at_model_rate["vocals"].shape == (1, 60_000)
+    for client in (rest, grpc_client):
+        with pytest.raises(ServingError) as raised:
+            client.predict("separation", {"waveform": audio, "sample_rate": np.array(8000, np.int32)})
+        assert raised.value.code == "RESOURCE_EXHAUSTED", raised.value
+        assert "would need about 12 MiB (0 MiB decoded, 11 MiB for the model's graph and outputs), over the server's per-request budget of 8 MiB" in raised.value.message
+
+
+def _smooth_png(side: int) -> bytes:
+    """A side x side PNG of one colour: a few KB that decode to side^2 pixels."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((side, side, 3), 90, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_image_decoding_counts_against_the_budget(budget_server):
+    """A 4 KB PNG of 1000 x 1000 pixels (under --max_image_pixels) decodes to 64 MiB of
+    graph work: over the 8 MiB budget, refused from its header; 100 x 100 is served."""
+    small, large = _smooth_png(100), _smooth_png(1000)
+    assert len(large) < 10_000
+    for client in _clients(budget_server):
+        assert Image.open(io.BytesIO(serving_client.segment_image(client, "segmentation", small))).size == (100, 100)
+        before = _rss_bytes()
+        with pytest.raises(ServingError) as raised:
+            serving_client.segment_image(client, "segmentation", large)
+        assert raised.value.code == "RESOURCE_EXHAUSTED", raised.value
+        assert "61 MiB for the model's graph and outputs" in raised.value.message
+        assert _rss_bytes() - before < 30 << 20
+
+
+# --- Damaged versions (issue 23) -----------------------------------------------------
+
+
+def damaged_export(serving_exports, base) -> str:
+    """A copy of the exports where separation has a complete version 1 and a version 2
+    whose variables file is cut short, and segmentation a version 3 without
+    saved_model.pb (half copied); returns its models.config path."""
+    from serving import config
+
+    source, _ = serving_exports
+    for name in ("segmentation", "separation"):
+        shutil.copytree(os.path.join(source, name, "1"), os.path.join(base, name, "1"))
+    shutil.copytree(os.path.join(source, "separation", "1"), os.path.join(base, "separation", "2"))
+    data = os.path.join(base, "separation", "2", "variables", "variables.data-00000-of-00001")
+    os.truncate(data, os.path.getsize(data) // 2)
+    os.makedirs(os.path.join(base, "segmentation", "3", "variables"))
+    return config.write_for_export_base(base)
+
+
+def test_a_version_that_fails_to_load_is_reported_and_the_rest_serve(serving_exports, tmp_path, caplog):
+    """A truncated newest version stopped the server from starting (IndexError, no
+    folder named, no model served). Now it is reported as TF Serving reports a version
+    that fails to load, state END with its folder and error, and the older complete
+    version serves, as do the other models."""
+    from serving import config
+    from serving.repository import ModelRepository
+
+    caplog.set_level(logging.INFO)
+    path = damaged_export(serving_exports, str(tmp_path))
+    repository = ModelRepository(config.parse(path))
+    broken = str(tmp_path / "separation" / "2")
+    failures = [r.getMessage() for r in caplog.records if "did not load" in r.getMessage()]
+    assert len(failures) == 2 and not [r for r in caplog.records if r.exc_info]
+    assert f"model 'separation' version 2 did not load: {broken}: " in failures[1]
+    with DevServer(repository, rest_port=0, grpc_port=0) as server:
+        for client in _clients(server):
+            statuses = client.status("separation")["model_version_status"]
+            assert [(s["version"], s["state"], s["status"]["error_code"]) for s in statuses] == [
+                ("2", "END", "UNKNOWN"), ("1", "AVAILABLE", "OK"),
+            ]
+            assert statuses[0]["status"]["error_message"].startswith(f"{broken}: ")
+            assert client.status("separation", version=2)["model_version_status"] == statuses[:1]
+            out = client.predict("separation", {"waveform": np.zeros((1, 800), np.float32), "sample_rate": np.array(8000, np.int32)})
+            assert out["vocals"].shape == (1, 800)
+            with pytest.raises(ServingError, match=f"model 'separation' version 2 did not load: {broken}: ") as raised:
+                client.predict("separation", {"waveform": np.zeros((1, 800), np.float32), "sample_rate": np.array(8000, np.int32)}, version=2)
+            assert raised.value.code == "NOT_FOUND"
+            assert [s["state"] for s in client.status("segmentation")["model_version_status"]] == ["END", "AVAILABLE"]
+            assert len(serving_client.segment_image(client, "segmentation", _png(4)[1])) > 0
+
+
+def test_no_loadable_version_at_all_is_one_error_naming_the_folders(tmp_path):
+    from serving import config
+    from serving.repository import ModelRepository
+
+    os.makedirs(tmp_path / "m" / "1")
+    with pytest.raises(ValueError, match=rf"no model version loaded: {tmp_path / 'm' / '1'}: OSError: "):
+        ModelRepository(config.parse(config.write_for_export_base(str(tmp_path))))
+
+
+# --- Cancelled calls (issue 23) ------------------------------------------------------
+
+
+def _cancelled_call_stops(server, caplog, images: int) -> float:
+    """Seconds from cancelling a gRPC predict_bytes call of `images` small PNGs (1 ms
+    each) one second in, to the server's log line for its CANCELLED graph."""
+    caplog.set_level(logging.WARNING, logger="serving.dev_server")
+    request = _declared([images], dtype=types_pb2.DT_STRING, string_val=[_png(0, (8, 8))[1]])
+    request.model_spec.signature_name = "predict_bytes"
+    with grpc.insecure_channel(f"localhost:{server.grpc_port}") as channel:
+        call = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict.future(request, timeout=300)
+        time.sleep(1.0)
+        cancelled = time.monotonic()
+        call.cancel()
+        deadline = cancelled + 30
+        while not any("Predict -> CANCELLED" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "the cancelled call's graph did not stop"
+            time.sleep(0.05)
+        return time.monotonic() - cancelled
+
+
+def test_a_cancelled_grpc_call_stops_its_graph(dev_server, caplog):
+    """30000 images take over 30 s; cancelled one second in, the graph stops within
+    seconds (it used to compute to the end: three cancels made the next call take
+    4.7 s and added 450 MB)."""
+    assert _cancelled_call_stops(dev_server, caplog, 30_000) < 10
+    assert not [r for r in caplog.records if r.exc_info]
+    # The server serves on, and calls of other threads were not cancelled with it.
+    assert len(serving_client.segment_image(_clients(dev_server)[1], "segmentation", _png(1)[1])) > 0
+
+
+def test_cancellation_is_per_call(serving_exports, dev_server):
+    """TF keeps the cancellation of function calls in a process-wide global: a call
+    cancelled on one thread must not cancel another thread's call."""
+    from serving.repository import Cancellation
+
+    servable = dev_server.repository.resolve("segmentation")
+    images = {"images": np.array([_png(0, (8, 8))[1]] * 1000, dtype=object)}
+    first, second = Cancellation(), Cancellation()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        kept = pool.submit(servable.predict, "predict_bytes", images, (), first)
+        stopped = pool.submit(servable.predict, "predict_bytes", images, (), second)
+        time.sleep(0.1)
+        second.cancel()
+        assert len(kept.result(timeout=60)["label_png_bytes"]) == 1000
+        with pytest.raises(ServingError, match="cancelled") as raised:
+            stopped.result(timeout=60)
+    assert raised.value.code == "CANCELLED"

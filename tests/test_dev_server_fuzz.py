@@ -1,6 +1,9 @@
 """Seeded malformed REST and gRPC requests against the development server, from 8
 threads: none gets a 5xx or INTERNAL/UNKNOWN, none hangs, memory stays bounded, and a
-valid request gets the same answer before and after."""
+valid request gets the same answer before and after. Besides mutated and random bytes,
+the classes that once got past the checks: string fills and huge declared shapes,
+sample rates that resample a few samples into millions, numbers of thousands of digits
+in headers and URLs, and values outside their dtype's range."""
 
 import base64
 import concurrent.futures
@@ -17,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 
 from serving import client as serving_client
@@ -28,8 +32,11 @@ CLIENT_TIMEOUT_S = 15.0
 DEADLINE_S = 120.0
 # The requests below are at most ~1 MB each and are refused before anything larger is
 # allocated, so RSS may only grow by allocator and thread noise; 300 MB is that with
-# room to spare, far under the 4.8 GB a single huge-shape gRPC request used to take.
+# room to spare, far under the 4.8 GB a single huge-shape gRPC request used to take
+# (or the 2 GB of one string filling [1000000], or the 1.3 GB of 1000 samples at 1 Hz).
 RSS_GROWTH_BOUND = 300 << 20
+# Sample rates: outside the served [8000, 192000] Hz, and a few within it.
+RATES = (0, 1, -1, 7999, 192001, 2**31 - 1, -2**31, 8000, 44100, 192000)
 PREDICT = "/v1/models/segmentation:predict"
 SEPARATE = "/v1/models/separation:predict"
 
@@ -96,9 +103,12 @@ def _mutated(rng: random.Random, data: bytes) -> bytes:
     return bytes(data)
 
 
+def _png_header_bytes(width: int, height: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", width, height) + b"\x08\x02\x00\x00\x00"
+
+
 def _png_header(width: int, height: int) -> str:
-    data = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", width, height) + b"\x08\x02\x00\x00\x00"
-    return base64.b64encode(data).decode()
+    return base64.b64encode(_png_header_bytes(width, height)).decode()
 
 
 def _rest_cases(rng: random.Random) -> list:
@@ -138,6 +148,18 @@ def _rest_cases(rng: random.Random) -> list:
         version = rng.choice(("\xb2", "1.5", "-1", "99999999999999999999999", "\xe9", "0x1"))
         request = b"GET /v1/models/segmentation/versions/" + version.encode("latin-1") + b" HTTP/1.1\r\n\r\n"
         cases.append(("bad version", request, True))
+    for _ in range(30):
+        digits = (rng.choice("0123456789") * rng.choice((19, 20, 4300, 4301, 5000, 20_000))).encode()
+        cases.append(("long number", rng.choice((
+            b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nContent-Length: " + digits + b"\r\n\r\n{}",
+            b"POST " + PREDICT.encode() + b" HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: " + digits + b"\r\n\r\n",
+            b"GET /v1/models/segmentation/versions/" + digits + rng.choice((b"", b"/metadata")) + b" HTTP/1.1\r\n\r\n",
+            _post("/v1/models/segmentation/versions/" + digits.decode() + ":predict", b"{}"),
+        )), True))
+    for _ in range(20):
+        samples = rng.choice((1, 100, 1000))
+        body = '{"inputs": {"waveform": [[%s]], "sample_rate": %d}}' % (", ".join(["0.0"] * samples), rng.choice(RATES))
+        cases.append(("sample rate", _post(SEPARATE, body.encode()), True))
     for _ in range(20):
         method = rng.choice(("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "HEAD", "CONNECT", "X" * 40))
         cases.append(("other method", f"{method} /v1/models/segmentation HTTP/1.1\r\nContent-Length: 0\r\n\r\n".encode(), True))
@@ -164,6 +186,36 @@ def _grpc_cases(rng: random.Random) -> list:
         elif kind < 0.6:
             tensor.float_val.extend([rng.choice((0.5, float("nan"), float("inf")))] * rng.randint(1, 3))
         cases.append(("declared shape", request.SerializeToString()))
+    for _ in range(30):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = "segmentation", "predict_bytes"
+        tensor = request.inputs["images"]
+        tensor.dtype = types_pb2.DT_STRING
+        tensor.tensor_shape.dim.add().size = rng.choice((2, 100, 200_000, 1 << 30))
+        tensor.string_val.append(rng.choice((b"x", b"x" * 2000, _png_header_bytes(rng.choice((1, 64, 4000)), 4000))))
+        cases.append(("string fill", request.SerializeToString()))
+    for _ in range(20):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "separation"
+        shape = rng.choice(((1, rng.randint(1, 1000)), (1, rng.randint(1, 500), 2)))
+        request.inputs["waveform"].CopyFrom(tf.make_tensor_proto(np.zeros(shape, np.float32)))
+        request.inputs["sample_rate"].CopyFrom(tf.make_tensor_proto(np.array(rng.choice(RATES), np.int32)))
+        cases.append(("sample rate", request.SerializeToString()))
+    for _ in range(30):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "segmentation"
+        dtype, field, values = rng.choice((
+            (types_pb2.DT_UINT8, "int_val", (256, -1, 300, 2**31 - 1)), (types_pb2.DT_INT8, "int_val", (128, -129, 1000)),
+            (types_pb2.DT_INT16, "int_val", (1 << 15, -40000)), (types_pb2.DT_UINT16, "int_val", (1 << 16, -1)),
+            (types_pb2.DT_HALF, "half_val", (1 << 16, 1 << 20, -1)), (types_pb2.DT_BFLOAT16, "half_val", (1 << 16, -7)),
+        ))
+        request.model_spec.signature_name = "predict_uint8" if dtype == types_pb2.DT_UINT8 else ""
+        tensor = request.inputs["images"]
+        tensor.dtype = dtype
+        for size in (1, 1, 1, 3):
+            tensor.tensor_shape.dim.add().size = size
+        getattr(tensor, field).extend(rng.choice(((rng.choice(values),), (0, rng.choice(values), 0))))
+        cases.append(("out of range", request.SerializeToString()))
     return cases
 
 

@@ -86,6 +86,33 @@ def test_serve_command(serving_exports):
     assert result.returncode != 0 and "exactly one of --model_config_file and --export_base" in result.stderr
 
 
+def test_serve_reports_a_damaged_version_in_one_line_and_serves_the_rest(serving_exports, tmp_path):
+    """A newest version with a truncated variables file made serving.serve exit with an
+    IndexError traceback naming no folder; now that version gets one log line naming
+    its folder, and the older version and the other models are served."""
+    from tests.test_dev_server import damaged_export
+
+    path = damaged_export(serving_exports, str(tmp_path))
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.serve", f"--model_config_file={path}", "--port=0", "--rest_api_port=0"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        first = process.stdout.readline()
+        assert first.startswith("serving segmentation (version 1), separation (version 1)"), first
+        grpc_address = [process.stdout.readline() for _ in range(3)][1].split()[1]
+        status = serving_client.GrpcClient(grpc_address).status("separation")["model_version_status"]
+        assert [s["state"] for s in status] == ["END", "AVAILABLE"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=60)[1]
+    assert "Traceback" not in stderr
+    failures = [line for line in stderr.splitlines() if "did not load" in line]
+    assert len(failures) == 2, stderr[-2000:]
+    assert f"model 'separation' version 2 did not load: {tmp_path / 'separation' / '2'}: " in failures[1]
+
+
 def test_serve_flag_defaults_are_the_dev_servers():
     """serve.py states its defaults without importing TensorFlow; they must be the
     DevServer's own."""

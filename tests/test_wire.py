@@ -219,7 +219,44 @@ def test_image_pixels_edge_cases():
     tf.make_tensor_proto(np.zeros((2, 3), np.float32)),
 ])
 def test_well_formed_tensor_protos_pass(proto):
-    assert wire.check_tensor_proto(proto, "x", max_elements=6) == 24
+    size = wire.check_tensor_proto(proto, "x", max_elements=6)
+    assert (size.shape, size.dtype, size.decoded_bytes, size.value) == ((2, 3), tf.float32, 24, None)
     assert wire.from_tensor_proto(proto, "x").shape == (2, 3)
     with pytest.raises(ServingError, match="over the server's limit of 5"):
         wire.check_tensor_proto(proto, "x", max_elements=5)
+
+
+def test_string_sizes_count_every_element_a_value_fills():
+    """A value filling its shape costs its length once per element (it was 8 bytes an
+    element, whatever the length); so do the pixels of an image among them."""
+    png = _encoded("PNG", 3, 5)
+    fill = wire.check_tensor_proto(tf.make_tensor_proto(png, shape=[1000]), "x")
+    assert (fill.string_bytes, fill.pixels) == (1000 * len(png), 1000 * 15)
+    assert fill.decoded_bytes == 1000 * (len(png) + wire.STRING_ELEMENT_BYTES)
+    listed = wire.check_tensor_proto(tf.make_tensor_proto([png, b"abc"]), "x")
+    assert (listed.string_bytes, listed.pixels, listed.elements) == (len(png) + 3, 15, 2)
+    array = wire.array_size(np.array([png, b"abc"], dtype=object), "x")
+    assert (array.string_bytes, array.pixels, array.dtype) == (listed.string_bytes, 15, tf.string)
+    with pytest.raises(ServingError, match=r"x\[0\]: the encoded image has 15 pixels, over the server's limit of 14"):
+        wire.check_tensor_proto(tf.make_tensor_proto(png, shape=[1000]), "x", max_image_pixels=14)
+
+
+def test_narrow_integer_values_are_checked_against_their_dtype():
+    proto = tf.make_tensor_proto(np.array([0, 255], np.uint8))
+    assert proto.tensor_content  # raw bytes always fit
+    assert wire.check_tensor_proto(proto, "x").decoded_bytes == 2
+    fits = tf.make_tensor_proto(np.array([[-128, 127]], np.int8))
+    fits.ClearField("tensor_content")
+    fits.int_val.extend([-128, 127])
+    wire.check_tensor_proto(fits, "x")
+    assert wire.from_tensor_proto(fits, "x").tolist() == [[-128, 127]]
+    fits.int_val[1] = 128
+    with pytest.raises(ServingError, match=r"x: int_val values in \[-128, 128\] do not fit int8 \[-128, 127\]"):
+        wire.check_tensor_proto(fits, "x")
+
+
+def test_one_element_tensors_carry_their_value():
+    assert wire.check_tensor_proto(tf.make_tensor_proto(np.array(8000, np.int32)), "x").value == 8000
+    assert wire.check_tensor_proto(tf.make_tensor_proto(np.array([[0.5]], np.float32)), "x").value == 0.5
+    assert wire.array_size(np.array(44100, np.int32), "x").value == 44100
+    assert wire.array_size(np.zeros(2, np.float32), "x").value is None
