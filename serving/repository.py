@@ -140,10 +140,14 @@ class Servable:
         for string inputs their bytes once more (a map over them copies each) and
         _GRAPH_BYTES_PER_PIXEL per pixel of the encoded images among them.
 
+        A signature with a scalar integer `num_samples` input (predict_samples) runs
+        the graph that many times over: its graph bytes count num_samples times.
+
         Raises NOT_FOUND for an unknown signature, INVALID_ARGUMENT naming
         `<prefix>.sample_rate` for a rate outside SAMPLE_RATES.
         """
-        ratio = _resampling_ratio(self.input_specs(signature_name), sizes, prefix)
+        specs = self.input_specs(signature_name)
+        ratio = _resampling_ratio(specs, sizes, prefix)
         inputs = graph = 0
         for size in sizes.values():
             inputs += 2 * size.decoded_bytes
@@ -153,7 +157,7 @@ class Servable:
                 graph += size.elements * (_BYTES_PER_SAMPLE_SENT + math.ceil(_BYTES_PER_MODEL_SAMPLE * ratio))
             else:
                 graph += size.elements * _GRAPH_BYTES_PER_ELEMENT
-        return inputs, graph
+        return inputs, graph * _sample_count(specs, sizes)
 
     def predict(self, signature_name: str, inputs: dict, output_filter=(), cancel: Cancellation | None = None) -> dict:
         """{input: array} -> {output: array}, with the inputs checked against the
@@ -207,6 +211,15 @@ def _resampling_ratio(specs: dict, sizes: dict, prefix: str) -> float | None:
             f"resamples from), got {size.value}"
         )
     return _MODEL_RATE / size.value
+
+
+def _sample_count(specs: dict, sizes: dict) -> int:
+    """The request's `num_samples` for a signature with a scalar integer input of that
+    name (at least 1; the graph refuses values out of its range), else 1."""
+    spec, size = specs.get("num_samples"), sizes.get("num_samples")
+    if spec is None or spec.shape.rank != 0 or not spec.dtype.is_integer or size is None or size.value is None:
+        return 1
+    return max(1, int(size.value))
 
 
 def _graph_message(error: tf.errors.OpError) -> str:

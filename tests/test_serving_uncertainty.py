@@ -28,7 +28,8 @@ def server(tmp_path_factory):
     for name, module in modules.items():
         savedmodel.publish(module, base, name, module.check)
     repository = ModelRepository(config.parse(config.write_for_export_base(base)))
-    dev = DevServer(repository, rest_port=0, grpc_port=0).start()
+    # A 64 MiB budget per request: one sample of a 128 x 128 image fits, 32 do not.
+    dev = DevServer(repository, rest_port=0, grpc_port=0, max_request_memory_bytes=64 << 20).start()
     clients = {"rest": client.RestClient(f"localhost:{dev.rest_port}"),
                "grpc": client.GrpcClient(f"localhost:{dev.grpc_port}")}
     yield modules, clients
@@ -74,3 +75,19 @@ def test_too_many_samples_are_refused_naming_the_input(server):
         clients["rest"].predict("segmentation", {"images": images, "seed": np.array([1], np.int64),
                                                  "num_samples": np.array(64, np.int32)}, "predict_samples")
     assert error.value.code == "INVALID_ARGUMENT"
+
+
+def test_the_memory_budget_counts_every_sample(server):
+    """Over gRPC (no JSON response to count): one sample of a 128 x 128 image fits the
+    64 MiB budget, 32 samples run the graph 32 times and do not."""
+    _, clients = server
+    from serving.client import ServingError
+
+    inputs = {"images": np.zeros((1, 128, 128, 3), np.float32), "seed": np.array([1], np.int64)}
+    one = clients["grpc"].predict("segmentation", {**inputs, "num_samples": np.array(1, np.int32)},
+                                  "predict_samples")
+    assert one["sample_class_ids"].shape == (1, 1, 128, 128)
+    with pytest.raises(ServingError, match="max_request_memory_mb") as error:
+        clients["grpc"].predict("segmentation", {**inputs, "num_samples": np.array(32, np.int32)},
+                                "predict_samples")
+    assert error.value.code == "RESOURCE_EXHAUSTED"
