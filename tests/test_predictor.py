@@ -76,3 +76,27 @@ def test_an_interrupted_stage_resumes(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "predictor: resuming from" in out and "(step 10)" in out
     assert files.read_json(os.path.join(folder, predictor.DONE_FILE))["steps"] == 30
+
+
+def test_a_second_run_waits_for_the_stage_and_uses_it(tmp_path, capsys):
+    import fcntl
+    import threading
+
+    stage = _stage(tmp_path)
+    stage()  # trains; find its folder and take its lock as another process would
+    (name,) = os.listdir(tmp_path / "predictors")
+    folder = str(tmp_path / "predictors" / name)
+    summary = files.read_json(os.path.join(folder, predictor.DONE_FILE))
+    os.remove(os.path.join(folder, predictor.DONE_FILE))  # "not finished yet"
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    waiter = threading.Thread(target=stage)
+    waiter.start()
+    waiter.join(timeout=5)
+    assert waiter.is_alive()  # waits while the stage is held
+    files.write_json(os.path.join(folder, predictor.DONE_FILE), summary)  # "finished"
+    os.close(fd)
+    waiter.join(timeout=60)
+    assert not waiter.is_alive()
+    out = capsys.readouterr().out
+    assert "waiting for another process" in out and "resuming" not in out

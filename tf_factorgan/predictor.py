@@ -20,11 +20,13 @@ later run on the same data reuses a finished predictor, and a changed setting tr
 a new one beside it.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import keras
 import numpy as np
@@ -122,9 +124,35 @@ def train(make_predictor: Callable[[], MomentPredictor], partition: Partition,
     the network. Returns predictor.json's content: {"steps", "best_step",
     "best_val_loss", "settings"}.
     """
+    with _stage_lock(folder, name):
+        # Complete already, or finished by the process this one waited for.
+        if is_complete(folder):
+            return files.read_json(os.path.join(folder, DONE_FILE))
+        return _train(make_predictor, partition, joint_stream, val_samples, settings, folder, name)
+
+
+@contextlib.contextmanager
+def _stage_lock(folder: str, name: str) -> Iterator[None]:
+    """Holds `folder` (created if missing) exclusively: a second run that needs the same
+    stage (two runs started side by side) waits for the first to finish it, then uses
+    its result. The lock is the folder's own flock, which the kernel drops when a
+    process dies."""
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{name}: waiting for another process that trains {folder}", flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _train(make_predictor, partition, joint_stream, val_samples, settings, folder, name) -> dict:
+    """`train`'s work, in the locked folder."""
     done = os.path.join(folder, DONE_FILE)
-    if is_complete(folder):
-        return files.read_json(done)
     predictor = make_predictor()
     optimizer = optimizers.FusedAdam(settings.lr, beta_1=0.5, name="adam_predictor")
     optimizer.build(predictor.trainable_variables)

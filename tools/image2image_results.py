@@ -1,0 +1,164 @@
+"""Tables and curves of a set of image2image runs (results/cityscapes_segmentation/).
+
+  python -m tools.image2image_results --runs=runs/cityscapes_grid/image2image \
+      --results_dir=results/cityscapes_segmentation
+
+Reads every run folder's metrics.json and TensorBoard `eval/*` curves; writes
+`results.csv` (one row per run), `results.md` (the README's tables: label maps, then
+label map -> photo runs, beside the floors of `floors_64.json` when it is there),
+`curves.png` (pixel accuracy or FCN-score against updates) and a copy of every run's
+metrics.json under `runs/`. Wall time is the span of the run's TensorBoard events
+(training and its periodic evaluations).
+"""
+
+import glob
+import os
+import shutil
+
+from absl import app, flags
+
+flags.DEFINE_string("runs", "runs/cityscapes_grid/image2image", "Folder of the run folders.")
+flags.DEFINE_string("results_dir", "results/cityscapes_segmentation", "Where the tables go.")
+FLAGS = flags.FLAGS
+
+SEGMENTATION = ("pixel_accuracy", "vote/pixel_accuracy", "mean_iou", "vote/mean_iou",
+                "diversity/class_change", "diversity/mean_pairwise_l1")
+PHOTOS = ("fcn/pixel_accuracy", "fcn/mean_iou", "fcn/real_pixel_accuracy", "ls_mean", "mse",
+          "mean/mse", "diversity/mean_pairwise_l1")
+
+
+def _events(log_dir: str):
+    import tensorflow as tf
+
+    for path in sorted(glob.glob(os.path.join(log_dir, "events*"))):
+        yield from tf.compat.v1.train.summary_iterator(path)
+
+
+def curves_and_wall_time(run_dir: str) -> tuple[dict, float]:
+    """({eval tag: [(step, value)]}, seconds from the first to the last event)."""
+    import tensorflow as tf
+
+    curves, times = {}, []
+    for event in _events(os.path.join(run_dir, "logs")):
+        times.append(event.wall_time)
+        for value in event.summary.value:
+            if value.tag.startswith("eval/") and value.HasField("tensor"):
+                curves.setdefault(value.tag[5:], []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    return curves, (max(times) - min(times)) if times else 0.0
+
+
+def describe(config: dict) -> str:
+    """The run's model and loss, as the README's tables name them."""
+    loss = config.get("recon_loss", "none")
+    return f"{config['model']}" + ("" if loss == "none" else f" + {loss}") + f" ({config['label_encoding']})"
+
+
+def _format(value) -> str:
+    return "" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def main(argv):
+    del argv
+    from tf_factorgan import files
+
+    rows = []
+    for run_dir in sorted(glob.glob(os.path.join(FLAGS.runs, "*", "metrics.json"))):
+        run_dir = os.path.dirname(run_dir)
+        metrics = files.read_json(os.path.join(run_dir, "metrics.json"))
+        curves, seconds = curves_and_wall_time(run_dir)
+        rows.append({"name": os.path.basename(run_dir), "metrics": metrics, "curves": curves,
+                     "minutes": seconds / 60})
+    if not rows:
+        raise SystemExit(f"error: no finished runs (metrics.json) under {FLAGS.runs}")
+    os.makedirs(os.path.join(FLAGS.results_dir, "runs"), exist_ok=True)
+    for row in rows:
+        shutil.copyfile(os.path.join(FLAGS.runs, row["name"], "metrics.json"),
+                        os.path.join(FLAGS.results_dir, "runs", f"{row['name']}.json"))
+    label_rows = [r for r in rows if r["metrics"]["config"]["direction"] == "a_to_b"]
+    photo_rows = [r for r in rows if r["metrics"]["config"]["direction"] == "b_to_a"]
+    write_csv(rows)
+    write_markdown(label_rows, photo_rows)
+    plot(label_rows, photo_rows)
+    print(f"written: {FLAGS.results_dir}/results.csv, results.md, curves.png, runs/")
+
+
+def write_csv(rows: list) -> None:
+    import csv
+
+    keys = ("step", *SEGMENTATION, *PHOTOS)
+    with open(os.path.join(FLAGS.results_dir, "results.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", "model", "direction", *keys, "wall_minutes"])
+        for row in rows:
+            metrics = row["metrics"]
+            writer.writerow([row["name"], describe(metrics["config"]), metrics["config"]["direction"],
+                             *(_format(metrics.get(k)) for k in keys), f"{row['minutes']:.1f}"])
+
+
+def write_markdown(label_rows: list, photo_rows: list) -> None:
+    from tf_factorgan import files
+
+    lines = []
+    floors_path = os.path.join(FLAGS.results_dir, "floors_64.json")
+    header = ("| model | pixel accuracy (one sample) | pixel accuracy (vote of 10) | mean IoU "
+              "(one / vote) | class change between samples | updates | wall time |")
+    lines += [header, "| --- | --- | --- | --- | --- | --- | --- |"]
+    if os.path.isfile(floors_path):
+        floors = files.read_json(floors_path)
+        for name, label in (("most_common_class", "floor: most common class everywhere"),
+                            ("per_pixel_prior", "floor: each pixel's most common class")):
+            lines.append(f"| {label} | {floors[name]['pixel_accuracy']:.3f} | | "
+                         f"{floors[name]['mean_iou']:.3f} | | | |")
+    for row in label_rows:
+        m = row["metrics"]
+        lines.append(
+            f"| {describe(m['config'])} | {m['pixel_accuracy']:.3f} | {m['vote/pixel_accuracy']:.3f} | "
+            f"{m['mean_iou']:.3f} / {m['vote/mean_iou']:.3f} | {m.get('diversity/class_change', 0):.3f} | "
+            f"{m['step']} | {row['minutes']:.0f} min |")
+    if photo_rows:
+        lines += ["", "| model | FCN-score pixel accuracy | FCN-score mean IoU | LS metric | MSE (one sample / "
+                  "mean of 10) | mean pairwise L1 between samples | updates | wall time |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        real = photo_rows[0]["metrics"]
+        lines.append(f"| real photos | {real['fcn/real_pixel_accuracy']:.3f} | {real['fcn/real_mean_iou']:.3f} | "
+                     f"0.25 at best | | | | |")
+        for row in photo_rows:
+            m = row["metrics"]
+            lines.append(
+                f"| {describe(m['config'])} | {m['fcn/pixel_accuracy']:.3f} | {m['fcn/mean_iou']:.3f} | "
+                f"{m['ls_mean']:.3f} | {m['mse']:.4f} / {m['mean/mse']:.4f} | "
+                f"{m['diversity/mean_pairwise_l1']:.4f} | {m['step']} | {row['minutes']:.0f} min |")
+    files.write_bytes(os.path.join(FLAGS.results_dir, "results.md"), ("\n".join(lines) + "\n").encode())
+
+
+def plot(label_rows: list, photo_rows: list) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(label_rows, "vote/pixel_accuracy", "pixel accuracy (vote of 10 samples)"),
+              (photo_rows, "fcn/pixel_accuracy", "FCN-score pixel accuracy (label map -> photo)")]
+    panels = [p for p in panels if p[0]]
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for axis, (rows, key, title) in zip(axes[0], panels):
+        for row in rows:
+            points = sorted(row["curves"].get(key, []))
+            if points:
+                axis.plot(*zip(*points), marker="o", markersize=3, label=describe(row["metrics"]["config"]))
+        floors_path = os.path.join(FLAGS.results_dir, "floors_64.json")
+        if key == "vote/pixel_accuracy" and os.path.isfile(floors_path):
+            from tf_factorgan import files
+
+            prior = files.read_json(floors_path)["per_pixel_prior"]["pixel_accuracy"]
+            axis.axhline(prior, color="grey", linestyle="--", label="floor: per-pixel prior")
+        axis.set_title(title)
+        axis.set_xlabel("generator updates")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(os.path.join(FLAGS.results_dir, "curves.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    app.run(main)
