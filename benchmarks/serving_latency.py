@@ -23,15 +23,15 @@ import tensorflow as tf
 from absl import app, flags
 from PIL import Image
 
-from export import savedmodel
-from serving import client as serving_client
-from serving import config
-from serving.dev_server import DevServer
-from serving.repository import ModelRepository
 from tf_factorgan.experiments import audio_separation, image2image
+from tf_factorgan.export import savedmodel
+from tf_factorgan.logs import quiet_info_logs
 from tf_factorgan.models.masking import MaskingSeparator
 from tf_factorgan.models.unet import UNet
-from trainers import common_flags
+from tf_factorgan.serving import client as serving_client
+from tf_factorgan.serving import config
+from tf_factorgan.serving.dev_server import DevServer
+from tf_factorgan.serving.repository import ModelRepository
 
 flags.DEFINE_integer("requests", 20, "Requests per measurement.", lower_bound=2)
 flags.DEFINE_integer("concurrency", 4, "Concurrent clients in the throughput run.", lower_bound=1)
@@ -108,7 +108,7 @@ def _measure(call) -> dict:
 
 def main(argv):
     del argv
-    common_flags.quiet_info_logs()
+    quiet_info_logs()
     jpeg, audio = _inputs()
     with tempfile.TemporaryDirectory() as base:
         _export(base)

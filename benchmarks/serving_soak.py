@@ -39,8 +39,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _export(base: str) -> None:
-    from export import savedmodel
-    from serving import config
+    from tf_factorgan.export import savedmodel
+    from tf_factorgan.serving import config
     from tests.conftest import SERVING_LOAD_SIZE, SERVING_NZ, tiny_separator, tiny_unet
 
     for name, module in (
@@ -98,8 +98,8 @@ def _calls(rest: str, grpc_address: str) -> dict:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from serving import client as serving_client
-    from serving.wire import ServingError
+    from tf_factorgan.serving import client as serving_client
+    from tf_factorgan.serving.wire import ServingError
 
     rest_client = serving_client.RestClient(rest)
     grpc_client = serving_client.GrpcClient(grpc_address)

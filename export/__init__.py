@@ -1,1 +1,2 @@
-"""SavedModel export of trained generators for TF Serving (its own issue: #5)."""
+"""`python -m export.export` of a checkout. The export code is `tf_factorgan.export`
+(installed: `factorgan-export`)."""

@@ -1,3 +1,3 @@
-"""Serving exported generators through the TF Serving API: model config files
-(`config`), wire formats (`wire`), a development server (`repository`, `dev_server`,
-`serve`) and clients (`client`, `cli`)."""
+"""`python -m serving.serve` and `python -m serving.cli` of a checkout, and the TF
+Serving image's `models.config`. The serving code is `tf_factorgan.serving` (installed:
+`factorgan-serve`, `factorgan-client`)."""

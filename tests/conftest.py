@@ -136,8 +136,8 @@ def tiny_separator():
 def serving_exports(tmp_path_factory):
     """An export base with `segmentation` (U-Net, 16x16) and `separation` (masking
     U-Net) version 1 and its models.config; returns (export_base, {name: module})."""
-    from export import savedmodel
-    from serving import config
+    from tf_factorgan.export import savedmodel
+    from tf_factorgan.serving import config
 
     base = str(tmp_path_factory.mktemp("exports"))
     modules = {
@@ -154,9 +154,9 @@ def serving_exports(tmp_path_factory):
 def dev_server(serving_exports):
     """The development server over `serving_exports` on free ports (4 MiB body limit,
     so that the oversized-payload test stays small)."""
-    from serving import config
-    from serving.dev_server import DevServer
-    from serving.repository import ModelRepository
+    from tf_factorgan.serving import config
+    from tf_factorgan.serving.dev_server import DevServer
+    from tf_factorgan.serving.repository import ModelRepository
 
     base, _ = serving_exports
     repository = ModelRepository(config.parse(os.path.join(base, config.CONFIG_FILE)))

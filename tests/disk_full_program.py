@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tests import kill_program
 from tf_factorgan.experiments import common, paired_mnist
-from trainers import common_flags
+from tf_factorgan.cli import command
 
 
 def fill(folder: str, leave: int) -> None:
@@ -40,7 +40,7 @@ def main(out_path: str, leave: str, classifier_cache: str) -> None:
 
     task = dataclasses.replace(paired_mnist.TASK, evaluate=evaluate_then_fill)
     data = kill_program.data(config)
-    common_flags.run_or_exit(
+    command.run_or_exit(
         lambda: common.run_experiment(task, config, data, tf.distribute.get_strategy()))
 
 

@@ -108,11 +108,11 @@ def test_unpaired_rows_reach_the_marginal_streams_but_not_the_joint(trained, dat
 
 
 def test_export_serves_the_samples_in_user_units(trained, tmp_path):
-    from export import export, savedmodel
-    from serving import config as serving_config
-    from serving.client import RestClient
-    from serving.dev_server import DevServer
-    from serving.repository import ModelRepository
+    from tf_factorgan.export import export, savedmodel
+    from tf_factorgan.serving import config as serving_config
+    from tf_factorgan.serving.client import RestClient
+    from tf_factorgan.serving.dev_server import DevServer
+    from tf_factorgan.serving.repository import ModelRepository
 
     config, _, run_dir = trained
     module = export.build_module(str(run_dir), "samples")

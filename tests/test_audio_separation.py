@@ -105,7 +105,7 @@ def test_bad_training_flags_fail_before_any_song_is_read(tmp_path, flag, value):
     (True, "l1", "gaussian"), (False, "mr2", "laplace"), (True, "proxy_mr2", "gaussian")])
 def test_pairs_losses_train_separation_and_its_samples_are_served(tmp_path, musdb_dir, data, factorgan,
                                                                   recon_loss, likelihood):
-    from export import export
+    from tf_factorgan.export import export
 
     config = _config(tmp_path, musdb_dir, factorgan=factorgan, recon_loss=recon_loss, likelihood=likelihood,
                      moment_samples=2, moment_inputs=1, predictor_steps=2, predictor_eval_every=1,

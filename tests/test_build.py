@@ -44,7 +44,7 @@ def test_every_library_module_is_in_a_py_library():
     libraries = {s for t in _targets().values() if t["kind"] == "py_library" for s in t["srcs"]}
     binaries = {s for t in _targets().values() if t["kind"] == "py_binary" for s in t["srcs"]}
     for package in ("tf_factorgan", "export", "serving"):
-        # export/ and serving/ also hold their commands (py_binaries).
+        # export/ and serving/ also hold the checkout's commands (py_binaries).
         commands = binaries if package in ("export", "serving") else set()
         missing = _files(f"{package}/**/*.py") - libraries - commands
         assert not missing, f"modules without a py_library: {sorted(missing)}"
@@ -82,8 +82,10 @@ def _imported_modules(path: str) -> set:
 def test_export_and_serving_import_no_training_code():
     # A served model needs its spec and weights, not the experiments that trained it.
     training = ("trainers", "tf_factorgan.experiments", "tf_factorgan.trainer", "tf_factorgan.gan",
-                "tf_factorgan.cyclegan")
-    for path in sorted(_files("export/*.py") | _files("serving/*.py")):
+                "tf_factorgan.cyclegan", "tf_factorgan.cli.training")
+    paths = (_files("export/*.py") | _files("serving/*.py") | _files("tf_factorgan/export/*.py")
+             | _files("tf_factorgan/serving/*.py"))
+    for path in sorted(paths):
         bad = {m for m in _imported_modules(os.path.join(REPO_ROOT, path))
                if any(m == t or m.startswith(t + ".") for t in training)}
         assert not bad, f"{path} imports training code: {sorted(bad)}"

@@ -15,10 +15,10 @@ CHECK = """
 import sys
 from absl import flags
 import trainers.{trainer}
-from trainers import common_flags
+from tf_factorgan.cli import command
 from tf_factorgan.experiments.{module} import {config}
 flags.FLAGS(["check"])
-print(common_flags.flag_mismatches({config}))
+print(command.flag_mismatches({config}))
 """
 
 
@@ -39,7 +39,7 @@ def test_a_flag_with_another_default_is_reported(monkeypatch):
 
     from absl import flags
 
-    from trainers import common_flags
+    from tf_factorgan.cli import command
 
     @dataclasses.dataclass(frozen=True)
     class Settings:
@@ -51,6 +51,6 @@ def test_a_flag_with_another_default_is_reported(monkeypatch):
     values = flags.FlagValues()
     flags.DEFINE_integer("steps", 7, "", flag_values=values)
     values(["check"])
-    monkeypatch.setattr(common_flags, "FLAGS", values)
-    assert common_flags.flag_mismatches(Settings) == {
+    monkeypatch.setattr(command, "FLAGS", values)
+    assert command.flag_mismatches(Settings) == {
         "steps": "flag default 7, config 5", "name": "no flag"}

@@ -25,12 +25,12 @@ from PIL import Image
 from tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving import client as serving_client
-from serving import dev_server as dev_server_module
-from serving import wire
-from serving.client import GrpcClient, RestClient
-from serving.dev_server import DevServer
-from serving.wire import ServingError
+from tf_factorgan.serving import client as serving_client
+from tf_factorgan.serving import dev_server as dev_server_module
+from tf_factorgan.serving import wire
+from tf_factorgan.serving.client import GrpcClient, RestClient
+from tf_factorgan.serving.dev_server import DevServer
+from tf_factorgan.serving.wire import ServingError
 
 RATE = 16000  # clients send their own rate; the graph resamples to 22050 Hz
 
@@ -126,8 +126,8 @@ def test_separation_graph_refuses_rates_outside_its_range(serving_exports, rate,
 
 def test_the_servers_sample_rates_are_the_exports():
     """The server checks and costs resampling with its own copy of the numbers."""
-    from export.savedmodel import SeparationModule
-    from serving import repository
+    from tf_factorgan.export.savedmodel import SeparationModule
+    from tf_factorgan.serving import repository
     from tf_factorgan.audio.spectrogram import SpectrogramSettings
 
     assert repository.SAMPLE_RATES == SeparationModule.SAMPLE_RATES
@@ -908,7 +908,7 @@ def test_rest_client_default_fits_the_servers_default_budget(dev_server):
 
 
 def test_client_disconnects_leave_one_log_line_and_no_traceback(dev_server, caplog, capfd):
-    caplog.set_level(logging.INFO, logger="serving.dev_server")
+    caplog.set_level(logging.INFO, logger="tf_factorgan.serving.dev_server")
     body = json.dumps({"signature_name": "predict_bytes", "instances": [{"b64": base64.b64encode(_png(1)[1]).decode()}]}).encode()
     for _ in range(3):
         sock = socket.create_connection(("localhost", dev_server.rest_port), timeout=10)
@@ -924,7 +924,7 @@ def test_client_disconnects_leave_one_log_line_and_no_traceback(dev_server, capl
 
 
 def test_a_busy_port_is_named_not_a_traceback(dev_server):
-    from serving.dev_server import DevServer
+    from tf_factorgan.serving.dev_server import DevServer
 
     with pytest.raises(OSError, match=rf"cannot listen for REST on localhost:{dev_server.rest_port}: .*in use"):
         DevServer(dev_server.repository, rest_port=dev_server.rest_port, grpc_port=0)
@@ -1020,7 +1020,7 @@ def damaged_export(serving_exports, base) -> str:
     """A copy of the exports where separation has a complete version 1 and a version 2
     whose variables file is cut short, and segmentation a version 3 without
     saved_model.pb (half copied); returns its models.config path."""
-    from serving import config
+    from tf_factorgan.serving import config
 
     source, _ = serving_exports
     for name in ("segmentation", "separation"):
@@ -1037,8 +1037,8 @@ def test_a_version_that_fails_to_load_is_reported_and_the_rest_serve(serving_exp
     folder named, no model served). Now it is reported as TF Serving reports a version
     that fails to load, state END with its folder and error, and the older complete
     version serves, as do the other models."""
-    from serving import config
-    from serving.repository import ModelRepository
+    from tf_factorgan.serving import config
+    from tf_factorgan.serving.repository import ModelRepository
 
     caplog.set_level(logging.INFO)
     path = damaged_export(serving_exports, str(tmp_path))
@@ -1065,8 +1065,8 @@ def test_a_version_that_fails_to_load_is_reported_and_the_rest_serve(serving_exp
 
 
 def test_no_loadable_version_at_all_is_one_error_naming_the_folders(tmp_path):
-    from serving import config
-    from serving.repository import ModelRepository
+    from tf_factorgan.serving import config
+    from tf_factorgan.serving.repository import ModelRepository
 
     os.makedirs(tmp_path / "m" / "1")
     with pytest.raises(ValueError, match=rf"no model version loaded: {tmp_path / 'm' / '1'}: OSError: "):
@@ -1079,7 +1079,7 @@ def test_no_loadable_version_at_all_is_one_error_naming_the_folders(tmp_path):
 def _cancelled_call_stops(server, caplog, images: int) -> float:
     """Seconds from cancelling a gRPC predict_bytes call of `images` small PNGs (1 ms
     each) one second in, to the server's log line for its CANCELLED graph."""
-    caplog.set_level(logging.WARNING, logger="serving.dev_server")
+    caplog.set_level(logging.WARNING, logger="tf_factorgan.serving.dev_server")
     request = _declared([images], dtype=types_pb2.DT_STRING, string_val=[_png(0, (8, 8))[1]])
     request.model_spec.signature_name = "predict_bytes"
     with grpc.insecure_channel(f"localhost:{server.grpc_port}") as channel:
@@ -1107,7 +1107,7 @@ def test_a_cancelled_grpc_call_stops_its_graph(dev_server, caplog):
 def test_cancellation_is_per_call(serving_exports, dev_server):
     """TF keeps the cancellation of function calls in a process-wide global: a call
     cancelled on one thread must not cancel another thread's call."""
-    from serving.repository import Cancellation
+    from tf_factorgan.serving.repository import Cancellation
 
     servable = dev_server.repository.resolve("segmentation")
     images = {"images": np.array([_png(0, (8, 8))[1]] * 1000, dtype=object)}

@@ -23,8 +23,8 @@ from PIL import Image
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from serving import client as serving_client
-from serving.dev_server import DevServer
+from tf_factorgan.serving import client as serving_client
+from tf_factorgan.serving.dev_server import DevServer
 
 SEED = 11
 THREADS = 8

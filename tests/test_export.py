@@ -11,14 +11,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from export import savedmodel
-from tf_factorgan.audio import separation, spectrogram
-from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tests.conftest import SERVING_LOAD_SIZE as LOAD_SIZE
 from tests.conftest import SERVING_NZ as NZ
 from tests.conftest import tiny_separator, tiny_unet
+from tf_factorgan.audio import separation, spectrogram
+from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.data import palette
 from tf_factorgan.eval import segmentation
+from tf_factorgan.export import savedmodel
 from tf_factorgan.models.mlp import MLPGenerator
 
 
@@ -344,7 +344,7 @@ def test_cli_exports_an_image2image_run(tmp_path):
     """export.build_module rebuilds the U-Net from metrics.json + generator.weights.h5."""
     import json
 
-    from export import export
+    from tf_factorgan.export import export
 
     run_dir = tmp_path / "image2image" / "run"
     run_dir.mkdir(parents=True)
@@ -385,7 +385,7 @@ USER_PALETTE = palette.Palette((
 
 def test_a_segmentation_run_serves_the_ids_of_its_spec_palette(tmp_path):
     """generator.json's data.palette decides class_ids: its ids, not 0..K-1."""
-    from export import export
+    from tf_factorgan.export import export
     from tf_factorgan.models import specs
 
     run_dir = tmp_path / "image2image" / "run"
@@ -417,7 +417,7 @@ def test_a_segmentation_run_serves_the_ids_of_its_spec_palette(tmp_path):
 
 def test_cli_exports_sampler_runs(tmp_path):
     """image_pairs and paired_mnist runs become sampler exports with their shapes."""
-    from export import export
+    from tf_factorgan.export import export
     from tf_factorgan.data import mnist
     from tf_factorgan.models.conv import ConvGenerator
 
@@ -446,7 +446,7 @@ def test_export_command_publishes_a_separation_run_and_its_config(tmp_path):
     import subprocess
     import sys
 
-    from serving import config as serving_config
+    from tf_factorgan.serving import config as serving_config
     from tests.conftest import REPO_ROOT
     from tf_factorgan.models import legacy_specs
 
@@ -476,7 +476,7 @@ def test_export_command_publishes_a_separation_run_and_its_config(tmp_path):
 @pytest.mark.parametrize("content", [b'{"config": {"nz": 5', b"\xff\xfe\x00\x81", b"[1, 2]"],
                          ids=["truncated", "binary", "not_an_object"])
 def test_a_damaged_metrics_json_is_named(tmp_path, content):
-    from export import export
+    from tf_factorgan.export import export
 
     run_dir = tmp_path / "paired_mnist" / "run"
     run_dir.mkdir(parents=True)
@@ -486,7 +486,7 @@ def test_a_damaged_metrics_json_is_named(tmp_path, content):
 
 
 def test_an_export_removes_what_killed_exports_left_unless_one_is_under_way(tmp_path):
-    from export import export
+    from tf_factorgan.export import export
     from tf_factorgan import files
 
     tf.keras.utils.set_random_seed(0)

@@ -136,7 +136,7 @@ def test_own_folders_reach_the_streams_their_model_may_see(tmp_path, user_folder
 
 
 def test_own_folders_train_evaluate_with_the_palette_and_export(tmp_path, user_folders):
-    from export import export
+    from tf_factorgan.export import export
     from tf_factorgan.models import specs
 
     config = _folder_config(tmp_path, user_folders)
@@ -175,7 +175,7 @@ def test_own_folders_without_a_palette_score_mse_and_are_not_served_as_segmentat
     """B grey photos, no palette: B is an image, not a label map."""
     from PIL import Image
 
-    from export import export
+    from tf_factorgan.export import export
 
     rng = np.random.default_rng(0)
     for folder in ("a", "b", "val_a", "val_b"):
@@ -213,7 +213,7 @@ def _combination(model, recon_loss):
 @pytest.mark.parametrize("recon_loss", pairs_loss.KINDS)
 def test_every_model_and_pairs_loss_trains_evaluates_and_exports(tmp_path, segmentation_dir, model,
                                                                  recon_loss):
-    from export import export
+    from tf_factorgan.export import export
 
     config = _config(tmp_path, segmentation_dir, **_combination(model, recon_loss))
     metrics = common.run_experiment(image2image.TASK, config)
@@ -230,7 +230,7 @@ def test_every_model_and_pairs_loss_trains_evaluates_and_exports(tmp_path, segme
 
 
 def test_label_maps_to_photos_score_realism_and_diversity(tmp_path, segmentation_dir, monkeypatch):
-    from export import export
+    from tf_factorgan.export import export
     from tf_factorgan import predictor
     from tf_factorgan.eval import realism
 

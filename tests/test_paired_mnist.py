@@ -36,7 +36,7 @@ def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
     assert (run_dir / "samples.png").stat().st_size > 0
     assert (run_dir / "generator.weights.h5").stat().st_size > 0
     # The spec beside the weights is all the export needs.
-    from export import export
+    from tf_factorgan.export import export
     from tf_factorgan.models import specs
 
     assert specs.read(str(run_dir)) == paired_mnist.generator_spec(config)

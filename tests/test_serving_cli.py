@@ -12,8 +12,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from serving import client as serving_client
 from tests.conftest import REPO_ROOT
+from tf_factorgan.serving import client as serving_client
 
 
 def _run(*args, check=True):
@@ -118,10 +118,10 @@ def test_serve_flag_defaults_are_the_dev_servers():
     DevServer's own."""
     import inspect
 
-    from serving import dev_server
+    from tf_factorgan.serving import dev_server
 
     code = (
-        "import sys; from absl import flags; import serving.serve; flags.FLAGS(['serve']); "
+        "import sys; from absl import flags; import tf_factorgan.serving.serve; flags.FLAGS(['serve']); "
         "print(*[flags.FLAGS[n].default for n in sys.argv[1:]])"
     )
     names = ["max_request_mb", "max_request_memory_mb", "max_elements", "max_image_pixels",

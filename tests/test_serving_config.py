@@ -7,8 +7,8 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import config
 from tests.conftest import REPO_ROOT
+from tf_factorgan.serving import config
 
 
 def test_shipped_config_is_a_model_server_config():

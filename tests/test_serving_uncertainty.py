@@ -13,10 +13,10 @@ from tests.conftest import tiny_separator
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from export import savedmodel
-    from serving import client, config
-    from serving.dev_server import DevServer
-    from serving.repository import ModelRepository
+    from tf_factorgan.export import savedmodel
+    from tf_factorgan.serving import client, config
+    from tf_factorgan.serving.dev_server import DevServer
+    from tf_factorgan.serving.repository import ModelRepository
     from tf_factorgan.models.unet import UNet
 
     tf.keras.utils.set_random_seed(0)
@@ -68,7 +68,7 @@ def test_separation_samples_over_the_wire(server, protocol):
 
 def test_too_many_samples_are_refused_naming_the_input(server):
     _, clients = server
-    from serving.client import ServingError
+    from tf_factorgan.serving.client import ServingError
 
     images = np.zeros((1, 16, 16, 3), np.float32)
     with pytest.raises(ServingError, match="num_samples must be <= 32") as error:
@@ -81,7 +81,7 @@ def test_the_memory_budget_counts_every_sample(server):
     """Over gRPC (no JSON response to count): one sample of a 128 x 128 image fits the
     64 MiB budget, 32 samples run the graph 32 times and do not."""
     _, clients = server
-    from serving.client import ServingError
+    from tf_factorgan.serving.client import ServingError
 
     inputs = {"images": np.zeros((1, 128, 128, 3), np.float32), "seed": np.array([1], np.int64)}
     one = clients["grpc"].predict("segmentation", {**inputs, "num_samples": np.array(1, np.int32)},

@@ -312,8 +312,8 @@ def test_train_from_folders_then_export_and_separate(folders, data, tmp_path):
     """The trainer's command line -> one step -> BSS Eval of the test song -> a
     SavedModel export (which checks itself against the NumPy path) -> separating a
     file as trainers.separate does."""
-    from export import export, savedmodel
-    from trainers import common_flags
+    from tf_factorgan.export import export, savedmodel
+    from tf_factorgan.cli import command
 
     config = _folder_config(folders, tmp_path, cache_dir=str(folders / "cache"))
     flags = dict(TINY, disc_iter=1, out_path=tmp_path, cache_dir=folders / "cache",
@@ -348,6 +348,6 @@ def test_train_from_folders_then_export_and_separate(folders, data, tmp_path):
     # The trainer ends a bad folder with this one line (run_or_exit, as in main).
     missing = dataclasses.replace(config, paired_songs_dir=str(tmp_path / "nowhere"))
     with pytest.raises(SystemExit) as info:
-        common_flags.run_or_exit(lambda: audio_separation.load_data(missing))
+        command.run_or_exit(lambda: audio_separation.load_data(missing))
     assert str(info.value) == (f"error: --paired_songs_dir folder '{tmp_path}/nowhere' does not "
                                f"exist (expected a folder of song folders)")

@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from serving import wire
-from serving.wire import ServingError
+from tf_factorgan.serving import wire
+from tf_factorgan.serving.wire import ServingError
 
 DTYPES = {"images": tf.float32, "seed": tf.int64}
 

@@ -17,7 +17,7 @@ from tests.conftest import REPO_ROOT
 from tf_factorgan import files
 from tf_factorgan.experiments import paired_mnist
 from tf_factorgan.models import specs
-from trainers import common_flags
+from tf_factorgan.cli import command
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def read_only_dir(tmp_path):
 def _one_line_exit(run) -> str:
     """What `run_or_exit(run)` ends the program with: one line, exit code 1."""
     with pytest.raises(SystemExit) as exited:
-        common_flags.run_or_exit(run)
+        command.run_or_exit(run)
     message = exited.value.code
     assert isinstance(message, str) and "\n" not in message  # sys.exit(str): code 1
     return message

@@ -1,36 +1,7 @@
-"""Downloads and unpacks a pix2pix dataset (aligned A|B image pairs).
+"""`python -m trainers.download_pix2pix`: runs `tf_factorgan.cli.download_pix2pix` (its docstring and
+--help say what it does)."""
 
-  python -m trainers.download_pix2pix --dataset=cityscapes --out_dir=data
-
-Writes <out_dir>/<dataset>/train/ and <out_dir>/<dataset>/val/ and prints that folder.
-An interrupted download resumes when the command is run again; a dataset that is
-already there is not downloaded again. Offline, fetch the archive by hand and unpack it
-into <out_dir> (or point --url at a mirror, file:// URLs included).
-"""
-
-import sys
-
-from absl import flags
-
-from tf_factorgan.data import pix2pix
-from trainers import common_flags
-
-flags.DEFINE_enum("dataset", None, list(pix2pix.PIX2PIX_DATASETS), "pix2pix dataset to fetch.")
-flags.DEFINE_string("out_dir", "data", "Parent folder of the dataset.")
-flags.DEFINE_string("url", None, "Archive URL instead of pix2pix's own (a mirror).")
-flags.mark_flag_as_required("dataset")
-
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-    del argv
-    try:
-        path = pix2pix.download(FLAGS.dataset, FLAGS.out_dir, url=FLAGS.url)
-    except (OSError, ValueError) as error:
-        sys.exit(f"error: {error}")
-    print(path)
-
+from tf_factorgan.cli import download_pix2pix
 
 if __name__ == "__main__":
-    common_flags.run_main(main)
+    download_pix2pix.run()

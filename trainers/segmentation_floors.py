@@ -1,54 +1,7 @@
-"""The two floors a segmentation model must beat (`eval/floors.py`) on the data a run of
-`trainers.image2image` would use (the same data flags), written as JSON.
+"""`python -m trainers.segmentation_floors`: runs `tf_factorgan.cli.segmentation_floors` (its docstring and
+--help say what it does)."""
 
-  python -m trainers.segmentation_floors --dataset_dir=data/cityscapes --load_size=64 \
-      --out=results/cityscapes_segmentation/floors.json
-"""
-
-import os
-
-from absl import flags
-
-from tf_factorgan import files
-from tf_factorgan.data import pools
-from tf_factorgan.eval import floors
-from tf_factorgan.experiments import image_data
-from trainers import common_flags
-
-DEFAULTS = image_data.ImageDataSettings()
-
-common_flags.define_image_data_flags(DEFAULTS)
-flags.DEFINE_string("out", "", "JSON file to write the floors to (default: print only).")
-FLAGS = flags.FLAGS
-
-
-def compute(settings: image_data.ImageDataSettings) -> dict:
-    """The floors on `settings`' data: every training label map (paired or not)
-    against the validation label maps, with the run's image size and palette."""
-    data = image_data.load_data(settings)
-    if data.label_part is None:
-        raise ValueError("floors need label maps: the cityscapes preset, or --palette with folders")
-    train_maps = pools.to_memory(data.observations.marginal_pool(data.label_part))
-    result = floors.floors(train_maps, data.val.b, data.palette)
-    result["data"] = image_data.details(settings, data)
-    return result
-
-
-def main(argv):
-    del argv
-    # The data flags are ImageDataSettings' own fields; the rest keep their defaults.
-    values = {name: FLAGS[name].value for name in image_data.ImageDataSettings.__annotations__}
-    settings = common_flags.run_or_exit(lambda: image_data.ImageDataSettings(**values))
-    result = common_flags.run_or_exit(lambda: compute(settings))
-    for name in ("most_common_class", "per_pixel_prior"):
-        metrics = result[name]
-        print(f"{name}: pixel accuracy {metrics['pixel_accuracy']:.4f}, mean class accuracy "
-              f"{metrics['mean_class_accuracy']:.4f}, mean IoU {metrics['mean_iou']:.4f}")
-    if FLAGS.out:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-        files.write_json(FLAGS.out, result)
-        print(f"written: {FLAGS.out}")
-
+from tf_factorgan.cli import segmentation_floors
 
 if __name__ == "__main__":
-    common_flags.run_main(main)
+    segmentation_floors.run()

@@ -30,7 +30,7 @@ from tensorflow.python.eager import cancellation  # TF's own: no public API stop
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.wire import ServingError, invalid
+from tf_factorgan.serving.wire import ServingError, invalid
 
 DEFAULT_SIGNATURE = "serving_default"
 _LOG = logging.getLogger(__name__)

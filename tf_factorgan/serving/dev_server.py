@@ -64,9 +64,9 @@ import grpc
 from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
-from serving import wire
-from serving.repository import Cancellation, ModelRepository
-from serving.wire import ServingError, invalid
+from tf_factorgan.serving import wire
+from tf_factorgan.serving.repository import Cancellation, ModelRepository
+from tf_factorgan.serving.wire import ServingError, invalid
 
 _LOG = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import wire
-from serving.wire import ServingError
+from tf_factorgan.serving import wire
+from tf_factorgan.serving.wire import ServingError
 from tf_factorgan.audio.windows import SOURCES
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
