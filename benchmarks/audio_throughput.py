@@ -57,7 +57,7 @@ def main(argv):
     print(f"device {device}, batch {FLAGS.batch_size}, disc_iter 2, {FLAGS.steps} timed updates per model\n")
     for model in FLAGS.models:
         config = audio_separation.AudioSeparationConfig(
-            factorgan=model == "factorgan", batch_size=FLAGS.batch_size,
+            variant=model, batch_size=FLAGS.batch_size,
             steps_per_call=FLAGS.steps_per_call, out_path="/nonexistent")
         loop = audio_separation.build_trainer(config, random_data(config), strategy)
         rate = timing.updates_per_second(loop, FLAGS.steps, FLAGS.steps_per_call)

@@ -46,8 +46,8 @@ def make_config(experiment: str, model: str, jit: bool, mixed: bool):
     common = dict(batch_size=FLAGS.batch_size, jit_compile=jit, mixed_precision=mixed,
                   steps_per_call=FLAGS.steps_per_call, out_path="/nonexistent", strategy=FLAGS.strategy)
     if experiment == "image_pairs":
-        return image_pairs, image_pairs.ImagePairsConfig(factorgan=model == "factorgan", **common)
-    return image2image, image2image.Image2ImageConfig(model=model, **common)
+        return image_pairs, image_pairs.ImagePairsConfig(variant=model, **common)
+    return image2image, image2image.Image2ImageConfig(variant=model, **common)
 
 
 def main(argv):

@@ -63,7 +63,7 @@ def main(argv):
     for name, factorgan in (("FactorGAN", True), ("GAN", False)):
         for jit in (False, True):
             config = paired_mnist.PairedMnistConfig(
-                factorgan=factorgan, use_real_dep_disc=factorgan, jit_compile=jit,
+                variant="factorgan" if factorgan else "gan", jit_compile=jit,
                 steps_per_call=FLAGS.steps_per_call, out_path="/nonexistent")
             data = paired_mnist.build_data(config, train, test)
             result = throughput(config, data, strategy)

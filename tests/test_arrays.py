@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+from tf_factorgan import config
 from tf_factorgan.data import arrays, sources
 
 
@@ -234,7 +235,7 @@ def test_every_bad_input_has_a_clear_error(tmp_path):
     for name, (kwargs, words) in _bad_files(str(tmp_path)).items():
         with pytest.raises((ValueError, FileNotFoundError)) as caught:
             arrays.load(**kwargs)
-        message = str(caught.value)
+        message = config.flag_message(caught.value)  # as the command line says it
         for word in words:
             assert word in message, (name, message)
 

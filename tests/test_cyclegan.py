@@ -64,7 +64,7 @@ def test_identity_loss_is_zero_when_channels_differ():
 
 
 def test_negative_weights_are_refused():
-    with pytest.raises(ValueError, match="--cycle_weight"):
+    with pytest.raises(ValueError, match="cycle_weight"):
         cyclegan.CycleWeights(cycle=-1.0)
 
 

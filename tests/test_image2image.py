@@ -14,7 +14,7 @@ TINY = dict(load_size=16, ngf=4, disc_channels=4, batch_size=4, steps=2, steps_p
 
 def _config(tmp_path, dataset_dir, **kw):
     values = dict(TINY, dataset="cityscapes", dataset_dir=dataset_dir, out_path=str(tmp_path),
-                  experiment_name=kw.get("model", "factorgan"))
+                  experiment_name=kw.get("variant", "factorgan"))
     values.update(kw)
     return image2image.Image2ImageConfig(**values)
 
@@ -26,10 +26,10 @@ def _config(tmp_path, dataset_dir, **kw):
 ])
 def test_every_model_trains_and_writes_segmentation_metrics(tmp_path, segmentation_dir, model,
                                                             discriminators):
-    config = _config(tmp_path, segmentation_dir, model=model)
+    config = _config(tmp_path, segmentation_dir, variant=model)
     data = image_data.load_data(config)
     metrics = common.run_experiment(image2image.TASK, config, data, tf.distribute.get_strategy())
-    assert metrics["step"] == 2 and metrics["model"] == model
+    assert metrics["step"] == 2 and metrics["variant"] == model
     assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and 0.0 < metrics["mse"] < 1.0
     assert metrics["num_images"] == 6
     run_dir = config.run_dir
@@ -73,9 +73,9 @@ def test_image_grid_shows_input_truth_samples_consensus_and_spread(tmp_path, seg
 
 
 def test_bad_settings_name_their_flag():
-    with pytest.raises(ValueError, match="--model"):
-        image2image.Image2ImageConfig(model="pix2pix")
-    with pytest.raises(ValueError, match="--cycle_weight"):
+    with pytest.raises(ValueError, match="variant must be one of gan, factorgan, factorgan_no_cp, cyclegan"):
+        image2image.Image2ImageConfig(variant="pix2pix")
+    with pytest.raises(ValueError, match="cycle_weight"):
         image2image.Image2ImageConfig(cycle_weight=-1)
 
 
@@ -96,7 +96,7 @@ def _folder_config(tmp_path, folders, **kw):
                   val_a_dir=folders["val"][0], val_b_dir=folders["val"][1],
                   palette=os.path.join(os.path.dirname(folders["paired"][0]), "palette.csv"),
                   resize="crop", image_cache_dir=str(tmp_path / "cache"),
-                  experiment_name=kw.get("model", "factorgan"))
+                  experiment_name=kw.get("variant", "factorgan"))
     values.update(kw)
     return image2image.Image2ImageConfig(**values)
 
@@ -121,7 +121,7 @@ def user_folders(tmp_path_factory):
 def test_own_folders_reach_the_streams_their_model_may_see(tmp_path, user_folders, model, counts):
     from tf_factorgan.data import sources
 
-    config = _folder_config(tmp_path, user_folders, model=model)
+    config = _folder_config(tmp_path, user_folders, variant=model)
     data = image_data.load_data(config)
     assert data.sample_shape == (16, 32, 6) and len(data.val) == 3
     loop = image2image.build_trainer(config, data, tf.distribute.get_strategy())
@@ -157,17 +157,17 @@ def test_own_folders_train_evaluate_with_the_palette_and_export(tmp_path, user_f
 
 def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):
     make = lambda **kw: image2image.Image2ImageConfig(out_path=str(tmp_path), **kw)
-    with pytest.raises(ValueError, match="--paired_a_dir need --dataset=folders"):
+    with pytest.raises(ValueError, match="paired_a_dir need dataset=folders"):
         make(paired_a_dir="x")
     with pytest.raises(ValueError, match="needs a paired set: --paired_dir or --paired_a_dir"):
         make(dataset="folders", val_dir="v")
-    with pytest.raises(ValueError, match="--paired_a_dir and --paired_b_dir go together"):
+    with pytest.raises(ValueError, match="paired_a_dir and paired_b_dir go together"):
         make(dataset="folders", paired_a_dir="a", val_dir="v")
-    with pytest.raises(ValueError, match="give --val_dir .* not both"):
+    with pytest.raises(ValueError, match="give val_dir .* not both"):
         make(dataset="folders", paired_dir="p", val_dir="v", val_a_dir="a", val_b_dir="b")
-    with pytest.raises(ValueError, match="--resize must be one of"):
+    with pytest.raises(ValueError, match="resize must be one of"):
         make(dataset="folders", paired_dir="p", val_dir="v", resize="squash")
-    with pytest.raises(ValueError, match="--load_size must be a power of two"):
+    with pytest.raises(ValueError, match="load_size must be a power of two"):
         make(load_size=48)
 
 
@@ -184,7 +184,7 @@ def test_own_folders_without_a_palette_score_mse_and_are_not_served_as_segmentat
             shape = [16, 16] if folder.endswith("b") else [16, 16, 3]
             Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
     config = image2image.Image2ImageConfig(
-        **dict(TINY, num_joint_samples=100), dataset="folders", out_path=str(tmp_path / "runs"), model="gan",
+        **dict(TINY, num_joint_samples=100), dataset="folders", out_path=str(tmp_path / "runs"), variant="gan",
         paired_a_dir=str(tmp_path / "a"), paired_b_dir=str(tmp_path / "b"),
         val_a_dir=str(tmp_path / "val_a"), val_b_dir=str(tmp_path / "val_b"),
         image_cache_dir=str(tmp_path / "cache"))
@@ -202,7 +202,7 @@ def _combination(model, recon_loss):
     if recon_loss in ("mr2", "proxy_mr2") and likelihood == "categorical":
         likelihood = "gaussian"
     one_hot = recon_loss == "ce" or (recon_loss not in ("none", "l1", "l2") and likelihood == "categorical")
-    return dict(model=model, recon_loss=recon_loss, likelihood=likelihood,
+    return dict(variant=model, recon_loss=recon_loss, likelihood=likelihood,
                 label_encoding="one_hot" if one_hot or model == "factorgan_no_cp" else "rgb",
                 moment_samples=2, moment_inputs=2, predictor_steps=2, predictor_eval_every=1,
                 eval_samples=2, noise_stages=2, noise_map_channels=2, mirror=True,
@@ -237,7 +237,7 @@ def test_label_maps_to_photos_score_realism_and_diversity(tmp_path, segmentation
     # A tiny instrument: the recipe's shape, a few steps.
     monkeypatch.setattr(realism, "INSTRUMENT", predictor.StageSettings("categorical", 4, 2, 4, 1e-3, 0))
     monkeypatch.setattr(realism, "INSTRUMENT_NGF", 2)
-    config = _config(tmp_path, segmentation_dir, model="gan", direction="b_to_a", label_encoding="one_hot",
+    config = _config(tmp_path, segmentation_dir, variant="gan", direction="b_to_a", label_encoding="one_hot",
                      recon_loss="mr1", likelihood="laplace", moment_samples=2, moment_inputs=2,
                      eval_samples=2, noise_stages=2, noise_map_channels=2, ls_runs=1, ls_epochs=1,
                      experiment_name="labels_to_photos")
@@ -263,11 +263,11 @@ def _summaries(tmp_path):
 
 def test_settings_that_do_not_fit_together_are_refused(tmp_path):
     make = lambda **kw: image2image.Image2ImageConfig(out_path=str(tmp_path), **kw)
-    with pytest.raises(ValueError, match="--label_encoding=one_hot"):
+    with pytest.raises(ValueError, match="label_encoding=one_hot"):
         make(recon_loss="ce")
-    with pytest.raises(ValueError, match="--direction=a_to_b"):
+    with pytest.raises(ValueError, match="direction=a_to_b"):
         make(recon_loss="ce", label_encoding="one_hot", direction="b_to_a")
     with pytest.raises(ValueError, match="CycleGAN|cyclegan"):
-        make(model="cyclegan", recon_loss="l1")
-    with pytest.raises(ValueError, match="--direction must be one of"):
+        make(variant="cyclegan", recon_loss="l1")
+    with pytest.raises(ValueError, match="direction must be one of"):
         make(direction="up")

@@ -31,7 +31,7 @@ def test_load_size_is_a_side_or_height_and_width(value, expected):
 
 @pytest.mark.parametrize("value", ["100", "0", "16,20", "a", "16,32,48", ""])
 def test_a_bad_load_size_names_the_flag(value):
-    with pytest.raises(ValueError, match="--load_size must be S or H,W"):
+    with pytest.raises(ValueError, match="load_size must be S or H,W"):
         image_folders.parse_load_size(value)
 
 
@@ -193,7 +193,7 @@ def test_pad_fills_label_maps_with_a_colour_only_ignored_classes_use(tmp_path):
     only_shared = palette.from_json([
         {"id": 0, "name": "void", "colour": [0, 0, 142], "ignored": True},
         {"id": 1, "name": "car", "colour": [0, 0, 142], "ignored": False}])
-    with pytest.raises(ValueError, match="--resize=pad needs a palette colour that only ignored"):
+    with pytest.raises(ValueError, match="resize=pad needs a palette colour that only ignored"):
         image_folders.PartSpec(LABEL_MAP, (16, 16), "pad", only_shared)
 
 

@@ -29,14 +29,14 @@ def test_data_follow_the_dataset_and_paired_subset(tmp_path, edges_dir):
     assert data.partition.sizes == (1, 3)  # edge maps become one grey channel
     assert data.sample_shape == (16, 16, 4) and len(data.val) == 6
     assert data.observations.num_paired == 5 and data.observations.num_unpaired(1) == 7
-    with pytest.raises(ValueError, match="--num_joint_samples=13 exceeds the 12 training images"):
+    with pytest.raises(ValueError, match="num_joint_samples=13 exceeds the 12 training images"):
         image_data.load_data(_config(tmp_path, edges_dir, num_joint_samples=13))
 
 
 @pytest.mark.parametrize("factorgan, discriminators", [
     (True, ["marginal_0", "marginal_1", "p_dependency", "q_dependency"]), (False, ["joint"])])
 def test_training_writes_checkpoint_samples_and_ls_metric(tmp_path, edges_dir, factorgan, discriminators):
-    config = _config(tmp_path, edges_dir, factorgan=factorgan)
+    config = _config(tmp_path, edges_dir, variant="factorgan" if factorgan else "gan")
     data = image_data.load_data(config)
     metrics = common.run_experiment(image_pairs.TASK, config, data, tf.distribute.get_strategy())
     assert metrics["step"] == 2
@@ -57,7 +57,7 @@ def test_big_gan_discriminator_is_wider(tmp_path, edges_dir):
     data = image_data.load_data(_config(tmp_path, edges_dir))
 
     def weights(**kw):
-        loop = image_pairs.build_trainer(_config(tmp_path, edges_dir, factorgan=False, **kw), data,
+        loop = image_pairs.build_trainer(_config(tmp_path, edges_dir, variant="gan", **kw), data,
                                          tf.distribute.get_strategy())
         return sum(int(np.prod(w.shape)) for w in loop.gan_step.models.discriminators["joint"].weights)
 
@@ -100,7 +100,7 @@ def test_own_aligned_folders_with_unpaired_label_maps_train_pairs(tmp_path):
     assert data.sample_shape == (16, 16, 6) and len(data.val) == 6
     assert data.observations.summary()["num_unpaired_b"] == 4
     # The LS metric's minimum is checked before training.
-    with pytest.raises(ValueError, match=r"at least 5 validation pairs, the validation set \(--val_dir=.*\) holds 4"):
+    with pytest.raises(ValueError, match=r"at least 5 validation pairs, the validation set \(val_dir=.*\) holds 4"):
         image_pairs.load_data(dataclasses.replace(config, max_val_images=4))
     metrics = common.run_experiment(image_pairs.TASK, config, data, tf.distribute.get_strategy())
     assert metrics["step"] == 2 and metrics["num_paired"] == 5 and metrics["num_unpaired_a"] == 0

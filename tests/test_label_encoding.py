@@ -45,7 +45,7 @@ def test_classes_and_colours_of_each_form():
     np.testing.assert_array_equal(rgb.train_ids(colours).numpy(), [[names.index("road"), names.index("sky")]])
     with pytest.raises(ValueError, match="one_hot"):
         rgb.class_probabilities(colours)
-    with pytest.raises(ValueError, match="--label_encoding"):
+    with pytest.raises(ValueError, match="label_encoding"):
         LabelEncoding(CITYSCAPES, "indices")
 
 

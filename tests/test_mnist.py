@@ -29,7 +29,7 @@ def test_pairing_is_fixed_by_its_seed():
 
 
 def test_lambda_outside_unit_interval_is_refused():
-    with pytest.raises(ValueError, match=r"--same_digit_prob must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"same_digit_prob must lie in \[0, 1\]"):
         mnist.pair_digits(np.zeros(5, int), 1.5, 0)
 
 
@@ -61,7 +61,7 @@ def test_incomplete_manual_dir_names_path_files_and_flag(tmp_path):
         mnist.load_mnist("train", manual_dir=str(tmp_path))
     message = str(info.value)
     assert str(tmp_path) in message and "t10k-labels-idx1-ubyte.gz" in message
-    assert "--mnist_manual_dir" in message
+    assert "(from mnist_manual_dir)" in message and "(from --mnist_manual_dir)" in info.value.as_flags()
 
 
 def test_official_files_load_offline_in_the_files_order(mnist_dir):
@@ -169,5 +169,5 @@ def test_redrawn_pairing_draws_new_lower_digits_with_lambda_statistics():
 
 
 def test_pairing_flag_is_checked():
-    with pytest.raises(ValueError, match="--pairing must be one of"):
+    with pytest.raises(ValueError, match="pairing must be one of"):
         paired_mnist.PairedMnistConfig(pairing="sometimes")

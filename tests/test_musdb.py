@@ -170,15 +170,16 @@ def test_split_songs_is_seeded_and_nested():
     assert musdb.split_songs(100, 10, seed=4)[0] != paired
     assert set(paired) <= set(musdb.split_songs(100, 20, seed=3)[0])
     for bad in (0, 101):
-        with pytest.raises(ValueError, match="--num_joint_songs"):
+        with pytest.raises(ValueError, match="num_joint_songs"):
             musdb.split_songs(100, bad, seed=3)
 
 
 def test_wrong_layout_names_root_flag_and_expected_layout(tmp_path):
     with pytest.raises(FileNotFoundError) as info:
-        musdb.check_layout(str(tmp_path), flag="--musdb_dir")
+        musdb.check_layout(str(tmp_path), setting="{musdb_dir}")
     message = str(info.value)
-    assert str(tmp_path) in message and "--musdb_dir" in message
+    assert str(tmp_path) in message and "(from musdb_dir)" in message
+    assert "(from --musdb_dir)" in info.value.as_flags()
     assert "<root>/train/*.stem.mp4" in message and "sigsep.github.io" in message
     assert "musdb18_sample" in message
 

@@ -82,7 +82,7 @@ def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, di
         values[hparams_metadata.SESSION_START_INFO_TAG].metadata.plugin_data.content)
     assert start.hparams["variant"].string_value == "factorgan"
     assert start.hparams["num_joint_samples"].number_value == 40
-    assert start.hparams["use_real_dep_disc"].bool_value is True
+    assert not {"factorgan", "use_real_dep_disc"} & set(start.hparams)  # replaced by variant
     assert start.hparams["mnist_manual_dir"].string_value == "None"
     experiment = hparams_metadata.parse_experiment_plugin_data(
         values[hparams_metadata.EXPERIMENT_TAG].metadata.plugin_data.content)
@@ -108,25 +108,27 @@ def test_pairs_grid_frames_each_pair_and_marks_its_two_digits():
 def test_eval_only_without_a_checkpoint_says_so(tmp_path, digits):
     config = _tiny_config(tmp_path, eval_only=True)
     data = paired_mnist.build_data(config, *digits)
-    with pytest.raises(FileNotFoundError, match="--eval_only found no checkpoint"):
+    with pytest.raises(FileNotFoundError, match="eval_only found no checkpoint"):
         common.run_experiment(paired_mnist.TASK, config, data, tf.distribute.get_strategy())
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(num_joint_samples=60001), r"--num_joint_samples must lie in \[1, 60000\]"),
-    (dict(same_digit_prob=-0.1), r"--same_digit_prob must lie in \[0, 1\]"),
-    (dict(factorgan=False, use_real_dep_disc=True), "--use_real_dep_disc needs --factorgan"),
-    (dict(batch_size=0), "--batch_size must be >= 1"),
+    (dict(num_joint_samples=60001), r"^num_joint_samples must lie in \[1, 60000\]"),
+    (dict(same_digit_prob=-0.1), r"^same_digit_prob must lie in \[0, 1\]"),
+    (dict(variant="wgan"), "^variant must be one of gan, factorgan, factorgan_no_cp, got 'wgan'"),
+    (dict(batch_size=0), "^batch_size must be >= 1"),
 ])
 def test_bad_settings_fail_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         paired_mnist.PairedMnistConfig(**kwargs).gan_config()
 
 
-def test_variant_follows_the_flags():
-    assert paired_mnist.PairedMnistConfig().variant is Variant.FACTORGAN
-    assert paired_mnist.PairedMnistConfig(use_real_dep_disc=False).variant is Variant.FACTORGAN_NO_CP
-    assert paired_mnist.PairedMnistConfig(factorgan=False, use_real_dep_disc=False).variant is Variant.GAN
+def test_variant_follows_the_settings():
+    assert paired_mnist.PairedMnistConfig().gan_config().variant is Variant.FACTORGAN
+    no_cp = paired_mnist.PairedMnistConfig(variant="factorgan_no_cp")
+    assert no_cp.gan_config().variant is Variant.FACTORGAN_NO_CP
+    gan = paired_mnist.PairedMnistConfig(variant=Variant.GAN)
+    assert gan.variant == "gan" and gan.gan_config().variant is Variant.GAN
 
 
 def _cli(*args):
@@ -141,8 +143,13 @@ def _our_lines(stderr: str) -> list:
 
 
 def test_cli_reports_bad_flags_and_missing_data_in_one_line(tmp_path):
+    old_flags = tmp_path / "old.cfg"  # a flag file of an earlier version
+    old_flags.write_text("--factorgan\n--nouse_real_dep_disc\n--steps=10\n")
     cases = {
-        ("--nofactorgan", "--use_real_dep_disc"): "--use_real_dep_disc needs --factorgan",
+        ("--nofactorgan", "--use_real_dep_disc"): "--nofactorgan --use_real_dep_disc: the variant is one flag now; use --variant=gan",
+        (f"--flagfile={old_flags}",): "--factorgan --nouse_real_dep_disc: the variant is one flag now; use --variant=factorgan_no_cp",
+        ("--variant=wgan",): "--variant must be one of gan, factorgan, factorgan_no_cp, got 'wgan'",
+        ("--batch_size=0",): "--batch_size must be >= 1, got 0",
         ("--num_joint_samples=999999",): r"--num_joint_samples must lie in \[1, 60000\]",
         ("--same_digit_prob=2",): r"--same_digit_prob must lie in \[0, 1\], got 2.0",
         ("--same_digit_prob=nan",): r"--same_digit_prob must lie in \[0, 1\], got nan",

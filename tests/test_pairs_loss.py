@@ -14,13 +14,13 @@ BATCH = 8
 
 
 def test_settings_are_checked_and_name_their_flag():
-    with pytest.raises(ValueError, match="--recon_loss"):
+    with pytest.raises(ValueError, match="recon_loss"):
         PairsLoss(recon_loss="l3")
-    with pytest.raises(ValueError, match="--likelihood"):
+    with pytest.raises(ValueError, match="likelihood"):
         PairsLoss(likelihood="poisson")
-    with pytest.raises(ValueError, match="--moment_samples"):
+    with pytest.raises(ValueError, match="moment_samples"):
         PairsLoss(moment_samples=1)
-    with pytest.raises(ValueError, match="--recon_weight"):
+    with pytest.raises(ValueError, match="recon_weight"):
         PairsLoss(recon_weight=float("nan"))
     with pytest.raises(ValueError, match="second moment"):
         PairsLoss(recon_loss="proxy_mr2", likelihood="categorical")

@@ -101,9 +101,9 @@ def test_missing_val_folder_names_root_flag_and_layout(tmp_path):
     root = write_pix2pix_dataset(str(tmp_path / "data"), num_train=1, num_val=0)
     os.rmdir(os.path.join(root, "val"))
     with pytest.raises(FileNotFoundError) as error:
-        pix2pix.check_layout(root, flag="--pairs_dir")
-    message = str(error.value)
-    for part in (root, "--pairs_dir", "val/", "<root>/train/*.jpg", "twice as wide",
+        pix2pix.check_layout(root, setting="{pairs_dir}")
+    message = error.value.as_flags()
+    for part in (root, "(from --pairs_dir)", "val/", "<root>/train/*.jpg", "twice as wide",
                  "python -m trainers.download_pix2pix --dataset=cityscapes"):
         assert part in message
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -151,12 +151,12 @@ def test_corrupt_jpeg_is_named(tmp_path):
 
 @pytest.mark.parametrize("load_size", [48, 4, 0, 6])
 def test_bad_load_size_is_refused_naming_the_flag(load_size):
-    with pytest.raises(ValueError, match="--load_size must be a power of two >= 8"):
+    with pytest.raises(ValueError, match="load_size must be a power of two >= 8"):
         pix2pix.check_load_size(load_size)
 
 
 def test_load_aligned_checks_load_size_before_reading(tmp_path):
-    with pytest.raises(ValueError, match="--load_size"):
+    with pytest.raises(ValueError, match="load_size"):
         pix2pix.load_aligned(str(tmp_path), "train", 48)
 
 

@@ -43,11 +43,12 @@ def test_a_second_run_beside_a_live_one_refuses_naming_the_folder_and_the_holder
             second = kill_program.config(str(tmp_path), "shared", 4, seed=7)
             with pytest.raises(run_folder.FolderInUse) as refused:
                 kill_program.run(second)
-            message = str(refused.value)
+            message = refused.value.as_flags()  # as the command line says it
             assert re.fullmatch(
                 rf"{re.escape(str(run_dir))} is in use by another run \(pid {first.pid} on host "
                 r"\S+ since \S+\); wait for it to end, or give this one another "
                 r"--experiment_name or --out_path", message)
+            assert str(refused.value).endswith("another experiment_name or out_path")  # Python's
             assert first.poll() is None  # the first run goes on
         finally:
             first.send_signal(signal.SIGKILL)
@@ -104,14 +105,16 @@ def test_a_resume_with_other_settings_is_refused_listing_each_difference(tmp_pat
         f"{run_dir} was trained with other settings (recorded in "
         f"{os.path.join(run_dir, run_folder.SETTINGS_FILE)}): batch_size: 10 -> 20, "
         "num_joint_samples: 40 -> 50, steps: 2 -> 4. batch_size, num_joint_samples define the "
-        "run: give the recorded value or train a new run under another --experiment_name; to "
-        "change steps from here on, add --allow_changed=steps")
+        "run: give the recorded value or train a new run under another experiment_name; to "
+        "change steps from here on, add allow_changed=steps")
+    assert refused.value.as_flags().endswith(  # the command line names the flags
+        "under another --experiment_name; to change steps from here on, add --allow_changed=steps")
     # A network of another shape is a difference of settings, not "no checkpoint restores".
     with pytest.raises(run_folder.SettingsChanged, match=r"nz: 50 -> 3\. nz defines the run"):
         kill_program.run(dataclasses.replace(config, nz=3))
-    with pytest.raises(run_folder.SettingsChanged, match=r"factorgan: true -> false, "
-                                                         r"use_real_dep_disc: true -> false\."):
-        kill_program.run(dataclasses.replace(config, factorgan=False, use_real_dep_disc=False))
+    with pytest.raises(run_folder.SettingsChanged,
+                       match=r'variant: "factorgan" -> "gan"\. variant defines the run'):
+        kill_program.run(dataclasses.replace(config, variant="gan"))
     # --allow_changed lets only the settings it names through.
     with pytest.raises(run_folder.SettingsChanged, match=r": batch_size: 10 -> 20\. batch_size"):
         kill_program.run(dataclasses.replace(changed, num_joint_samples=40, allow_changed=("steps",)))
@@ -158,6 +161,44 @@ def test_a_run_without_a_settings_record_is_compared_with_its_metrics_config(tmp
     assert not check.unrecorded and not check.changed
 
 
+@pytest.mark.parametrize("old, variant", [
+    ({"factorgan": True, "use_real_dep_disc": True}, "factorgan"),  # paired_mnist
+    ({"factorgan": True, "use_real_dep_disc": False}, "factorgan_no_cp"),
+    ({"factorgan": False, "use_real_dep_disc": False}, "gan"),
+    ({"factorgan": False}, "gan"),  # image_pairs, audio_separation
+    ({"factorgan": True}, "factorgan"),
+    ({"model": "cyclegan"}, "cyclegan"),  # image2image
+    ({"batch_size": 3}, None),
+])
+def test_the_variant_settings_of_earlier_versions_name_a_variant(old, variant):
+    assert common.legacy_variant(old) == variant
+    upgraded = common.upgraded_settings({**old, "nz": 3})
+    assert upgraded == ({**old, "nz": 3} if variant is None else {"nz": 3, "variant": variant})
+
+
+def test_a_run_recorded_with_the_old_variant_settings_resumes_under_variant(tmp_path):
+    """Run folders of versions before --variant recorded factorgan and use_real_dep_disc
+    (or model, factorgan): a resume compares the variant they meant, and records it."""
+    config = kill_program.config(str(tmp_path), "old_variant", 2)
+    os.makedirs(os.path.join(config.run_dir, "checkpoints"))
+    open(os.path.join(config.run_dir, "checkpoints", "ckpt-2.index"), "w").close()
+    path = os.path.join(config.run_dir, run_folder.SETTINGS_FILE)
+    settings = {name: value for name, value in common.run_settings(config).items() if name != "variant"}
+    for factorgan, use_real_dep_disc, meant in ((True, False, "factorgan_no_cp"), (True, True, "factorgan")):
+        with open(path, "w") as f:
+            json.dump({"settings": {**settings, "factorgan": factorgan,
+                                    "use_real_dep_disc": use_real_dep_disc}, "history": []}, f)
+        if meant != config.variant:
+            with pytest.raises(run_folder.SettingsChanged,
+                               match=rf'variant: "{meant}" -> "{config.variant}"\. variant defines'):
+                common.check_run_settings(config)
+    check = common.check_run_settings(config)
+    assert not check.unrecorded and not check.changed
+    common.record_run_settings(check, 2)
+    recorded = json.loads(open(path).read())["settings"]
+    assert recorded["variant"] == "factorgan" and not {"factorgan", "use_real_dep_disc"} & set(recorded)
+
+
 def test_a_damaged_settings_record_is_named(tmp_path):
     config = kill_program.config(str(tmp_path), "bad", 2)
     os.makedirs(os.path.join(config.run_dir, "checkpoints"))
@@ -174,7 +215,7 @@ def test_a_damaged_settings_record_is_named(tmp_path):
 def test_allow_changed_names_only_settings_that_may_change():
     config = paired_mnist.PairedMnistConfig(allow_changed=["steps", "lr"])  # as the list flag
     assert config.allow_changed == ("steps", "lr")
-    with pytest.raises(ValueError, match=r"^--allow_changed=batch_size,stpes: stpes: no such "
+    with pytest.raises(ValueError, match=r"^allow_changed=batch_size,stpes: stpes: no such "
                                          r"setting; batch_size: defines the run; it may name "
                                          r"checkpoint_every, eval_every, "):
         paired_mnist.PairedMnistConfig(allow_changed=("batch_size", "stpes"))

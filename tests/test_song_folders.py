@@ -273,7 +273,7 @@ def test_unpaired_recordings_reach_their_marginal_streams_only(data):
     assert {p.dtype for p in observations.paired + observations.unpaired} == {np.dtype(np.float16)}
     # Each part's paired and unpaired snippets share one array: its marginal pool is a view.
     assert all(np.shares_memory(observations.marginal_pool(i), observations.paired[i]) for i in range(3))
-    factorgan = audio_separation.AudioSeparationConfig(factorgan=True).gan_config()
+    factorgan = audio_separation.AudioSeparationConfig(variant="factorgan").gan_config()
     streams = gan.model_layout(factorgan, 3).streams
     assert sources.counts_by_stream(observations, streams) == {
         "joint": {"paired": 3, "unpaired": 0},
@@ -283,7 +283,7 @@ def test_unpaired_recordings_reach_their_marginal_streams_only(data):
     joint = sources.training_streams(observations, streams)["joint"]
     rows = joint.make_gather(0)(np.arange(3)).numpy()
     np.testing.assert_array_equal(rows, np.concatenate(observations.paired, axis=-1).astype(np.float32))
-    baseline = audio_separation.AudioSeparationConfig(factorgan=False).gan_config()
+    baseline = audio_separation.AudioSeparationConfig(variant="gan").gan_config()
     assert sources.counts_by_stream(observations, gan.model_layout(baseline, 3).streams) == {
         "joint": {"paired": 3, "unpaired": 0}}
     # Seconds as the spectrograms count them: frames x hop / rate, within one hop.
@@ -300,11 +300,11 @@ def test_unpaired_recordings_reach_their_marginal_streams_only(data):
 
 
 def test_folder_flags_do_not_mix_with_musdb():
-    with pytest.raises(ValueError, match="--unpaired_vocals_dir needs --paired_songs_dir"):
+    with pytest.raises(ValueError, match="unpaired_vocals_dir needs paired_songs_dir"):
         audio_separation.AudioSeparationConfig(unpaired_vocals_dir="v")
-    with pytest.raises(ValueError, match="--musdb_root applies to MUSDB18, not to --paired_songs_dir"):
+    with pytest.raises(ValueError, match="musdb_root applies to MUSDB18, not to paired_songs_dir"):
         audio_separation.AudioSeparationConfig(paired_songs_dir="p", musdb_root="m")
-    with pytest.raises(ValueError, match="--num_joint_songs applies to MUSDB18"):
+    with pytest.raises(ValueError, match="num_joint_songs applies to MUSDB18"):
         audio_separation.AudioSeparationConfig(paired_songs_dir="p", num_joint_songs=3)
 
 

@@ -63,9 +63,9 @@ def test_resume_restores_identical_state_and_continues(tmp_path, digits):
 
 
 def test_negative_intervals_are_refused():
-    with pytest.raises(ValueError, match="--log_every must be >= 0"):
+    with pytest.raises(ValueError, match="log_every must be >= 0"):
         trainer.LoopConfig(steps=1, log_every=-1)
-    with pytest.raises(ValueError, match="--eval_every must be >= 0"):
+    with pytest.raises(ValueError, match="eval_every must be >= 0"):
         trainer.LoopConfig(steps=1, eval_every=-2)
 
 

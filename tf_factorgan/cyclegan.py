@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from tf_factorgan import gan, inference, layout, losses
+from tf_factorgan.config import SettingError
 from tf_factorgan.factorisation import Partition
 from tf_factorgan.noise import Randomness
 
@@ -34,9 +35,8 @@ class CycleWeights:
 
     def __post_init__(self):
         if self.cycle < 0 or self.identity < 0:
-            raise ValueError(
-                f"--cycle_weight and --identity_weight must be >= 0, got {self.cycle}, {self.identity}"
-            )
+            raise SettingError(f"{{cycle_weight}} and {{identity_weight}} must be >= 0, got "
+                               f"{self.cycle}, {self.identity}")
 
 
 @dataclasses.dataclass

@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from typing import Iterator, Sequence
 
+from tf_factorgan.config import NamesSettings
+
 # Temporary files are named so that a later run can find and remove those a killed
 # process left.
 _TEMPORARY_PREFIX = ".tmp-"
@@ -202,9 +204,10 @@ def move_in(staging: str, directory: str, last: Sequence[str] = ()) -> list[str]
 # -- failed writes in one line ----------------------------------------------------------
 
 
-class WriteError(OSError):
+class WriteError(NamesSettings, OSError):
     """A write that failed for want of space or permission, in one line that names
-    the path and what to do; `errno` is the cause's (ENOSPC, EROFS, EACCES, ...)."""
+    the path and what to do (which may name a setting, `{name}`: `config.NamesSettings`);
+    `errno` is the cause's (ENOSPC, EROFS, EACCES, ...)."""
 
     def __init__(self, code: int, message: str):
         super().__init__(message)  # str() is the message alone, without "[Errno n]"

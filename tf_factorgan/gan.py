@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_factorgan import factorisation, inference, layout, losses, optimizers
+from tf_factorgan.config import MODEL, TRAINING, SettingError, check, setting
 from tf_factorgan import pairs_loss as pairs_losses
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.noise import Randomness
@@ -37,43 +38,31 @@ FAKE_BATCHES = (PER_DISCRIMINATOR, SHARED)
 
 @dataclasses.dataclass(frozen=True)
 class OptimisationSettings:
-    """The optimisation settings every experiment exposes as flags (defaults: the
-    original FactorGAN code's, but for adam_epsilon and fake_batches, see
+    """The optimisation settings every experiment exposes (defaults: the original
+    FactorGAN code's, but for adam_epsilon and fake_batches, see
     experiments.common.TrainingSettings, which inherits these fields).
 
     batch_size is the global batch (split across replicas); noise is Uniform(-1, 1)^nz.
     """
 
-    batch_size: int = 25
-    disc_iter: int = 2
-    lr: float = 1e-4
-    nz: int = 50
-    generator_objective: str = "ns"
+    batch_size: int = setting(25, "Global batch size (split across the replicas).", TRAINING,
+                              low=1)
+    disc_iter: int = setting(2, "Discriminator rounds per generator update.", TRAINING, low=1)
+    lr: float = setting(1e-4, "Adam learning rate of every network.", TRAINING, above=0)
+    nz: int = setting(50, "Noise dimensions (Uniform(-1, 1)).", MODEL, low=1)
+    generator_objective: str = setting(
+        "ns", "Generator loss: non-saturating (ns) or KL (kl: minus the mean logit).", TRAINING,
+        choices=losses.GENERATOR_OBJECTIVES)
     # Keras' Adam default (the original code: PyTorch's 1e-8).
-    adam_epsilon: float = 1e-7
-    fake_batches: str = SHARED
-    jit_compile: bool = False
+    adam_epsilon: float = setting(1e-7, "Adam's epsilon (PyTorch's default: 1e-8).", TRAINING,
+                                  above=0)
+    fake_batches: str = setting(
+        SHARED, "Each discriminator of a round gets its own fresh fake batch (per_discriminator, "
+        "as the original code), or all share one (shared).", TRAINING, choices=FAKE_BATCHES)
+    jit_compile: bool = setting(False, "Compile the replica steps with XLA.", TRAINING)
 
     def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
-        if self.disc_iter < 1:
-            raise ValueError(f"--disc_iter must be >= 1, got {self.disc_iter}")
-        if not self.lr > 0:  # NaN too
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if self.nz < 1:
-            raise ValueError(f"--nz must be >= 1, got {self.nz}")
-        if not self.adam_epsilon > 0:
-            raise ValueError(f"--adam_epsilon must be > 0, got {self.adam_epsilon}")
-        if self.fake_batches not in FAKE_BATCHES:
-            raise ValueError(
-                f"--fake_batches must be one of {FAKE_BATCHES}, got {self.fake_batches!r}"
-            )
-        if self.generator_objective not in losses.GENERATOR_OBJECTIVES:
-            raise ValueError(
-                f"generator objective must be one of {losses.GENERATOR_OBJECTIVES}, "
-                f"got {self.generator_objective!r}"
-            )
+        check(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +90,8 @@ class GanConfig(OptimisationSettings):
     def __post_init__(self):
         super().__post_init__()
         if self.pairs_loss.active and not self.conditional:
-            raise ValueError(f"--recon_loss={self.pairs_loss.recon_loss} needs a conditional "
-                             "generator (its paired inputs have targets)")
+            raise SettingError(f"{{recon_loss}}={self.pairs_loss.recon_loss} needs a conditional "
+                               "generator (its paired inputs have targets)")
 
     @classmethod
     def of(cls, settings: OptimisationSettings, variant: Variant, **model) -> "GanConfig":
@@ -216,7 +205,7 @@ def build_models(
     predictor = None
     if config.pairs_loss.uses_predictor:
         if make_predictor is None:
-            raise ValueError(f"--recon_loss={config.pairs_loss.recon_loss} needs a trained predictor")
+            raise SettingError(f"{{recon_loss}}={config.pairs_loss.recon_loss} needs a trained predictor")
         predictor = make_predictor()
         predictor.trainable = False
     return GanModels(generator, discriminators, generator_optimizer, discriminator_optimizers,

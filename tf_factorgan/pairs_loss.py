@@ -30,6 +30,7 @@ from typing import Optional
 import tensorflow as tf
 
 from tf_factorgan import losses
+from tf_factorgan.config import MODEL, TRAINING, SettingError, check, setting
 
 NONE = "none"
 SINGLE_SAMPLE = ("l1", "l2", "ce")
@@ -40,48 +41,37 @@ KINDS = (NONE, *SINGLE_SAMPLE, *MOMENT_RECONSTRUCTION, *PROXY)
 
 @dataclasses.dataclass(frozen=True)
 class PairsLoss:
-    """The generator's loss on paired rows (the module docstring lists the kinds).
+    """The generator's loss on paired rows (the module docstring lists the kinds; each
+    field's help says what it sets). moment_inputs is at most the replica's batch."""
 
-    moment_samples: K, samples per input of the moment losses (MR-GAN: 10).
-    moment_inputs: paired inputs per replica whose K samples the moment losses fit
-      (MR-GAN: 8); at most the batch.
-    recon_weight: weight of l1 / l2 / ce. moment_weight: of the mr likelihood or of
-      proxy MR's first moment; second_moment_weight: of proxy MR's second moment.
-    predictor_steps / predictor_eval_every: proxy MR's predictor stage, its updates
-      and how often its validation loss picks the checkpoint kept.
-    """
-
-    recon_loss: str = NONE
-    likelihood: str = "gaussian"
-    moment_samples: int = 10
-    moment_inputs: int = 8
-    recon_weight: float = 100.0
-    moment_weight: float = 10.0
-    second_moment_weight: float = 10.0
-    predictor_steps: int = 2000
-    predictor_eval_every: int = 100
+    recon_loss: str = setting(
+        NONE, "The generator's loss on the paired rows: none, pix2pix's l1/l2, cross-entropy "
+        "(ce), MR-GAN's moment reconstruction (mr1, mr2) or proxy MR (proxy_mr1, proxy_mr2).",
+        MODEL, choices=KINDS)
+    likelihood: str = setting(
+        "gaussian", "Moment losses: gaussian (mean, variance), laplace (median, mean absolute "
+        "deviation) or categorical (class probabilities, one moment).", MODEL,
+        choices=losses.LIKELIHOODS)
+    moment_samples: int = setting(10, "Moment losses: samples per paired input (K).", MODEL,
+                                  low=2, note="a sample variance needs two")
+    moment_inputs: int = setting(8, "Moment losses: paired inputs per replica and update whose "
+                                 "K samples are fitted.", MODEL, low=1)
+    recon_weight: float = setting(100.0, "Weight of l1 / l2 / ce (pix2pix: 100).", MODEL, low=0)
+    moment_weight: float = setting(10.0, "Weight of the mr likelihood or of proxy MR's first "
+                                   "moment (MR-GAN: 10).", MODEL, low=0)
+    second_moment_weight: float = setting(10.0, "Weight of proxy MR's second moment (MR-GAN: 10).",
+                                          MODEL, low=0)
+    predictor_steps: int = setting(2000, "Proxy MR: updates of the predictor stage (run once per "
+                                   "data and settings).", TRAINING, low=1)
+    predictor_eval_every: int = setting(100, "Proxy MR: the predictor's validation loss every N "
+                                        "updates; the best is kept.", TRAINING, low=1)
 
     def __post_init__(self):
-        if self.recon_loss not in KINDS:
-            raise ValueError(f"--recon_loss must be one of {', '.join(KINDS)}, got {self.recon_loss!r}")
-        if self.likelihood not in losses.LIKELIHOODS:
-            raise ValueError(f"--likelihood must be one of {', '.join(losses.LIKELIHOODS)}, "
-                             f"got {self.likelihood!r}")
-        if self.moment_samples < 2:
-            raise ValueError(f"--moment_samples must be >= 2 (a sample variance needs two), "
-                             f"got {self.moment_samples}")
-        if self.moment_inputs < 1:
-            raise ValueError(f"--moment_inputs must be >= 1, got {self.moment_inputs}")
-        for name in ("recon_weight", "moment_weight", "second_moment_weight"):
-            if not getattr(self, name) >= 0:  # NaN too
-                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        if self.predictor_steps < 1 or self.predictor_eval_every < 1:
-            raise ValueError("--predictor_steps and --predictor_eval_every must be >= 1, got "
-                             f"{self.predictor_steps} and {self.predictor_eval_every}")
+        check(self)
         if self.uses_moments and self.moments == 2 and self.likelihood == "categorical":
-            raise ValueError(f"--recon_loss={self.recon_loss} matches a second moment, which "
-                             "--likelihood=categorical does not have: use mr1/proxy_mr1, or a "
-                             "gaussian or laplace likelihood")
+            raise SettingError(f"{{recon_loss}}={self.recon_loss} matches a second moment, which "
+                               "{likelihood}=categorical does not have: use mr1/proxy_mr1, or a "
+                               "gaussian or laplace likelihood")
 
     @classmethod
     def of(cls, settings) -> "PairsLoss":
@@ -141,8 +131,8 @@ def per_example(settings: PairsLoss, samples: tf.Tensor, target: tf.Tensor,
             samples, target, settings.likelihood, settings.moments)
     if kind in PROXY:
         if predicted is None:
-            raise ValueError(f"--recon_loss={kind} needs the predictor's moments")
+            raise SettingError(f"{{recon_loss}}={kind} needs the predictor's moments")
         first, second = losses.proxy_moment_reconstruction(
             samples, *predicted, settings.likelihood, settings.moments)
         return settings.moment_weight * first + settings.second_moment_weight * second
-    raise ValueError(f"--recon_loss={kind} has no loss")
+    raise SettingError(f"{{recon_loss}}={kind} has no loss")

@@ -14,7 +14,7 @@ of those changed on purpose:
    "history": [{"step": N, "changed": {name: {"old": value, "new": value}}}]}
 
 A resume whose settings differ is refused in one line listing `name: old -> new`,
-unless every difference is one the command allows (--allow_changed); those are then
+unless every difference is one the command allows (allow_changed); those are then
 recorded at the step the run resumed from.
 """
 
@@ -25,22 +25,22 @@ import fcntl
 import json
 import os
 import socket
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from tf_factorgan import files
+from tf_factorgan.config import NamesSettings
 
 LOCK_FILE = "run.lock"
 SETTINGS_FILE = "run_settings.json"
 # Runs written before run_settings.json existed kept their settings only here.
 METRICS_FILE = "metrics.json"
-ALLOW_FLAG = "--allow_changed"
 
 
-class FolderInUse(RuntimeError):
+class FolderInUse(NamesSettings, RuntimeError):
     """Another live process holds the run folder."""
 
 
-class SettingsChanged(RuntimeError):
+class SettingsChanged(NamesSettings, RuntimeError):
     """A resume whose settings differ from those the run was trained with."""
 
 
@@ -77,7 +77,7 @@ def _acquire(path: str, run_dir: str) -> int:
             os.close(fd)
             raise FolderInUse(
                 f"{run_dir} is in use by another run ({holder}); wait for it to end, or "
-                "give this one another --experiment_name or --out_path") from None
+                "give this one another {experiment_name} or {out_path}") from None
         try:
             current = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -187,15 +187,18 @@ class SettingsCheck:
 
 
 def settings_check(run_dir: str, settings: dict, resuming: bool,
-                   changeable: frozenset, allowed: frozenset) -> SettingsCheck:
+                   changeable: frozenset, allowed: frozenset,
+                   upgrade: Callable[[dict], dict] = lambda recorded: recorded) -> SettingsCheck:
     """Compares `settings` (name -> JSON value) with those `run_dir` recorded.
 
     Args:
       resuming: the run continues from checkpoints; else it starts at step 0 and its
         settings replace any recorded ones.
       changeable: settings a resume may change at all (others define the run).
-      allowed: those this command allows to change (--allow_changed); a subset of
+      allowed: those this command allows to change (allow_changed); a subset of
         `changeable`.
+      upgrade: the recorded settings named as `settings` names them (settings an
+        earlier version recorded under other names).
 
     Raises SettingsChanged listing every difference that is not allowed, in one
     line, with what to do.
@@ -205,7 +208,7 @@ def settings_check(run_dir: str, settings: dict, resuming: bool,
     recorded, history, source = _recorded(run_dir)
     if recorded is None:
         return SettingsCheck(run_dir, settings, [], {}, unrecorded=True)
-    changes = differences(recorded, settings)
+    changes = differences(upgrade(recorded), settings)
     refused = {name: change for name, change in changes.items() if name not in allowed}
     if refused:
         fixed = [name for name in refused if name not in changeable]
@@ -214,10 +217,10 @@ def settings_check(run_dir: str, settings: dict, resuming: bool,
         if fixed:
             advice.append(f"{', '.join(fixed)} define{'s' if len(fixed) == 1 else ''} the run: "
                           "give the recorded value or train a new run under another "
-                          "--experiment_name")
+                          "{experiment_name}")
         if may:
             advice.append(f"to change {', '.join(may)} from here on, add "
-                          f"{ALLOW_FLAG}={','.join(sorted(allowed | set(may)))}")
+                          f"{{allow_changed}}={','.join(sorted(allowed | set(may)))}")
         raise SettingsChanged(
             f"{run_dir} was trained with other settings (recorded in {source}): "
             f"{listed(refused)}. {'; '.join(advice)}")

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from tf_factorgan.config import SettingError, ref
+
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -14,7 +16,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     multi_worker: MultiWorkerMirroredStrategy; the cluster comes from `TF_CONFIG`.
     """
     if name not in STRATEGY_NAMES:
-        raise ValueError(f"--strategy must be one of {STRATEGY_NAMES}, got {name!r}")
+        raise SettingError(f"{{strategy}} must be one of {', '.join(STRATEGY_NAMES)}, got {name!r}")
     if name == "auto":
         name = "mirrored" if tf.config.list_physical_devices("GPU") else "default"
     if name == "default":
@@ -39,8 +41,8 @@ def per_replica_batch_size(strategy: tf.distribute.Strategy, global_batch_size: 
     """global batch / replicas, failing clearly when it does not divide."""
     replicas = strategy.num_replicas_in_sync
     if global_batch_size % replicas:
-        raise ValueError(
-            f"--batch_size={global_batch_size} is not divisible by the "
+        raise SettingError(
+            f"{{batch_size}}={global_batch_size} is not divisible by the "
             f"{replicas} replicas of the {type(strategy).__name__}; choose a multiple "
             f"of {replicas}"
         )
@@ -55,9 +57,9 @@ def configure_cpu_threads(intra_op_threads: int, inter_op_threads: int) -> None:
     by side on separate cores beats splitting each small matmul across all cores
     (about 1.45x more generator updates/s for Paired MNIST on 2 cores).
     """
-    for name, value in (("--intra_op_threads", intra_op_threads), ("--inter_op_threads", inter_op_threads)):
+    for name, value in (("intra_op_threads", intra_op_threads), ("inter_op_threads", inter_op_threads)):
         if value < 0:
-            raise ValueError(f"{name} must be >= 0 (0 = TensorFlow's default), got {value}")
+            raise SettingError(f"{ref(name)} must be >= 0 (0 = TensorFlow's default), got {value}")
     try:
         if intra_op_threads:
             tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)

@@ -25,39 +25,34 @@ import tensorflow as tf
 import tqdm
 
 from tf_factorgan import checkpoints, files, run_folder, strategies
+from tf_factorgan.config import EVALUATION, OUTPUT, TRAINING, check, setting
 
 
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
-    """How long to train and how often to report.
+    """How long to train and how often to report (each field's help says what it is;
+    intervals are in generator updates, 0 = never, except that a checkpoint is always
+    written at the end). eval_every: the trainer's `eval_fn` runs at every multiple of
+    it below `steps` (the experiment's final evaluation covers the last step)."""
 
-    steps: total generator updates (a resumed run continues to this number).
-    steps_per_call: generator updates inside one `tf.function` call.
-    log_every / image_every / checkpoint_every: in generator updates (0 = never,
-      except that a checkpoint is always written at the end).
-    eval_every: the trainer's `eval_fn` runs at every multiple of it below `steps`
-      (0 = never; the experiment's final evaluation covers the last step).
-    max_checkpoints: how many of the newest checkpoints are kept.
-    """
-
-    steps: int = 20000
-    steps_per_call: int = 50
-    log_every: int = 100
-    image_every: int = 1000
-    checkpoint_every: int = 1000
-    max_checkpoints: int = 3
-    eval_every: int = 0
+    steps: int = setting(20000, "Generator updates in total (a resumed run continues to this "
+                         "number).", TRAINING, low=0)
+    steps_per_call: int = setting(50, "Generator updates per tf.function call.", TRAINING, low=1)
+    log_every: int = setting(100, "TensorBoard scalars every N steps.", OUTPUT, low=0,
+                             note="0 = never")
+    image_every: int = setting(1000, "TensorBoard images every N steps.", OUTPUT, low=0,
+                               note="0 = never")
+    checkpoint_every: int = setting(1000, "Checkpoint every N steps (and always at the end).",
+                                    OUTPUT, low=0, note="0 = never")
+    max_checkpoints: int = setting(3, "Newest checkpoints kept.", OUTPUT, low=1)
+    eval_every: int = setting(
+        0, "Also evaluate every N steps during training, into the final metrics' "
+        "TensorBoard curves (0 = only at the end; Paired MNIST and arrays on "
+        "{eval_every_samples} samples, the others on their validation data).", EVALUATION,
+        low=0, note="0 = never")
 
     def __post_init__(self):
-        if self.steps < 0:
-            raise ValueError(f"--steps must be >= 0, got {self.steps}")
-        if self.steps_per_call < 1:
-            raise ValueError(f"--steps_per_call must be >= 1, got {self.steps_per_call}")
-        for name in ("log_every", "image_every", "checkpoint_every", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0 (0 = never), got {getattr(self, name)}")
-        if self.max_checkpoints < 1:
-            raise ValueError(f"--max_checkpoints must be >= 1, got {self.max_checkpoints}")
+        check(self)
 
 
 @dataclasses.dataclass(frozen=True)

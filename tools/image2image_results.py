@@ -49,8 +49,11 @@ def curves_and_wall_time(run_dir: str) -> tuple[dict, float]:
 
 def describe(config: dict) -> str:
     """The run's model and loss, as the README's tables name them."""
+    from tf_factorgan.experiments import common
+
+    variant = common.upgraded_settings(config)["variant"]  # runs before --variant: "model"
     loss = config.get("recon_loss", "none")
-    return f"{config['model']}" + ("" if loss == "none" else f" + {loss}") + f" ({config['label_encoding']})"
+    return f"{variant}" + ("" if loss == "none" else f" + {loss}") + f" ({config['label_encoding']})"
 
 
 def _format(value) -> str:

@@ -26,20 +26,20 @@ run() {  # run NAME FLAGS...: one training run, its terminal output in $OUT/NAME
 }
 
 lane_1() {
-  run gan $ONE_HOT --model=gan
-  run gan_ce $ONE_HOT --model=gan --recon_loss=ce
-  run gan_proxy_mr2 $ONE_HOT --model=gan --recon_loss=proxy_mr2
-  run pix2pix_rgb --label_encoding=rgb --model=gan --recon_loss=l1
-  run photos_pix2pix --direction=b_to_a --label_encoding=one_hot --model=gan --recon_loss=l1
-  run photos_mr2 --direction=b_to_a --label_encoding=one_hot --model=gan --recon_loss=mr2
+  run gan $ONE_HOT --variant=gan
+  run gan_ce $ONE_HOT --variant=gan --recon_loss=ce
+  run gan_proxy_mr2 $ONE_HOT --variant=gan --recon_loss=proxy_mr2
+  run pix2pix_rgb --label_encoding=rgb --variant=gan --recon_loss=l1
+  run photos_pix2pix --direction=b_to_a --label_encoding=one_hot --variant=gan --recon_loss=l1
+  run photos_mr2 --direction=b_to_a --label_encoding=one_hot --variant=gan --recon_loss=mr2
 }
 
 lane_2() {
-  run factorgan $ONE_HOT --model=factorgan
-  run factorgan_ce $ONE_HOT --model=factorgan --recon_loss=ce
-  run factorgan_proxy_mr2 $ONE_HOT --model=factorgan --recon_loss=proxy_mr2
-  run factorgan_l1_rgb --label_encoding=rgb --model=factorgan --recon_loss=l1
-  run photos_proxy_mr2 --direction=b_to_a --label_encoding=one_hot --model=gan --recon_loss=proxy_mr2
+  run factorgan $ONE_HOT --variant=factorgan
+  run factorgan_ce $ONE_HOT --variant=factorgan --recon_loss=ce
+  run factorgan_proxy_mr2 $ONE_HOT --variant=factorgan --recon_loss=proxy_mr2
+  run factorgan_l1_rgb --label_encoding=rgb --variant=factorgan --recon_loss=l1
+  run photos_proxy_mr2 --direction=b_to_a --label_encoding=one_hot --variant=gan --recon_loss=proxy_mr2
 }
 
 .venv/bin/python -m trainers.segmentation_floors --dataset_dir="$DATA" --load_size=64 \

@@ -1,79 +1,70 @@
-"""Flags every trainer shares (optimisation, loop, runtime), and flags -> config.
+"""What every command-line program shares: flags made from settings, --help grouped
+by what the flags set, errors in one line that names the flags, and the run.
 
-Each trainer defines its own experiment flags, then calls `define_training_flags`
-with its config's defaults; `config_from_flags` fills any `TrainingSettings`
-subclass from the flags of the same names.
+A settings class declares each setting once (`config.setting`: default, help,
+bounds or choices, group); `define_settings` makes one absl flag per declared field
+from it, and `settings_from_flags` builds the class from the flags, whose own checks
+(in one place, the class) end the program in one line naming the flag
+(`run_or_exit`). Flags that are no setting (a command's own, e.g. --results_dir) are
+listed in --help by `group`. Light on purpose: the export and serving commands use it
+too, and nothing here imports TensorFlow.
 """
 
-import dataclasses
-import enum
 import signal
 import sys
-from typing import Callable, TypeVar
+import textwrap
+from typing import Callable, Collection, Optional, TypeVar
 
 from absl import app, flags
 
-from tf_factorgan import checkpoints, gan, losses, pairs_loss, strategies
-from tf_factorgan.logs import quiet_info_logs
-from tf_factorgan.models import specs
-from tf_factorgan.data import image_folders
-from tf_factorgan.experiments import common, image_data
-from tf_factorgan.models import initialisation, spectral
+from tf_factorgan import config
 
 FLAGS = flags.FLAGS
-Config = TypeVar("Config", bound=common.TrainingSettings)
 T = TypeVar("T")
 
+# --help's groups, in the order flags were registered: group -> flag names.
+_GROUPS: dict[str, list[str]] = {}
+_DEFINE = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
+           str: flags.DEFINE_string, tuple: flags.DEFINE_list}
+HELP_FLAGS = ("-h", "-help", "--help", "-?", "--helpshort")
+HELP_WIDTH = 88
 
-def define_training_flags(defaults: common.TrainingSettings) -> None:
-    d = defaults
-    flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size.")
-    flags.DEFINE_integer("disc_iter", d.disc_iter, "Discriminator rounds per generator update.")
-    flags.DEFINE_float("lr", d.lr, "Adam learning rate of every network.")
-    flags.DEFINE_integer("nz", d.nz, "Noise dimensions (Uniform(-1, 1)).")
-    flags.DEFINE_enum("generator_objective", d.generator_objective, ["ns", "kl"],
-                      "Generator loss: non-saturating or KL (minus mean logit).")
-    flags.DEFINE_enum("spectral_norm", d.spectral_norm, list(spectral.SPECTRAL_NORMS),
-                      "Discriminators' spectral norm: W / sigma in the forward pass (as the "
-                      "original code) or Keras' projection of the kernel in each training call.")
-    flags.DEFINE_enum("init", d.init, list(initialisation.INITS),
-                      "Initial weights of every network: PyTorch's default (as the original "
-                      "code) or Keras' Glorot.")
-    flags.DEFINE_float("adam_epsilon", d.adam_epsilon, "Adam's epsilon (PyTorch's default 1e-8).")
-    flags.DEFINE_enum("fake_batches", d.fake_batches, list(gan.FAKE_BATCHES),
-                      "Each discriminator of a round gets its own fresh fake batch (as the "
-                      "original code), or all share one.")
-    flags.DEFINE_integer("steps", d.steps, "Generator updates in total.")
-    flags.DEFINE_integer("seed", d.seed, "Seed of data order, pairings, weights and noise.")
-    flags.DEFINE_string("out_path", d.out_path, "Root of all outputs.")
-    flags.DEFINE_string("experiment_name", d.experiment_name,
-                        f"Run folder under <out_path>/{d.EXPERIMENT}/.")
-    flags.DEFINE_bool("eval_only", d.eval_only, "Only evaluate the run's last checkpoint.")
-    flags.DEFINE_enum("strategy", d.strategy, list(strategies.STRATEGY_NAMES),
-                      "tf.distribute strategy; multi_worker reads TF_CONFIG.")
-    flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the replica steps with XLA.")
-    flags.DEFINE_bool("mixed_precision", d.mixed_precision,
-                      "Compute in bfloat16 (float32 variables and losses); for GPUs/TPUs.")
-    flags.DEFINE_integer("intra_op_threads", d.intra_op_threads,
-                         "Threads per TensorFlow op (0 = TensorFlow's default).")
-    flags.DEFINE_integer("inter_op_threads", d.inter_op_threads,
-                         "Ops run concurrently (0 = TensorFlow's default).")
-    flags.DEFINE_integer("steps_per_call", d.steps_per_call, "Generator updates per tf.function call.")
-    flags.DEFINE_integer("log_every", d.log_every, "TensorBoard scalars every N steps.")
-    flags.DEFINE_integer("image_every", d.image_every, "TensorBoard images every N steps.")
-    flags.DEFINE_integer("eval_every", d.eval_every,
-                         "Also evaluate every N steps during training, into the final metrics' "
-                         "TensorBoard curves (0 = only at the end; Paired MNIST and arrays on "
-                         "--eval_every_samples samples, the others on their validation data).")
-    flags.DEFINE_integer("eval_every_samples", d.eval_every_samples,
-                         "Samples of each --eval_every evaluation (the final one keeps its own "
-                         "count).")
-    flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Checkpoint every N steps.")
-    flags.DEFINE_integer("max_checkpoints", d.max_checkpoints, "Newest checkpoints kept.")
-    flags.DEFINE_list("allow_changed", list(d.allow_changed),
-                      "Settings this resume may change from those the run recorded in its "
-                      "run_settings.json (recorded there with the step); may name "
-                      f"{', '.join(d.changeable())}.")
+
+def group(name: str, *flag_names: str) -> None:
+    """Lists the flags `flag_names` under `name` in --help."""
+    _GROUPS.setdefault(name, []).extend(n for n in flag_names if n not in _GROUPS.get(name, []))
+
+
+def _flag_fields(settings_class: type, names: Optional[Collection[str]]):
+    """(field, Setting) of the fields of `settings_class` that are flags (of `names`)."""
+    return [(field, declared) for field, declared in config.settings(settings_class)
+            if declared.flag and (names is None or field.name in names)]
+
+
+def define_settings(settings_class: type, names: Optional[Collection[str]] = None,
+                    flag_values: flags.FlagValues = FLAGS) -> None:
+    """One flag per declared field of `settings_class` (`config.settings`; not those
+    declared flag=False; only `names` when given): the field's name, type, default and
+    help, listed in --help under its group. The flags take any value of their type;
+    the class checks bounds and choices when `settings_from_flags` builds it."""
+    for field, declared in _flag_fields(settings_class, names):
+        kind = config.value_type(field)
+        default = list(field.default) if kind is tuple else field.default
+        _DEFINE[kind](field.name, default, config.named(declared.help, "--"),
+                      flag_values=flag_values)
+        group(declared.group, field.name)
+
+
+def settings_from_flags(settings_class: type[T], names: Optional[Collection[str]] = None,
+                        flag_values: flags.FlagValues = FLAGS) -> T:
+    """`settings_class` with every field `define_settings` made a flag (of `names`) from
+    that flag, the others at their defaults; a bad value ends the program in one line
+    naming the flag."""
+    values = {}
+    for field, _ in _flag_fields(settings_class, names):
+        value = flag_values[field.name].value
+        values[field.name] = tuple(value) if config.value_type(field) is tuple else value
+    return run_or_exit(lambda: settings_class(**values))
 
 
 def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
@@ -82,154 +73,107 @@ def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
     try:
         return tuple(parse(item) for item in items)
     except ValueError:
-        raise ValueError(
-            f"--{name} must be a comma-separated list of {parse.__name__} values, "
-            f"got {','.join(items)!r}"
-        ) from None
+        raise config.SettingError(
+            f"{config.ref(name)} must be a comma-separated list of {parse.__name__} values, "
+            f"got {','.join(items)!r}") from None
 
 
-def _as_flag_default(value):
-    if isinstance(value, enum.Enum):
-        return value.value
-    return list(value) if isinstance(value, tuple) else value
+def run_or_exit(run: Callable[[], T]) -> T:
+    """`run()` (building settings from flags, or an experiment); expected failures (bad
+    flag values, missing data, bad files, unusable checkpoints) end the program with
+    their one-line message, settings named as flags, instead of a traceback (or absl's
+    whole usage text)."""
+    try:
+        return run()
+    except (OSError, ValueError, RuntimeError) as error:
+        exit_with(error)
 
 
-def flag_mismatches(config_class: type) -> dict:
-    """Fields of `config_class` without a flag of the same name (other than those in
-    its NOT_FLAGS) or whose flag has another default: {field: what is wrong}. A setting
-    is declared once, as a config field; its flag must agree."""
-    defaults = config_class()
-    mismatches = {}
-    for field in dataclasses.fields(config_class):
-        default = _as_flag_default(getattr(defaults, field.name))
-        if field.name not in FLAGS:
-            if field.name not in config_class.NOT_FLAGS:
-                mismatches[field.name] = "no flag"
-        elif FLAGS[field.name].default != default:
-            mismatches[field.name] = f"flag default {FLAGS[field.name].default!r}, config {default!r}"
-    return mismatches
+def exit_with(error: BaseException) -> None:
+    """Ends the program with `error` in one line (exit code 1), settings named as flags."""
+    sys.exit(f"error: {config.flag_message(error)}")
 
 
-def config_from_flags(config_class: type[Config]) -> Config:
-    """The config whose fields take the values of the flags of the same names; a bad
-    value ends the program with one line naming the flag."""
-    mismatches = flag_mismatches(config_class)
-    if mismatches:  # a programming error, caught by any run of the trainer
-        raise RuntimeError(f"flags disagree with {config_class.__name__}: {mismatches}")
-    names = [f.name for f in dataclasses.fields(config_class)]
-    values = {name: FLAGS[name].value for name in names if name in FLAGS}
-    return run_or_exit(lambda: config_class(**values))
+def _shown(value) -> str:
+    if value is None or value == "" or value == []:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
 
 
-def run_main(main: Callable[[list], None]) -> None:
-    """`app.run(main)` with TensorFlow's INFO logs off (unless --verbosity). Ctrl-C
-    outside the training loop (start-up, evaluation, a second Ctrl-C) ends with one
-    line instead of a traceback. Nothing is half-written then: outputs and
-    checkpoints are only ever replaced whole."""
+def _constraint(flag) -> str:
+    """"one of: a, b" or ">= 1" for a flag absl checks itself (enums, bounds)."""
+    choices = getattr(flag.parser, "enum_values", None)
+    if choices:
+        return f"one of: {', '.join(choices)}"
+    return config.described(config.bounds_phrase(getattr(flag.parser, "lower_bound", None),
+                                                 getattr(flag.parser, "upper_bound", None)))
+
+
+def _flag_help(flag, constraint: str) -> str:
+    name = f"--[no]{flag.name}" if flag.boolean else f"--{flag.name}"
+    facts = "; ".join(filter(None, [f"default: {_shown(flag.default)}", constraint]))
+    body = textwrap.fill(flag.help or "", HELP_WIDTH, initial_indent=" " * 6,
+                         subsequent_indent=" " * 6)
+    return f"  {name} ({facts})\n{body}"
+
+
+def help_text(doc: str, settings_class: Optional[type] = None) -> str:
+    """--help: `doc` (the command's docstring), then its flags by group (the settings'
+    groups in `config.GROUPS` order, then the command's own), each with its default,
+    constraint and help, then the flags every command takes."""
+    declared = ({field.name: decl for field, decl in config.settings(settings_class)}
+                if settings_class else {})
+    order = [g for g in config.GROUPS if g in _GROUPS] + [g for g in _GROUPS if g not in config.GROUPS]
+    sections = [doc.strip()]
+    for name in order:
+        lines = []
+        for flag_name in _GROUPS[name]:
+            if flag_name in FLAGS:
+                constraint = (declared[flag_name].describe() if flag_name in declared
+                              else _constraint(FLAGS[flag_name]))
+                lines.append(_flag_help(FLAGS[flag_name], constraint))
+        if lines:
+            sections.append(f"{name}:\n" + "\n".join(lines))
+    sections.append("every command:\n  --flagfile=FILE\n      Flags from FILE, one a line (# starts "
+                    "a comment).\n  --helpfull\n      Also absl's own flags (logging, debugging).")
+    return "\n\n".join(sections) + "\n"
+
+
+def _absl_help() -> str:
+    """absl's own flags (logging, flag files, debugging), as absl lists them; not those
+    other libraries define on import (TensorFlow's TPU flags)."""
+    modules = FLAGS.flags_by_module_dict()
+    return "\n".join(FLAGS.module_help(module) for module in sorted(modules)
+                     if module.startswith("absl."))
+
+
+def run_main(main: Callable[[list], None], doc: str, settings_class: Optional[type] = None,
+             interrupted: str = "interrupted") -> None:
+    """`app.run(main)` with --help grouped (`help_text`: `doc` and the command's flags;
+    --helpfull adds absl's own), TensorFlow's INFO logs off (unless --verbosity), and
+    Ctrl-C that `main` does not handle ending in the one line `interrupted` instead of
+    a traceback."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    arguments = sys.argv[1:]
+    if any(a in HELP_FLAGS for a in arguments) or "--helpfull" in arguments:
+        text = help_text(doc, settings_class)
+        if "--helpfull" in arguments:
+            text += f"\nabsl:\n{_absl_help()}\n"
+        sys.stdout.write(text)
+        sys.exit(0)
 
     def quiet_main(argv):
+        from tf_factorgan.logs import quiet_info_logs
+
         quiet_info_logs()
         return main(argv)
 
     try:
         app.run(quiet_main)
     except KeyboardInterrupt:
-        sys.exit("\ninterrupted; the run folder keeps its last complete checkpoint and "
-                 "outputs. Run the same command again to resume.")
+        sys.exit(f"\n{interrupted}")
 
-
-def run_or_exit(run: Callable[[], T]) -> T:
-    """`run()` (building a config from flags, or an experiment); expected failures (bad
-    flag values, missing data, bad files, unusable checkpoints) end the program with
-    their one-line message instead of a traceback (or absl's whole usage text)."""
-    try:
-        return run()
-    except (OSError, ValueError, RuntimeError, checkpoints.CheckpointError) as error:
-        sys.exit(f"error: {error}")
-
-
-def run_and_report(task: common.Task, config: common.TrainingSettings,
-                   headline: Callable[[dict], str], outputs: tuple[str, ...]) -> None:
-    """Runs the experiment `task` with `config` and prints its headline metrics and
-    where its outputs are (nothing after Ctrl-C: the loop already said where the
-    checkpoint is)."""
-    metrics = run_or_exit(lambda: common.run_experiment(task, config))
-    if "interrupted_at_step" in metrics:
-        return
-    run_dir = config.run_dir
-    lines = [f"\n{headline(metrics)}", f"  {'metrics:':<13}{run_dir}/metrics.json"]
-    lines += [f"  {name.split('.')[0] + ':':<13}{run_dir}/{name}" for name in outputs]
-    lines.append(f"  {'spec:':<13}{run_dir}/{specs.SPEC_FILE}")
-    lines.append(f"  {'TensorBoard:':<13}tensorboard --logdir {run_dir}/logs")
-    print("\n".join(lines))
-
-
-def define_image_data_flags(defaults) -> None:
-    """Flags of `image_data.ImageDataSettings`, shared by the image trainers."""
-    d = defaults
-    flags.DEFINE_enum("dataset", d.dataset, list(image_data.DATASETS),
-                      "A pix2pix preset (edges2shoes: A becomes one grey channel), or "
-                      "'folders' for your own images (--paired_*, --unpaired_*, --val_*).")
-    flags.DEFINE_string("dataset_dir", d.dataset_dir,
-                        "pix2pix folder with train/ and val/ (default: data/<dataset>, where "
-                        "trainers.download_pix2pix puts it).")
-    flags.DEFINE_string("paired_dir", d.paired_dir, "Folders: aligned pairs, A left and B right in each file.")
-    flags.DEFINE_string("paired_a_dir", d.paired_a_dir, "Folders: paired A images (photos), matched to "
-                        "--paired_b_dir by file stem.")
-    flags.DEFINE_string("paired_b_dir", d.paired_b_dir, "Folders: paired B images (label maps).")
-    flags.DEFINE_string("unpaired_a_dir", d.unpaired_a_dir, "Folders: A images without a B (optional).")
-    flags.DEFINE_string("unpaired_b_dir", d.unpaired_b_dir, "Folders: B images without an A (optional).")
-    flags.DEFINE_string("val_dir", d.val_dir, "Folders: validation pairs, aligned as --paired_dir.")
-    flags.DEFINE_string("val_a_dir", d.val_a_dir, "Folders: validation A images, by stem with --val_b_dir.")
-    flags.DEFINE_string("val_b_dir", d.val_b_dir, "Folders: validation B images.")
-    flags.DEFINE_string("palette", d.palette, "Label classes of B (CSV or JSON: id, name, colour, "
-                        "ignored); default: Cityscapes' for --dataset=cityscapes, none otherwise.")
-    flags.DEFINE_enum("resize", d.resize, list(image_folders.RESIZE_MODES),
-                      "Folders: how images of other sizes reach --load_size.")
-    flags.DEFINE_string("image_cache_dir", d.image_cache_dir,
-                        "Decoded folders (default <out_path>/image_cache).")
-    flags.DEFINE_integer("memory_limit_mb", d.memory_limit_mb,
-                         "Image pools larger than this stream from the cache on disk.")
-    flags.DEFINE_string("load_size", d.load_size, "Image size: S, or H,W with --dataset=folders "
-                        "(presets: a power of two; folders: multiples of 16).")
-    flags.DEFINE_integer("num_joint_samples", d.num_joint_samples,
-                         "Paired training images: the first N in file order.")
-    flags.DEFINE_integer("disc_channels", d.disc_channels, "First-layer filters of every discriminator.")
-    flags.DEFINE_integer("max_train_images", d.max_train_images, "Use only the first N training images (0 = all).")
-    flags.DEFINE_integer("max_val_images", d.max_val_images, "Use only the first N validation images (0 = all).")
-    flags.DEFINE_bool("mirror", d.mirror, "Flip training images left-right at random (a pair together).")
-    flags.DEFINE_integer("ls_runs", d.ls_runs, "LS metric: fresh discriminators trained.")
-    flags.DEFINE_integer("ls_epochs", d.ls_epochs, "LS metric: epochs per discriminator.")
-
-
-def define_pairs_loss_flags(defaults) -> None:
-    """Flags of `pairs_loss.PairsLoss`, shared by the conditional trainers."""
-    d = defaults
-    flags.DEFINE_enum("recon_loss", d.recon_loss, list(pairs_loss.KINDS),
-                      "The generator's loss on the paired rows: none, pix2pix's l1/l2, "
-                      "cross-entropy (ce), MR-GAN's moment reconstruction (mr1, mr2) or proxy MR "
-                      "(proxy_mr1, proxy_mr2).")
-    flags.DEFINE_enum("likelihood", d.likelihood, list(losses.LIKELIHOODS),
-                      "Moment losses: gaussian (mean, variance), laplace (median, mean absolute "
-                      "deviation) or categorical (class probabilities, one moment).")
-    flags.DEFINE_integer("moment_samples", d.moment_samples, "Moment losses: samples per paired input (K).")
-    flags.DEFINE_integer("moment_inputs", d.moment_inputs,
-                         "Moment losses: paired inputs per replica and update whose K samples are fitted.")
-    flags.DEFINE_float("recon_weight", d.recon_weight, "Weight of l1 / l2 / ce (pix2pix: 100).")
-    flags.DEFINE_float("moment_weight", d.moment_weight,
-                       "Weight of the mr likelihood or of proxy MR's first moment (MR-GAN: 10).")
-    flags.DEFINE_float("second_moment_weight", d.second_moment_weight,
-                       "Weight of proxy MR's second moment (MR-GAN: 10).")
-    flags.DEFINE_integer("predictor_steps", d.predictor_steps,
-                         "Proxy MR: updates of the predictor stage (run once per data and settings).")
-    flags.DEFINE_integer("predictor_eval_every", d.predictor_eval_every,
-                         "Proxy MR: the predictor's validation loss every N updates; the best is kept.")
-
-
-def define_noise_map_flags(defaults) -> None:
-    """The U-Net's per-pixel noise maps (`models.unet`), shared by the conditional trainers."""
-    flags.DEFINE_integer("noise_stages", defaults.noise_stages,
-                         "U-Net: last decoder stages (0-4) that also get per-pixel noise maps (MR-GAN: 3).")
-    flags.DEFINE_integer("noise_map_channels", defaults.noise_map_channels,
-                         "U-Net: channels of each per-pixel noise map (MR-GAN: 32).")

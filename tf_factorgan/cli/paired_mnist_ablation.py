@@ -1,4 +1,4 @@
-"""Runs the Paired MNIST training-choice ablation (see tf_factorgan.experiments.
+r"""Runs the Paired MNIST training-choice ablation (see tf_factorgan.experiments.
 paired_mnist_ablation), e.g. at 30 000 and then 100 000 updates:
 
   python -m trainers.paired_mnist_ablation --mnist_manual_dir=../shared/data/mnist \
@@ -14,21 +14,22 @@ import sys
 from absl import flags
 
 from tf_factorgan import checkpoints, strategies
+from tf_factorgan.cli import command, training
 from tf_factorgan.data import mnist
-from tf_factorgan.experiments import paired_mnist_ablation
-from tf_factorgan.cli import command
-from tf_factorgan.cli import paired_mnist as paired_mnist_flags
+from tf_factorgan.experiments import paired_mnist, paired_mnist_ablation
 
+training.define(paired_mnist.PairedMnistConfig)
 flags.DEFINE_list("settings", list(paired_mnist_ablation.SETTINGS), "Settings to run.")
 flags.DEFINE_list("seeds", ["1337"], "Seeds: every setting runs once with each.")
 flags.DEFINE_string("results_dir", None,
                     "Also write the CSV and every run's metrics.json here (e.g. results/...).")
+command.group("ablation", "settings", "seeds", "results_dir")
 FLAGS = flags.FLAGS
 
 
 def _config() -> paired_mnist_ablation.AblationConfig:
     config = paired_mnist_ablation.AblationConfig(
-        base=paired_mnist_flags.config_from_flags(),
+        base=training.settings_from_flags(paired_mnist.PairedMnistConfig),
         settings=tuple(FLAGS.settings),
         seeds=command.list_flag("seeds", int),
         results_dir=FLAGS.results_dir,
@@ -48,7 +49,7 @@ def main(argv):
         rows = paired_mnist_ablation.run_ablation(
             config, train, test, strategies.make_strategy(base.strategy))
     except (FileNotFoundError, checkpoints.CheckpointError) as error:
-        sys.exit(f"error: {error}")
+        command.exit_with(error)
     except KeyboardInterrupt as interrupt:
         sys.exit(f"\n{interrupt}; run the same command again to resume")
     print(f"\n{'setting':<24}{'seeds':>6}{'mean FID':>16}{'paper FID':>16}{'d_dep':>16}")
@@ -61,7 +62,7 @@ def main(argv):
 
 
 def run() -> None:
-    command.run_main(main)
+    training.run(main, __doc__, paired_mnist.PairedMnistConfig)
 
 
 if __name__ == "__main__":

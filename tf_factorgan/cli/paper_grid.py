@@ -11,14 +11,14 @@ import sys
 from absl import flags
 
 from tf_factorgan import checkpoints, strategies
+from tf_factorgan.cli import command, training
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist, paper_grid
 from tf_factorgan.factorisation import Variant
-from tf_factorgan.cli import command
-from tf_factorgan.cli import paired_mnist as paired_mnist_flags
 
 GRID = paper_grid.PaperGridConfig(base=paired_mnist.PairedMnistConfig())
 
+training.define(paired_mnist.PairedMnistConfig)
 flags.DEFINE_list("variants", [v.value for v in GRID.variants], "Variants to run.")
 flags.DEFINE_list("joint_sample_counts", [str(n) for n in GRID.num_joint_samples],
                   "Numbers of paired samples.")
@@ -26,13 +26,14 @@ flags.DEFINE_list("same_digit_probs", [str(p) for p in GRID.same_digit_probs], "
 flags.DEFINE_string("results_dir", None,
                     "Also write the CSV, the plot and every run's metrics.json here "
                     "(e.g. results/paired_mnist/grid_200k, kept in the repository).")
+command.group("grid", "variants", "joint_sample_counts", "same_digit_probs", "results_dir")
 
 FLAGS = flags.FLAGS
 
 
 def _config() -> paper_grid.PaperGridConfig:
     config = paper_grid.PaperGridConfig(
-        base=paired_mnist_flags.config_from_flags(),
+        base=training.settings_from_flags(paired_mnist.PairedMnistConfig),
         variants=command.list_flag("variants", Variant),
         num_joint_samples=command.list_flag("joint_sample_counts", int),
         same_digit_probs=command.list_flag("same_digit_probs", float),
@@ -56,14 +57,14 @@ def main(argv):
         test = mnist.load_mnist("test", base.mnist_manual_dir, base.tfds_data_dir)
         paper_grid.run_grid(config, train, test, strategies.make_strategy(base.strategy))
     except (FileNotFoundError, checkpoints.CheckpointError) as error:
-        sys.exit(f"error: {error}")
+        command.exit_with(error)
     except KeyboardInterrupt as interrupt:
         sys.exit(f"\n{interrupt}; run the same command again to resume")
     print(f"\nResults: {config.results_dir or config.grid_dir}/results.csv and results.png")
 
 
 def run() -> None:
-    command.run_main(main)
+    training.run(main, __doc__, paired_mnist.PairedMnistConfig)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,20 @@ model is mono: its mask, computed from the mono downmix, is applied to every cha
 own spectrogram, which keeps the stereo image.
 """
 
-import sys
-
 from absl import app, flags
 
-from tf_factorgan.experiments import audio_separation
 from tf_factorgan.cli import command
+from tf_factorgan.config import DATA, EVALUATION, OUTPUT
+from tf_factorgan.experiments import audio_separation
 
 flags.DEFINE_string("output_dir", None, "Folder for vocals.wav and accompaniment.wav.", short_name="o")
 flags.DEFINE_string("run_dir", "runs/audio_separation/factorgan",
                     "A finished trainers.audio_separation run (generator.weights.h5, generator.json).")
 flags.DEFINE_integer("griffin_lim_iterations", 0, "Griffin-Lim iterations after the mixture-phase inversion.")
 flags.mark_flag_as_required("output_dir")
+command.group(DATA, "run_dir")
+command.group(EVALUATION, "griffin_lim_iterations")
+command.group(OUTPUT, "output_dir")
 FLAGS = flags.FLAGS
 
 
@@ -31,13 +33,13 @@ def main(argv):
             FLAGS.run_dir, argv[1], FLAGS.output_dir, FLAGS.griffin_lim_iterations
         )
     except (FileNotFoundError, ValueError, RuntimeError) as error:
-        sys.exit(f"error: {error}")
+        command.exit_with(error)
     for source, path in outputs.items():
         print(f"{source}: {path}")
 
 
 def run() -> None:
-    command.run_main(main)
+    command.run_main(main, __doc__)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ letters, digits or underscores (it names metrics and served outputs), not ending
 fd_marginal_mean).
 
 Every file is read with allow_pickle=False: pickled objects are refused, not run.
-Errors name the flag, the file, the key and what was expected.
+Errors name the setting (`config.SettingError`), the file, the key and what was expected.
 
 Standardisation: each feature of part k gets the mean and standard deviation (ddof 0)
 of every training observation of part k, paired and unpaired together; a constant
@@ -47,6 +47,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tf_factorgan.config import SettingError, SettingPathError
 from tf_factorgan.data import sources
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -60,49 +61,49 @@ TRAINING = "training"
 
 
 def split_list(value: str) -> list[str]:
-    """'a, b,,c' -> ['a', 'b', 'c'] (a comma-separated flag)."""
+    """'a, b,,c' -> ['a', 'b', 'c'] (a comma-separated setting)."""
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def check_part_names(names: Sequence[str], where: str) -> None:
     """K >= 2 distinct names that can name metrics and served outputs."""
     if len(names) < 2:
-        raise ValueError(f"{where}: a sample needs at least 2 parts, got {list(names)}")
+        raise SettingError(f"{where}: a sample needs at least 2 parts, got {list(names)}")
     for name in names:
         if not NAME.match(name) or name in RESERVED_NAMES or name.endswith("_bytes"):
-            raise ValueError(
+            raise SettingError(
                 f"{where}: part name {name!r} must be a letter followed by letters, digits "
                 f"or '_', not end in '_bytes' and not be one of {RESERVED_NAMES}")
     duplicates = sorted({n for n in names if list(names).count(n) > 1})
     if duplicates:
-        raise ValueError(f"{where}: part names must differ, {duplicates} appear twice")
+        raise SettingError(f"{where}: part names must differ, {duplicates} appear twice")
 
 
 # --- Reading and checking one array -------------------------------------------------
 
 
-def _extension(path: str, flag: str) -> str:
+def _extension(path: str, setting: str) -> str:
     extension = os.path.splitext(path)[1].lower()
     if extension not in EXTENSIONS:
-        raise ValueError(f"{flag}: {path!r} must be a .npy or .npz file")
+        raise SettingError(f"{setting}: {path!r} must be a .npy or .npz file")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{flag}: file {path!r} does not exist")
+        raise SettingPathError(f"{setting}: file {path!r} does not exist")
     return extension
 
 
-def _unreadable(where: str, error: Exception) -> ValueError:
+def _unreadable(where: str, error: Exception) -> SettingError:
     if isinstance(error, ValueError) and ("pickle" in str(error) or "Object arrays" in str(error)):
-        return ValueError(
+        return SettingError(
             f"{where} holds pickled Python objects (or is no NumPy file); arrays are read "
             "with allow_pickle=False, so save plain numeric arrays with np.save / np.savez")
-    return ValueError(f"cannot read {where}: {error}")
+    return SettingError(f"cannot read {where}: {error}")
 
 
-def _open(path: str, flag: str):
+def _open(path: str, setting: str):
     """np.load of `path` without pickles, checked against its extension: an ndarray
     for .npy, an open NpzFile (close it) for .npz."""
-    extension = _extension(path, flag)
-    where = f"{flag} file {path}"
+    extension = _extension(path, setting)
+    where = f"{setting} file {path}"
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
@@ -110,24 +111,24 @@ def _open(path: str, flag: str):
     # np.load goes by the content, not the name.
     if extension == ".npy" and not isinstance(loaded, np.ndarray):
         loaded.close()
-        raise ValueError(f"{where} is an .npz archive, not a .npy array; name it .npz")
+        raise SettingError(f"{where} is an .npz archive, not a .npy array; name it .npz")
     if extension == ".npz" and isinstance(loaded, np.ndarray):
-        raise ValueError(f"{where} is a .npy array, not an .npz archive; name it .npy")
+        raise SettingError(f"{where} is a .npy array, not an .npz archive; name it .npy")
     return loaded
 
 
-def _load(path: str, flag: str, key: Optional[str] = None):
+def _load(path: str, setting: str, key: Optional[str] = None):
     """The array of a .npy file, or of `key` in an .npz (None: {key: array} of all)."""
-    loaded = _open(path, flag)
+    loaded = _open(path, setting)
     if isinstance(loaded, np.ndarray):
         return loaded
-    where = f"{flag} file {path}"
+    where = f"{setting} file {path}"
     with loaded:
         keys = list(loaded.files)
         wanted = keys if key is None else [key]
         for name in wanted:
             if name not in keys:
-                raise ValueError(f"{where} has no key {name!r}; its keys are {keys}")
+                raise SettingError(f"{where} has no key {name!r}; its keys are {keys}")
         arrays = {}
         for name in wanted:
             try:
@@ -137,11 +138,11 @@ def _load(path: str, flag: str, key: Optional[str] = None):
     return arrays if key is None else arrays[key]
 
 
-def _npz_keys(path: str, flag: str) -> list[str]:
+def _npz_keys(path: str, setting: str) -> list[str]:
     """The keys of the .npz archive `path`."""
-    loaded = _open(path, flag)
+    loaded = _open(path, setting)
     if isinstance(loaded, np.ndarray):
-        raise ValueError(f"{flag} file {path} is a .npy array; {flag} needs an .npz archive")
+        raise SettingError(f"{setting} file {path} is a .npy array; {setting} needs an .npz archive")
     with loaded:
         return list(loaded.files)
 
@@ -151,23 +152,23 @@ def as_matrix(array, where: str) -> np.ndarray:
     `where` names it in errors ("--paired file x.npz, key 'a'")."""
     array = np.asarray(array)
     if array.dtype.kind == "O":
-        raise ValueError(f"{where} holds Python objects (dtype object); expected numbers")
+        raise SettingError(f"{where} holds Python objects (dtype object); expected numbers")
     if array.dtype.kind not in "biuf":
-        raise ValueError(f"{where} has dtype {array.dtype}; expected real numbers "
+        raise SettingError(f"{where} has dtype {array.dtype}; expected real numbers "
                          "(float, integer or bool)")
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise ValueError(f"{where} has shape {array.shape}; expected [rows, features] or [rows]")
+        raise SettingError(f"{where} has shape {array.shape}; expected [rows, features] or [rows]")
     if array.size == 0:
-        raise ValueError(f"{where} is empty (shape {array.shape}); expected at least one "
+        raise SettingError(f"{where} is empty (shape {array.shape}); expected at least one "
                          "row and one feature")
     with np.errstate(over="ignore", invalid="ignore"):
         matrix = array.astype(np.float32)
     bad = ~np.isfinite(matrix)
     if bad.any():
         row, column = np.argwhere(bad)[0]
-        raise ValueError(
+        raise SettingError(
             f"{where}: {int(bad.sum())} of {matrix.size} values are NaN, infinite or beyond "
             f"float32's range (the first at row {row}, column {column})")
     return matrix
@@ -272,38 +273,38 @@ def _paired(paired: str, parts: Sequence[str]) -> tuple[list[str], list[np.ndarr
     """(names, [N, F_k] arrays, ignored npz keys) of --paired."""
     paths = split_list(paired)
     if not paths:
-        raise ValueError("--paired is required: one .npz with an array per part, or one "
-                         ".npy per part (--paired=a.npy,b.npy)")
+        raise SettingError("{paired} is required: one .npz with an array per part, or one "
+                         ".npy per part ({paired}=a.npy,b.npy)")
     for path in paths:
-        _extension(path, "--paired")
+        _extension(path, "{paired}")
     if len(paths) == 1 and paths[0].lower().endswith(".npz"):
         path = paths[0]
-        keys = _npz_keys(path, "--paired")
+        keys = _npz_keys(path, "{paired}")
         names = list(parts) or keys
-        check_part_names(names, f"--paired file {path}" if not parts else "--parts")
+        check_part_names(names, f"{{paired}} file {path}" if not parts else "{parts}")
         missing = [n for n in names if n not in keys]
         if missing:
-            raise ValueError(f"--paired file {path} has no key {missing[0]!r} (--parts={','.join(parts)}); "
+            raise SettingError(f"{{paired}} file {path} has no key {missing[0]!r} ({{parts}}={','.join(parts)}); "
                              f"its keys are {keys}")
-        arrays = [as_matrix(_load(path, "--paired", n), f"--paired file {path}, key {n!r}")
+        arrays = [as_matrix(_load(path, "{paired}", n), f"{{paired}} file {path}, key {n!r}")
                   for n in names]
         wheres = [f"{path}, key {n!r}" for n in names]
         ignored = [k for k in keys if k not in names]
     else:
         if any(p.lower().endswith(".npz") for p in paths):
-            raise ValueError("--paired takes one .npz (an array per part) or .npy files (one "
+            raise SettingError("{paired} takes one .npz (an array per part) or .npy files (one "
                              f"per part), not a mixture: {paths}")
         names = list(parts) or [os.path.splitext(os.path.basename(p))[0] for p in paths]
         if parts and len(parts) != len(paths):
-            raise ValueError(f"--parts names {len(parts)} parts, --paired gives {len(paths)} files")
-        check_part_names(names, "--parts" if parts else "--paired (part names from the file names)")
-        arrays = [as_matrix(_load(p, "--paired"), f"--paired file {p}") for p in paths]
+            raise SettingError(f"{{parts}} names {len(parts)} parts, {{paired}} gives {len(paths)} files")
+        check_part_names(names, "{parts}" if parts else "{paired} (part names from the file names)")
+        arrays = [as_matrix(_load(p, "{paired}"), f"{{paired}} file {p}") for p in paths]
         wheres = list(paths)
         ignored = []
     counts = {len(a) for a in arrays}
     if len(counts) > 1:
         rows = ", ".join(f"{w} has {len(a)}" for w, a in zip(wheres, arrays))
-        raise ValueError(f"--paired parts must have one row per sample, aligned, but their "
+        raise SettingError(f"{{paired}} parts must have one row per sample, aligned, but their "
                          f"row counts differ: {rows}")
     return names, arrays, ignored
 
@@ -314,14 +315,14 @@ def _unpaired(unpaired: str, names: Sequence[str], sizes: Sequence[int]) -> list
 
     def add(name, array, where):
         if name not in names:
-            raise ValueError(f"--unpaired {where}: {name!r} is not a part; the parts are {list(names)}")
+            raise SettingError(f"{{unpaired}} {where}: {name!r} is not a part; the parts are {list(names)}")
         if name in found:
-            raise ValueError(f"--unpaired gives part {name!r} twice ({found[name][1]} and {where})")
-        matrix = as_matrix(array, f"--unpaired {where}")
+            raise SettingError(f"{{unpaired}} gives part {name!r} twice ({found[name][1]} and {where})")
+        matrix = as_matrix(array, f"{{unpaired}} {where}")
         size = sizes[list(names).index(name)]
         if matrix.shape[1] != size:
-            raise ValueError(f"--unpaired {where} has {matrix.shape[1]} features per row, but "
-                             f"part {name!r} has {size} in --paired")
+            raise SettingError(f"{{unpaired}} {where} has {matrix.shape[1]} features per row, but "
+                             f"part {name!r} has {size} in {{paired}}")
         found[name] = (matrix, where)
 
     for entry in split_list(unpaired):
@@ -331,38 +332,38 @@ def _unpaired(unpaired: str, names: Sequence[str], sizes: Sequence[int]) -> list
         name = name.strip()
         if path.lower().endswith(".npz"):
             if name:
-                keys = _npz_keys(path, "--unpaired")
+                keys = _npz_keys(path, "{unpaired}")
                 key = name if name in keys or len(keys) != 1 else keys[0]
-                add(name, _load(path, "--unpaired", key), f"file {path}, key {key!r}")
+                add(name, _load(path, "{unpaired}", key), f"file {path}, key {key!r}")
             else:
-                for key, array in _load(path, "--unpaired").items():
+                for key, array in _load(path, "{unpaired}").items():
                     add(key, array, f"file {path}, key {key!r}")
         else:
             name = name or os.path.splitext(os.path.basename(path))[0]
-            add(name, _load(path, "--unpaired"), f"file {path}")
+            add(name, _load(path, "{unpaired}"), f"file {path}")
     return [found[n][0] if n in found else None for n in names]
 
 
 def _val(path: str, names: Sequence[str], sizes: Sequence[int]) -> list[np.ndarray]:
-    keys = _npz_keys(path, "--val_npz")
+    keys = _npz_keys(path, "{val_npz}")
     missing = [n for n in names if n not in keys]
     if missing:
-        raise ValueError(f"--val_npz file {path} has no key {missing[0]!r}; it needs one per part "
+        raise SettingError(f"{{val_npz}} file {path} has no key {missing[0]!r}; it needs one per part "
                          f"{list(names)}, its keys are {keys}")
     arrays = []
     for name, size in zip(names, sizes):
-        where = f"--val_npz file {path}, key {name!r}"
-        matrix = as_matrix(_load(path, "--val_npz", name), where)
+        where = f"{{val_npz}} file {path}, key {name!r}"
+        matrix = as_matrix(_load(path, "{val_npz}", name), where)
         if matrix.shape[1] != size:
-            raise ValueError(f"{where} has {matrix.shape[1]} features per row, part {name!r} "
-                             f"has {size} in --paired")
+            raise SettingError(f"{where} has {matrix.shape[1]} features per row, part {name!r} "
+                             f"has {size} in {{paired}}")
         arrays.append(matrix)
     counts = {len(a) for a in arrays}
     if len(counts) > 1:
-        raise ValueError(f"--val_npz file {path}: the parts' row counts differ "
+        raise SettingError(f"{{val_npz}} file {path}: the parts' row counts differ "
                          f"({dict(zip(names, map(len, arrays)))}); rows must be aligned")
     if len(arrays[0]) < 2:
-        raise ValueError(f"--val_npz file {path} has {len(arrays[0])} row; the metrics need >= 2")
+        raise SettingError(f"{{val_npz}} file {path} has {len(arrays[0])} row; the metrics need >= 2")
     return arrays
 
 
@@ -375,13 +376,13 @@ def load(paired: str, unpaired: str = "", parts: Sequence[str] = (), val_npz: st
     val, source = None, TRAINING
     if val_npz:
         if val_fraction:
-            raise ValueError("give --val_npz or --val_fraction, not both")
+            raise SettingError("give {val_npz} or {val_fraction}, not both")
         val, source = _val(val_npz, names, sizes), VAL_NPZ
     elif val_fraction:
         count = len(arrays[0])
         held = int(round(val_fraction * count))
         if held < 2 or held >= count:
-            raise ValueError(f"--val_fraction={val_fraction} of the {count} paired rows holds out "
+            raise SettingError(f"{{val_fraction}}={val_fraction} of the {count} paired rows holds out "
                              f"{held}; the metrics need >= 2 held out and training >= 1 paired row")
         order = np.random.default_rng(seed).permutation(count)
         val_rows, train_rows = np.sort(order[:held]), np.sort(order[held:])
@@ -389,8 +390,8 @@ def load(paired: str, unpaired: str = "", parts: Sequence[str] = (), val_npz: st
         arrays = [a[train_rows] for a in arrays]
         source = HELD_OUT
     elif len(arrays[0]) < 2:
-        raise ValueError(f"--paired has {len(arrays[0])} row; the joint metrics need >= 2 paired "
-                         "rows (or a --val_npz)")
+        raise SettingError(f"{{paired}} has {len(arrays[0])} row; the joint metrics need >= 2 paired "
+                         "rows (or a {val_npz})")
     standardiser = Standardiser.fit([[a, u] for a, u in zip(arrays, extra)])
     paired_pools = tuple(standardiser.standardise(k, a) for k, a in enumerate(arrays))
     unpaired_pools = tuple(None if u is None else standardiser.standardise(k, u)

@@ -43,6 +43,7 @@ import tqdm
 from PIL import Image, ImageOps
 
 from tf_factorgan import files
+from tf_factorgan.config import SettingError, SettingPathError, named
 from tf_factorgan.data import palette as palettes
 from tf_factorgan.data import pools
 
@@ -59,7 +60,7 @@ DEFAULT_MEMORY_LIMIT_MB = 1024
 CACHE_VERSION = 2
 
 
-def parse_load_size(value, flag: str = "--load_size") -> tuple[int, int]:
+def parse_load_size(value, setting: str = "{load_size}") -> tuple[int, int]:
     """"128" or 128 -> (128, 128); "128,256" -> (128, 256) as (H, W). Each side must be
     a multiple of 16 and >= 16 (the U-Net halves it four times)."""
     text = str(value).replace("x", ",")
@@ -70,20 +71,20 @@ def parse_load_size(value, flag: str = "--load_size") -> tuple[int, int]:
     if len(sides) == 1:
         sides = sides * 2
     if len(sides) != 2 or any(s < 16 or s % 16 for s in sides):
-        raise ValueError(f"{flag} must be S or H,W with each side a multiple of 16 and "
+        raise SettingError(f"{setting} must be S or H,W with each side a multiple of 16 and "
                          f">= 16 (e.g. 128 or 128,256), got {value!r}")
     return sides
 
 
-def list_images(folder: str, flag: str) -> list[str]:
-    """Sorted paths of the image files directly in `folder`; fails naming the flag if
-    the folder is missing or holds none."""
+def list_images(folder: str, setting: str) -> list[str]:
+    """Sorted paths of the image files directly in `folder`; fails naming the setting
+    (`setting`, an error template's `{name}`) if the folder is missing or holds none."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{flag}={folder!r} is not a folder")
+        raise SettingPathError(f"{setting}={folder!r} is not a folder")
     paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
                    if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
     if not paths:
-        raise FileNotFoundError(f"{flag}={folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise SettingPathError(f"{setting}={folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return paths
 
 
@@ -91,32 +92,32 @@ def _stem(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def _by_stem(paths: list[str], flag: str) -> dict:
+def _by_stem(paths: list[str], setting: str) -> dict:
     stems = collections.defaultdict(list)
     for path in paths:
         stems[_stem(path)].append(path)
     duplicates = {s: p for s, p in stems.items() if len(p) > 1}
     if duplicates:
         stem, clash = next(iter(sorted(duplicates.items())))
-        raise ValueError(f"{flag}: {len(duplicates)} file stem(s) occur more than once, e.g. "
+        raise SettingError(f"{setting}: {len(duplicates)} file stem(s) occur more than once, e.g. "
                          f"{', '.join(map(os.path.basename, clash))}; keep one file per stem")
     return {s: p[0] for s, p in stems.items()}
 
 
-def match_stems(a_folder: str, b_folder: str, a_flag: str, b_flag: str) -> list[tuple[str, str]]:
+def match_stems(a_folder: str, b_folder: str, a_setting: str, b_setting: str) -> list[tuple[str, str]]:
     """(a path, b path) of every stem present in both folders, sorted by stem. Fails,
     listing the first unmatched files and the counts, unless every file has a partner."""
-    a = _by_stem(list_images(a_folder, a_flag), a_flag)
-    b = _by_stem(list_images(b_folder, b_flag), b_flag)
+    a = _by_stem(list_images(a_folder, a_setting), a_setting)
+    b = _by_stem(list_images(b_folder, b_setting), b_setting)
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if only_a or only_b:
         def listed(stems, paths):
             shown = ", ".join(os.path.basename(paths[s]) for s in stems[:5])
             return f"{len(stems)} ({shown}{' ...' if len(stems) > 5 else ''})" if stems else "0"
 
-        raise ValueError(
+        raise SettingError(
             f"paired folders do not match by file stem: {len(set(a) & set(b))} stems match; "
-            f"only in {a_flag}={a_folder!r}: {listed(only_a, a)}; only in {b_flag}="
+            f"only in {a_setting}={a_folder!r}: {listed(only_a, a)}; only in {b_setting}="
             f"{b_folder!r}: {listed(only_b, b)}. Paired files must share their name "
             f"before the extension")
     return [(a[s], b[s]) for s in sorted(a)]
@@ -136,7 +137,7 @@ class PartSpec:
         if self.kind not in (PHOTO, LABEL_MAP):
             raise ValueError(f"part kind must be {PHOTO!r} or {LABEL_MAP!r}, got {self.kind!r}")
         if self.resize not in RESIZE_MODES:
-            raise ValueError(f"--resize must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}")
+            raise SettingError(f"{{resize}} must be one of {', '.join(RESIZE_MODES)}, got {self.resize!r}")
         if self.kind == LABEL_MAP and self.palette is None:
             raise ValueError("label maps need a palette")
         if self.resize == "pad":
@@ -153,7 +154,7 @@ class PartSpec:
             return (0, 0, 0)
         ignored_only = self.palette.full_colours()[len(self.palette.evaluated):]
         if not len(ignored_only):
-            raise ValueError("--resize=pad needs a palette colour that only ignored classes "
+            raise SettingError("{resize}=pad needs a palette colour that only ignored classes "
                              "use, to fill the border of label maps with")
         return tuple(int(round(c * 255)) for c in ignored_only[0])
 
@@ -242,7 +243,7 @@ def decode(item: Item, spec: PartSpec) -> np.ndarray:
         return _label_map(image, spec, path)
 
 
-def channels(items: Sequence[Item], spec: PartSpec, flag: str) -> int:
+def channels(items: Sequence[Item], spec: PartSpec, setting: str) -> int:
     """1 or 3: the channel count every file of a part agrees on (read from the
     headers only). Fails naming both kinds when grey and colour files mix."""
     if spec.kind == LABEL_MAP:
@@ -252,8 +253,8 @@ def channels(items: Sequence[Item], spec: PartSpec, flag: str) -> int:
         with _open(path, load=False) as image:
             (grey if _is_grey(image) else colour).append(path)
     if grey and colour:
-        raise ValueError(
-            f"{flag} mixes grey and colour images: {len(grey)} grey (e.g. "
+        raise SettingError(
+            f"{setting} mixes grey and colour images: {len(grey)} grey (e.g. "
             f"{os.path.basename(grey[0])}) and {len(colour)} colour (e.g. "
             f"{os.path.basename(colour[0])}); convert them to one kind")
     return 1 if grey else 3
@@ -272,15 +273,15 @@ def _cache_key(items: Sequence[Item], spec: PartSpec, num_channels: int) -> str:
 _KINDS = {1: "grey", 3: "colour"}
 
 
-def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag: str,
+def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, setting: str,
                     progress: bool = True, paired_channels: Optional[int] = None) -> pools.DiskArray:
     """The rows of one part as a DiskArray uint8 [N, H, W, C] in `cache_dir`, decoded
     on the first call only (threads decode; memory holds one batch). Unpaired images
     pass `paired_channels`, the paired images' C: grey among colour ones (or the other
     way round) fails from the headers, before anything is decoded."""
-    num_channels = channels(items, spec, flag)
+    num_channels = channels(items, spec, setting)
     if paired_channels is not None and num_channels != paired_channels:
-        raise ValueError(f"{flag} holds {_KINDS[num_channels]} images, the paired ones are "
+        raise SettingError(f"{setting} holds {_KINDS[num_channels]} images, the paired ones are "
                          f"{_KINDS[paired_channels]}; convert them to one kind")
     folder = os.path.join(cache_dir, _cache_key(items, spec, num_channels))
     try:
@@ -290,7 +291,7 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag:
 
     def batches():
         with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool, \
-                tqdm.tqdm(total=len(items), desc=f"decoding {flag}", unit="img",
+                tqdm.tqdm(total=len(items), desc=f"decoding {named(setting)}", unit="img",
                           disable=not progress) as bar:
             for start in range(0, len(items), DECODE_BATCH):
                 chunk = items[start:start + DECODE_BATCH]
@@ -298,7 +299,7 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag:
                 bar.update(len(chunk))
                 yield np.stack(rows)
 
-    then = "then run the same command again, or choose --image_cache_dir elsewhere"
+    then = "then run the same command again, or choose {image_cache_dir} elsewhere"
     with files.explained_write_errors(cache_dir, then), \
             files.writing_into(cache_dir, tidy=True) as removed:
         if removed:
@@ -307,10 +308,10 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag:
                                       len(items))
 
 
-def load_pool(items: Sequence[Item], spec: PartSpec, cache_dir: str, flag: str,
+def load_pool(items: Sequence[Item], spec: PartSpec, cache_dir: str, setting: str,
               memory_limit_mb: float = DEFAULT_MEMORY_LIMIT_MB, progress: bool = True,
               paired_channels: Optional[int] = None) -> pools.Pool:
     """A part's pool: in memory when it is at most `memory_limit_mb`, else on disk
     (`paired_channels`: as `decode_to_cache`)."""
-    disk = decode_to_cache(items, spec, cache_dir, flag, progress, paired_channels)
+    disk = decode_to_cache(items, spec, cache_dir, setting, progress, paired_channels)
     return disk.to_memory() if disk.nbytes <= memory_limit_mb * 2**20 else disk

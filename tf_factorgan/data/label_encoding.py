@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from tf_factorgan.config import SettingError
 from tf_factorgan.data.palette import Palette
 from tf_factorgan.eval import segmentation
 
@@ -37,7 +38,7 @@ class LabelEncoding:
 
     def __post_init__(self):
         if self.kind not in ENCODINGS:
-            raise ValueError(f"--label_encoding must be one of {', '.join(ENCODINGS)}, got {self.kind!r}")
+            raise SettingError(f"{{label_encoding}} must be one of {', '.join(ENCODINGS)}, got {self.kind!r}")
 
     @property
     def num_classes(self) -> int:
@@ -90,7 +91,7 @@ class LabelEncoding:
         """float [..., K + 1] one-hot form maps -> float32 [..., K]: the evaluated
         classes' probabilities, renormalised without void."""
         if self.kind != ONE_HOT:
-            raise ValueError("class probabilities need --label_encoding=one_hot")
+            raise SettingError("class probabilities need {label_encoding}=one_hot")
         evaluated = tf.cast(maps, tf.float32)[..., : self.num_classes]
         return evaluated / tf.maximum(tf.reduce_sum(evaluated, axis=-1, keepdims=True), 1e-12)
 

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_factorgan import files
+from tf_factorgan.config import SettingError, SettingPathError
 
 IMAGE_SIZE = 28
 DIGIT_SIZE = IMAGE_SIZE * IMAGE_SIZE
@@ -35,7 +36,6 @@ MNIST_FILES = (
 SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
 # Where tensorflow-datasets fetches the official files from.
 OFFICIAL_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
-MANUAL_DIR_FLAG = "--mnist_manual_dir"
 FIXED = "fixed"
 REDRAW_EACH_EPOCH = "redraw_each_epoch"
 PAIRINGS = (FIXED, REDRAW_EACH_EPOCH)
@@ -59,10 +59,10 @@ def check_manual_dir(manual_dir: str) -> None:
     """Fails with the expected layout when the offline MNIST folder is incomplete."""
     missing = [f for f in MNIST_FILES if not os.path.isfile(os.path.join(manual_dir, f))]
     if missing:
-        raise FileNotFoundError(
-            f"MNIST folder {manual_dir!r} (from {MANUAL_DIR_FLAG}) lacks "
+        raise SettingPathError(
+            f"MNIST folder {manual_dir!r} (from {{mnist_manual_dir}}) lacks "
             f"{', '.join(missing)}; it must hold the four official files "
-            f"{', '.join(MNIST_FILES)}. Leave {MANUAL_DIR_FLAG} empty to download MNIST."
+            f"{', '.join(MNIST_FILES)}. Leave {{mnist_manual_dir}} empty to download MNIST."
         )
 
 
@@ -144,7 +144,7 @@ def pair_digits(labels: np.ndarray, same_digit_prob: float, seed: int) -> np.nda
       upper index i.
     """
     if not 0.0 <= same_digit_prob <= 1.0:
-        raise ValueError(f"--same_digit_prob must lie in [0, 1], got {same_digit_prob}")
+        raise SettingError(f"{{same_digit_prob}} must lie in [0, 1], got {same_digit_prob}")
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
     n = len(labels)
@@ -198,7 +198,7 @@ def pair_gatherer(
     so this is the original code's per-epoch redraw.
     """
     if pairing not in PAIRINGS:
-        raise ValueError(f"--pairing must be one of {PAIRINGS}, got {pairing!r}")
+        raise SettingError(f"{{pairing}} must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
     images = tf.constant(paired.digits.images.reshape(-1, DIGIT_SIZE))
     columns = [0, 1] if part is None else [part]
     width = DIGIT_SIZE * len(columns)

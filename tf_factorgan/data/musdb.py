@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from tf_factorgan.config import SettingError, SettingPathError
 from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import spectrogram, windows
 from tf_factorgan.data import spectrogram_cache
@@ -30,8 +31,9 @@ STEMS = ("mixture", "drums", "bass", "other", "vocals")
 ACCOMPANIMENT_STEMS = ("drums", "bass", "other")
 # The spectrograms of a song: the mixture and the sources it is separated into.
 SOURCES = ("mixture", *windows.SOURCES)
-ROOT_FLAG = "--musdb_root"
-JOINT_SONGS_FLAG = "--num_joint_songs"
+# The settings that choose MUSDB18 and its paired songs, as error templates name them.
+ROOT_SETTING = "{musdb_root}"
+JOINT_SONGS_SETTING = "{num_joint_songs}"
 MUSDB_URL = "https://sigsep.github.io/datasets/musdb.html"
 MUSDB_ZENODO = "https://zenodo.org/record/1117372"
 SAMPLE_TRACKS = "../shared/data/musdb18_sample"
@@ -42,13 +44,13 @@ class DecodeError(RuntimeError):
     """An audio file that ffmpeg cannot read completely; the message names the file."""
 
 
-def _layout_error(root: str, problem: str, flag: str, is_wav: bool) -> FileNotFoundError:
+def _layout_error(root: str, problem: str, setting: str, is_wav: bool) -> SettingPathError:
     if is_wav:
         layout = "<root>/{train,test}/<track>/{" + ",".join(STEMS) + "}.wav"
     else:
         layout = "<root>/train/*.stem.mp4 and <root>/test/*.stem.mp4"
-    return FileNotFoundError(
-        f"MUSDB18 folder {root!r} (from {flag}) {problem}; expected {layout}. MUSDB18 "
+    return SettingPathError(
+        f"MUSDB18 folder {root!r} (from {setting}) {problem}; expected {layout}. MUSDB18 "
         f"is available on request from {MUSDB_URL} (Zenodo: {MUSDB_ZENODO}). For tests, "
         f"{SAMPLE_TRACKS} (from the repository root) holds two 7-second preview tracks "
         f"in this layout."
@@ -63,18 +65,18 @@ def _track_names(folder: str, is_wav: bool) -> list[str]:
     return [e for e in entries if e.endswith(".stem.mp4")]
 
 
-def check_layout(root: str, flag: str = ROOT_FLAG, is_wav: bool = False, subsets=SUBSETS) -> None:
+def check_layout(root: str, setting: str = ROOT_SETTING, is_wav: bool = False, subsets=SUBSETS) -> None:
     """Fails with the expected layout unless every subset folder of `root` holds tracks
     (and, for wav tracks, every track folder all five stem files)."""
     if not os.path.isdir(root):
-        raise _layout_error(root, "does not exist", flag, is_wav)
+        raise _layout_error(root, "does not exist", setting, is_wav)
     for subset in subsets:
         folder = os.path.join(root, subset)
         if not os.path.isdir(folder):
-            raise _layout_error(root, f"has no {subset}/ folder", flag, is_wav)
+            raise _layout_error(root, f"has no {subset}/ folder", setting, is_wav)
         names = _track_names(folder, is_wav)
         if not names:
-            raise _layout_error(root, f"has no tracks in {subset}/", flag, is_wav)
+            raise _layout_error(root, f"has no tracks in {subset}/", setting, is_wav)
         if is_wav:
             for name in names:
                 # musdb skips missing stems silently, which would shrink the accompaniment.
@@ -85,7 +87,7 @@ def check_layout(root: str, flag: str = ROOT_FLAG, is_wav: bool = False, subsets
                 if missing:
                     raise _layout_error(
                         root, f"has track folder {subset}/{name}/ without {', '.join(missing)}",
-                        flag, is_wav,
+                        setting, is_wav,
                     )
 
 
@@ -112,7 +114,7 @@ def _first_unreadable(folder: str, is_wav: bool):
     return None
 
 
-def list_tracks(root: str, subset: str, is_wav: bool = False, flag: str = ROOT_FLAG) -> list:
+def list_tracks(root: str, subset: str, is_wav: bool = False, setting: str = ROOT_SETTING) -> list:
     """All musdb Track objects of one subset folder ("train" or "test"), sorted by name.
 
     Takes every track of the folder: musdb's own train/validation split is not applied
@@ -121,7 +123,7 @@ def list_tracks(root: str, subset: str, is_wav: bool = False, flag: str = ROOT_F
     if subset not in SUBSETS:
         raise ValueError(f"MUSDB18 subset must be one of {SUBSETS}, got {subset!r}")
     audio_io.check_ffmpeg("decoding MUSDB18")
-    check_layout(root, flag, is_wav, subsets=(subset,))
+    check_layout(root, setting, is_wav, subsets=(subset,))
     import musdb  # imports stempeg, which needs ffmpeg (checked above)
 
     try:
@@ -308,8 +310,8 @@ def split_songs(num_songs: int, num_joint_songs: int, seed: int) -> tuple[list[i
     if num_songs < 1:
         raise ValueError(f"split_songs needs at least one song, got {num_songs}")
     if not 1 <= num_joint_songs <= num_songs:
-        raise ValueError(
-            f"{JOINT_SONGS_FLAG} must lie in [1, {num_songs}] (the number of training "
+        raise SettingError(
+            f"{JOINT_SONGS_SETTING} must lie in [1, {num_songs}] (the number of training "
             f"songs), got {num_joint_songs}"
         )
     order = np.random.default_rng(seed).permutation(num_songs)

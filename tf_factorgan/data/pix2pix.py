@@ -28,10 +28,13 @@ import tensorflow as tf
 import tqdm
 from PIL import Image
 
+from tf_factorgan.config import SettingError, SettingPathError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "val")
-DATASET_DIR_FLAG = "--dataset_dir"
-LOAD_SIZE_FLAG = "--load_size"
+# The settings of a pix2pix folder and image size, as error templates name them.
+DATASET_DIR_SETTING = "{dataset_dir}"
+LOAD_SIZE_SETTING = "{load_size}"
 # ITU-R 601-2 luma, the weights of PIL's convert("L") that pix2pix uses for grey input.
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{}.tar.gz"
@@ -67,9 +70,9 @@ class AlignedPairs:
         return self.a.shape[-1], self.b.shape[-1]
 
 
-def _layout_error(root: str, problem: str, flag: str) -> FileNotFoundError:
-    return FileNotFoundError(
-        f"pix2pix dataset folder {root!r} (from {flag}) {problem}; expected "
+def _layout_error(root: str, problem: str, setting: str) -> SettingPathError:
+    return SettingPathError(
+        f"pix2pix dataset folder {root!r} (from {setting}) {problem}; expected "
         f"<root>/train/*.jpg and <root>/val/*.jpg (.jpeg and .png also work), each "
         f"image A|B side by side (A left, B right), twice as wide as high. Download "
         f"one with: {DOWNLOAD_COMMAND}"
@@ -80,34 +83,34 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def check_layout(root: str, flag: str = DATASET_DIR_FLAG) -> None:
+def check_layout(root: str, setting: str = DATASET_DIR_SETTING) -> None:
     """Fails with the expected layout unless `root` has non-empty train/ and val/ folders.
 
     Only folders and file names are checked; image sizes are checked while loading.
     """
     if not os.path.isdir(root):
-        raise _layout_error(root, "does not exist", flag)
+        raise _layout_error(root, "does not exist", setting)
     for split in SPLITS:
         folder = os.path.join(root, split)
         if not os.path.isdir(folder):
-            raise _layout_error(root, f"lacks the folder {split}/", flag)
+            raise _layout_error(root, f"lacks the folder {split}/", setting)
         if not any(_is_image(name) for name in os.listdir(folder)):
-            raise _layout_error(root, f"has no .jpg/.jpeg/.png images in {split}/", flag)
+            raise _layout_error(root, f"has no .jpg/.jpeg/.png images in {split}/", setting)
 
 
-def check_load_size(load_size: int, flag: str = LOAD_SIZE_FLAG) -> None:
+def check_load_size(load_size: int, setting: str = LOAD_SIZE_SETTING) -> None:
     """Image sizes must halve cleanly down the encoders: a power of two, at least 8."""
     if isinstance(load_size, bool) or not isinstance(load_size, (int, np.integer)):
-        raise ValueError(f"{flag} must be an integer power of two >= 8, got {load_size!r}")
+        raise SettingError(f"{setting} must be an integer power of two >= 8, got {load_size!r}")
     if load_size < 8 or load_size & (load_size - 1):
-        raise ValueError(f"{flag} must be a power of two >= 8 (8, 16, ..., 256), got {load_size}")
+        raise SettingError(f"{setting} must be a power of two >= 8 (8, 16, ..., 256), got {load_size}")
 
 
 def list_images(root: str, split: str) -> list[str]:
     """Paths of the .jpg/.jpeg/.png files in `<root>/<split>/`, sorted by path."""
     folder = os.path.join(root, split)
     if not os.path.isdir(folder):
-        raise _layout_error(root, f"lacks the folder {split}/", DATASET_DIR_FLAG)
+        raise _layout_error(root, f"lacks the folder {split}/", DATASET_DIR_SETTING)
     return sorted(os.path.join(folder, name) for name in os.listdir(folder) if _is_image(name))
 
 
@@ -198,7 +201,7 @@ def load_aligned(
         raise ValueError(f"max_images must be None or >= 1, got {max_images}")
     paths = list_images(root, split)
     if not paths:
-        raise _layout_error(root, f"has no .jpg/.jpeg/.png images in {split}/", DATASET_DIR_FLAG)
+        raise _layout_error(root, f"has no .jpg/.jpeg/.png images in {split}/", DATASET_DIR_SETTING)
     paths = paths[:max_images]
     for path in paths:
         _check_pair_size(path)

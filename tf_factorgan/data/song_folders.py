@@ -27,11 +27,11 @@ to mono and resamples to the spectrogram rate as for MUSDB18. Files with other
 extensions are skipped and listed (`Listing.ignored`), hidden files and folders
 (".name") silently.
 
-Checks, each failing with a message that names the flag and the file or folder: a
-folder that is missing or holds no songs (no recordings), audio files lying directly
-in a paired folder, a song without vocals or without accompaniment stems, two files
-for one stem, a file that does not decode, stems of one song at different sample
-rates, channel counts other than 1 and the song's largest (mono stems are copied to
+Checks, each failing with a message that names the setting (`config.SettingError`) and
+the file or folder: a folder that is missing or holds no songs (no recordings), audio
+files lying directly in a paired folder, a song without vocals or without accompaniment
+stems, two files for one stem, a file that does not decode, stems of one song at
+different sample rates, channel counts other than 1 and the song's largest (mono stems are copied to
 every channel), lengths differing by more than LENGTH_TOLERANCE_SECONDS (up to that,
 encoders' padding, the song is cut to its shortest stem), a silent stem or recording
 (RMS below SILENCE_DBFS: delete a stem the song does not have), and a mixture that is
@@ -46,6 +46,7 @@ import numpy as np
 
 from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import spectrogram, windows
+from tf_factorgan.config import SettingError, SettingPathError, named
 from tf_factorgan.data import musdb, spectrogram_cache
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4", ".aac", ".opus",
@@ -73,7 +74,7 @@ class SongFolder:
     vocals: str
     accompaniment: tuple
     mixture: Optional[str]
-    flag: str
+    setting: str
 
     def inputs(self) -> list[str]:
         """Every file, in the order of the cache key."""
@@ -95,12 +96,12 @@ class Listing:
     items: list
     ignored: list
 
-    def ignored_note(self, flag: str, shown: int = 5) -> str:
+    def ignored_note(self, setting: str, shown: int = 5) -> str:
         """One line naming the skipped files ('' when none)."""
         if not self.ignored:
             return ""
         names = ", ".join(self.ignored[:shown]) + (", ..." if len(self.ignored) > shown else "")
-        return (f"{flag}: skipped {len(self.ignored)} file(s) whose extension is not one of "
+        return (f"{named(setting)}: skipped {len(self.ignored)} file(s) whose extension is not one of "
                 f"{' '.join(AUDIO_EXTENSIONS)}: {names}")
 
 
@@ -112,18 +113,18 @@ def _visible(names) -> list[str]:
     return sorted(n for n in names if not n.startswith("."))
 
 
-def _check_folder(folder: str, flag: str, what: str) -> None:
+def _check_folder(folder: str, setting: str, what: str) -> None:
     if not folder:
-        raise ValueError(f"{flag} is empty; give a folder of {what}")
+        raise SettingError(f"{setting} is empty; give a folder of {what}")
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{flag} folder {folder!r} does not exist (expected a folder of {what})")
+        raise SettingPathError(f"{setting} folder {folder!r} does not exist (expected a folder of {what})")
 
 
 SONG_LAYOUT = ("<folder>/<song>/vocals.<ext> plus accompaniment.<ext> or other stems "
                "(drums.<ext>, bass.<ext>, ...), optionally mixture.<ext>")
 
 
-def _song_folder(root: str, name: str, flag: str, ignored: list) -> SongFolder:
+def _song_folder(root: str, name: str, setting: str, ignored: list) -> SongFolder:
     folder = os.path.join(root, name)
     stems = {}  # stem name -> path
     for entry in _visible(os.listdir(folder)):
@@ -132,55 +133,55 @@ def _song_folder(root: str, name: str, flag: str, ignored: list) -> SongFolder:
             ignored.append(os.path.join(name, entry))
             continue
         if entry.lower().endswith(".stem.mp4"):
-            raise ValueError(
-                f"{flag}: {path!r} is a multi-stream .stem.mp4 (MUSDB18's format); train on "
-                f"such tracks with --musdb_root, or unpack the stems into separate files")
+            raise SettingError(
+                f"{setting}: {path!r} is a multi-stream .stem.mp4 (MUSDB18's format); train on "
+                f"such tracks with {{musdb_root}}, or unpack the stems into separate files")
         stem = os.path.splitext(entry)[0].lower()
         if stem in stems:
-            raise ValueError(f"{flag}: song folder {folder!r} has two files for stem {stem!r}: "
+            raise SettingError(f"{setting}: song folder {folder!r} has two files for stem {stem!r}: "
                              f"{os.path.basename(stems[stem])} and {entry}; keep one")
         stems[stem] = path
     found = ", ".join(os.path.basename(p) for p in stems.values()) or "no audio files"
     if VOCALS not in stems:
-        raise ValueError(f"{flag}: song folder {folder!r} has no vocals.<ext> (found: {found}); "
+        raise SettingError(f"{setting}: song folder {folder!r} has no vocals.<ext> (found: {found}); "
                          f"expected {SONG_LAYOUT}")
     vocals, mixture = stems.pop(VOCALS), stems.pop(MIXTURE, None)
     if ACCOMPANIMENT in stems and len(stems) > 1:
         others = ", ".join(os.path.basename(p) for s, p in stems.items() if s != ACCOMPANIMENT)
-        raise ValueError(f"{flag}: song folder {folder!r} has accompaniment.<ext> and other stems "
+        raise SettingError(f"{setting}: song folder {folder!r} has accompaniment.<ext> and other stems "
                          f"({others}); give either the accompaniment or the stems it is the sum of")
     if not stems:
-        raise ValueError(f"{flag}: song folder {folder!r} has no accompaniment stems (found: "
+        raise SettingError(f"{setting}: song folder {folder!r} has no accompaniment stems (found: "
                          f"{found}); expected {SONG_LAYOUT}")
     mix_like = sorted(set(stems) & MIX_NAMES)
     if mix_like:
         # Summed into the accompaniment, a whole mix would put the vocals in it.
-        raise ValueError(f"{flag}: song folder {folder!r} has a stem named "
+        raise SettingError(f"{setting}: song folder {folder!r} has a stem named "
                          f"{os.path.basename(stems[mix_like[0]])}, which sounds like the whole "
                          f"mix: name it mixture.<ext> (every other stem is summed into the "
                          f"accompaniment)")
-    return SongFolder(name, folder, vocals, tuple(stems.values()), mixture, flag)
+    return SongFolder(name, folder, vocals, tuple(stems.values()), mixture, setting)
 
 
-def list_songs(root: str, flag: str) -> Listing:
+def list_songs(root: str, setting: str) -> Listing:
     """The song folders of `root` (see the module docstring), sorted by name."""
-    _check_folder(root, flag, "song folders")
+    _check_folder(root, setting, "song folders")
     entries = _visible(os.listdir(root))
     loose = [e for e in entries if _is_audio(e) and os.path.isfile(os.path.join(root, e))]
     if loose:
-        raise ValueError(
-            f"{flag} folder {root!r} holds audio files directly ({', '.join(loose[:3])}); put "
+        raise SettingError(
+            f"{setting} folder {root!r} holds audio files directly ({', '.join(loose[:3])}); put "
             f"each song's stems in a sub-folder of its own: {SONG_LAYOUT}")
     ignored = [e for e in entries if not os.path.isdir(os.path.join(root, e))]
-    songs = [_song_folder(root, e, flag, ignored) for e in entries if os.path.isdir(os.path.join(root, e))]
+    songs = [_song_folder(root, e, setting, ignored) for e in entries if os.path.isdir(os.path.join(root, e))]
     if not songs:
-        raise ValueError(f"{flag} folder {root!r} holds no song folders; expected {SONG_LAYOUT}")
+        raise SettingError(f"{setting} folder {root!r} holds no song folders; expected {SONG_LAYOUT}")
     return Listing(songs, ignored)
 
 
-def list_recordings(root: str, flag: str) -> Listing:
+def list_recordings(root: str, setting: str) -> Listing:
     """Every audio file under `root`, recursively, sorted by path."""
-    _check_folder(root, flag, "recordings")
+    _check_folder(root, setting, "recordings")
     recordings, ignored = [], []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = _visible(subfolders)
@@ -188,15 +189,15 @@ def list_recordings(root: str, flag: str) -> Listing:
             path = os.path.join(folder, name)
             if name.lower().endswith(".stem.mp4"):
                 # Only its first stream, the mixture, would be read.
-                raise ValueError(
-                    f"{flag}: {path!r} is a multi-stream .stem.mp4 (MUSDB18's format), of "
+                raise SettingError(
+                    f"{setting}: {path!r} is a multi-stream .stem.mp4 (MUSDB18's format), of "
                     f"which only the mixture would be read; unpack the stem you mean")
             (recordings if _is_audio(name) else ignored).append(path)
     recordings.sort()
     ignored = sorted(os.path.relpath(p, root) for p in ignored)
     if not recordings:
         extra = f" ({len(ignored)} file(s) of other types skipped)" if ignored else ""
-        raise ValueError(f"{flag} folder {root!r} holds no audio files{extra}; expected "
+        raise SettingError(f"{setting} folder {root!r} holds no audio files{extra}; expected "
                          f"recordings with one of the extensions {' '.join(AUDIO_EXTENSIONS)}")
     return Listing(recordings, ignored)
 
@@ -204,47 +205,47 @@ def list_recordings(root: str, flag: str) -> Listing:
 # --- decoding and checks ------------------------------------------------------------
 
 
-def _read(path: str, flag: str) -> tuple[np.ndarray, int]:
+def _read(path: str, setting: str) -> tuple[np.ndarray, int]:
     try:
         return audio_io.read_audio(path)
     except (ValueError, FileNotFoundError) as error:
-        raise ValueError(f"{flag}: {error}") from error
+        raise SettingError(f"{setting}: {error}") from error
 
 
 def _check_not_silent(audio: np.ndarray, what: str) -> None:
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     if rms < 10 ** (SILENCE_DBFS / 20):
         level = f"{20 * np.log10(rms):.1f} dBFS" if rms > 0 else "all zeros"
-        raise ValueError(f"{what} is silent (RMS {level}, below {SILENCE_DBFS:g} dBFS); remove it "
+        raise SettingError(f"{what} is silent (RMS {level}, below {SILENCE_DBFS:g} dBFS); remove it "
                          f"if the song has no such part, or fix the export")
 
 
 def decode_song(song: SongFolder) -> tuple[dict, int]:
     """A song's audio after the checks of the module docstring: ({mixture,
     accompaniment, vocals} -> float32 [samples, channels], one shape), rate."""
-    flag = song.flag
-    decoded = {path: _read(path, flag) for path in song.inputs()}
+    setting = song.setting
+    decoded = {path: _read(path, setting) for path in song.inputs()}
     rates = {path: rate for path, (_, rate) in decoded.items()}
     if len(set(rates.values())) > 1:
         listed = ", ".join(f"{os.path.basename(p)} {r} Hz" for p, r in rates.items())
-        raise ValueError(f"{flag}: the stems of song {song.folder!r} have different sample rates "
+        raise SettingError(f"{setting}: the stems of song {song.folder!r} have different sample rates "
                          f"({listed}); resample them to one rate")
     (rate,) = set(rates.values())
     channels = max(audio.shape[1] for audio, _ in decoded.values())
     lengths = {path: audio.shape[0] for path, (audio, _) in decoded.items()}
     for path, (audio, _) in decoded.items():
         if audio.shape[1] not in (1, channels):
-            raise ValueError(f"{flag}: {path!r} has {audio.shape[1]} channels, another stem of the "
+            raise SettingError(f"{setting}: {path!r} has {audio.shape[1]} channels, another stem of the "
                              f"song {channels}; give every stem 1 or {channels}")
     if max(lengths.values()) - min(lengths.values()) > LENGTH_TOLERANCE_SECONDS * rate:
         listed = ", ".join(f"{os.path.basename(p)} {n / rate:.3f} s" for p, n in lengths.items())
-        raise ValueError(f"{flag}: the stems of song {song.folder!r} differ in length by more than "
+        raise SettingError(f"{setting}: the stems of song {song.folder!r} differ in length by more than "
                          f"{LENGTH_TOLERANCE_SECONDS:g} s ({listed}); they must start together and "
                          f"last equally long")
     length = min(lengths.values())
     audio = {}
     for path, (samples, _) in decoded.items():
-        _check_not_silent(samples, f"{flag}: stem {os.path.basename(path)!r} of song {song.name!r} ({path})")
+        _check_not_silent(samples, f"{setting}: stem {os.path.basename(path)!r} of song {song.name!r} ({path})")
         audio[path] = np.broadcast_to(samples[:length], (length, channels)).astype(np.float32)
     vocals = audio[song.vocals]
     accompaniment = np.sum([audio[p] for p in song.accompaniment], axis=0, dtype=np.float32)
@@ -257,8 +258,8 @@ def decode_song(song: SongFolder) -> tuple[dict, int]:
         mono_mixture, mono_total = mixture.mean(axis=1), total.mean(axis=1)
         error = float(np.linalg.norm(mono_mixture - mono_total) / np.linalg.norm(mono_mixture))
         if error > MIXTURE_TOLERANCE:
-            raise ValueError(
-                f"{flag}: {song.mixture!r} is not the sum of the song's stems (relative error "
+            raise SettingError(
+                f"{setting}: {song.mixture!r} is not the sum of the song's stems (relative error "
                 f"{error:.2f}, more than {MIXTURE_TOLERANCE}); check that the files belong to one "
                 f"song and start together, or delete the mixture to train on the stems' sum")
     return {MIXTURE: mixture, ACCOMPANIMENT: accompaniment, VOCALS: vocals}, rate
@@ -278,12 +279,12 @@ def song_spectrograms(cache: spectrogram_cache.SpectrogramCache, song: SongFolde
 RECORDING_RECIPE = f"single recording; silence below {SILENCE_DBFS} dBFS refused"
 
 
-def recording_spectrogram(cache: spectrogram_cache.SpectrogramCache, path: str, flag: str) -> np.ndarray:
+def recording_spectrogram(cache: spectrogram_cache.SpectrogramCache, path: str, setting: str) -> np.ndarray:
     """float32 [frames, bins] of one unpaired recording, through the cache."""
 
     def compute():
-        audio, rate = _read(path, flag)
-        _check_not_silent(audio, f"{flag}: recording {path!r}")
+        audio, rate = _read(path, setting)
+        _check_not_silent(audio, f"{setting}: recording {path!r}")
         return musdb.spectrograms_from_audio({"recording": audio}, rate, cache.settings)
 
     return cache.load_or_compute(RECORDING_RECIPE, [path], ("recording",), compute)["recording"]

@@ -70,7 +70,7 @@ class SpectrogramCache:
         """Around every write into the cache: the first of this object removes what
         killed writers left (once no other process writes the cache), each holds the
         cache folder's shared lock while its temporary exists (`files.writing_into`)."""
-        then = "then run the same command again, or choose another --cache_dir"
+        then = "then run the same command again, or choose another {cache_dir}"
         with files.explained_write_errors(self.cache_dir, then), files.writing_into(
                 self.cache_dir, tidy=not self._tidied, subfolders=True) as removed:
             self._tidied = True

@@ -3,7 +3,7 @@ vector [F_k], from NumPy files (`data/arrays.py`: layout, checks, standardisatio
 
 The generator is an MLP (`models/mlp.py`, linear output) of noise to a whole
 standardised sample [F_1 + ... + F_K]; every discriminator an MLP with spectral
-normalisation on every layer, as in Paired MNIST. `--variant` picks what the
+normalisation on every layer, as in Paired MNIST. `variant` picks what the
 discriminators are and so what each uses of the data:
 
   gan              one joint discriminator on whole paired samples: the paired rows only
@@ -39,13 +39,13 @@ import tensorflow as tf
 
 from tf_factorgan import files, gan, trainer
 from tf_factorgan.data import arrays, sources, streams
+from tf_factorgan.config import DATA, EVALUATION, MODEL, SettingError, setting
 from tf_factorgan.eval import array_metrics
 from tf_factorgan.experiments import common
-from tf_factorgan.factorisation import Partition, Variant
+from tf_factorgan.factorisation import Partition
 from tf_factorgan.models import specs
 from tf_factorgan.models.mlp import MLPDiscriminator
 
-VARIANTS = {v.value: v for v in (Variant.GAN, Variant.FACTORGAN, Variant.FACTORGAN_NO_CP)}
 SAMPLES_FILE = "samples.npz"
 NUM_WRITTEN_SAMPLES = 1000
 # Hidden units sized from the data: max(MIN_HIDDEN, HIDDEN_PER_FEATURE * features).
@@ -62,47 +62,42 @@ def sized_hidden(features: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class ArraysConfig(common.TrainingSettings):
-    """Settings of one run on the user's arrays (files: `data/arrays.py`).
-
-    paired / unpaired / parts: comma-separated lists (see the data module).
-    val_npz: paired validation .npz; val_fraction: else hold out this fraction of the
-    paired rows (0: evaluate against the training observations).
-    generator_hidden / disc_hidden: hidden units (0: sized from the data).
-    """
+    """Settings of one run on the user's arrays (files and lists: `data/arrays.py`;
+    each field's help says what it sets)."""
 
     EXPERIMENT: ClassVar[str] = "arrays"
 
-    paired: str = ""
-    unpaired: str = ""
-    parts: str = ""
-    val_npz: str = ""
-    val_fraction: float = 0.0
-    variant: str = Variant.FACTORGAN.value
-    generator_hidden: int = 0
-    disc_hidden: int = 0
-    eval_samples: int = 10000
+    paired: str = setting("", "Paired samples: one .npz with an array [N, F_k] per part, or one "
+                          ".npy per part, comma-separated (rows aligned across parts).", DATA)
+    unpaired: str = setting(
+        "", "Parts observed alone, comma-separated: name=file.npy, name=file.npz (its key name, "
+        "or its only array), file.npz (every key a part) or file.npy (the part named by the "
+        "file's stem).", DATA)
+    parts: str = setting("", "Part names in order, comma-separated (default: the paired .npz's "
+                         "key order, or the .npy files' stems).", DATA)
+    val_npz: str = setting("", "Paired validation samples (.npz, a key per part) for the "
+                           "metrics.", EVALUATION)
+    val_fraction: float = setting(
+        0.0, "Without {val_npz}: hold out this fraction of the paired rows (seeded by {seed}) for "
+        "the metrics; 0: evaluate against the training observations.", EVALUATION, low=0.0,
+        below=1.0)
+    generator_hidden: int = setting(
+        0, f"Generator hidden units (0: max({MIN_HIDDEN}, {HIDDEN_PER_FEATURE} x all features)).",
+        MODEL, low=0, note="0 = sized from the data")
+    disc_hidden: int = setting(
+        0, f"Hidden units of every discriminator (0: max({MIN_HIDDEN}, {HIDDEN_PER_FEATURE} x its "
+        "input features)).", MODEL, low=0, note="0 = sized from the data")
+    eval_samples: int = setting(10000, "Generated samples for the final metrics.", EVALUATION,
+                                low=2)
     # Small networks: one thread per op lets them run side by side (as Paired MNIST).
     intra_op_threads: int = 1
 
     def __post_init__(self):
         super().__post_init__()
-        if self.variant not in VARIANTS:
-            raise ValueError(f"--variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"--val_fraction must lie in [0, 1), got {self.val_fraction}")
-        for name in ("generator_hidden", "disc_hidden"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0 (0 = sized from the data), "
-                                 f"got {getattr(self, name)}")
-        if self.eval_samples < 2:
-            raise ValueError(f"--eval_samples must be >= 2, got {self.eval_samples}")
         if self.eval_every and self.eval_every_samples < 2:
-            raise ValueError(f"--eval_every_samples must be >= 2, got {self.eval_every_samples}")
+            raise SettingError(f"{{eval_every_samples}} must be >= 2, got {self.eval_every_samples}")
         if self.parts:
-            arrays.check_part_names(arrays.split_list(self.parts), "--parts")
-
-    def gan_config(self) -> gan.GanConfig:
-        return super().gan_config(VARIANTS[self.variant])
+            arrays.check_part_names(arrays.split_list(self.parts), "parts")
 
 
 def load_data(config: ArraysConfig) -> arrays.ArrayData:

@@ -10,6 +10,8 @@ accompaniment and the vocals (log1p magnitudes, `data/musdb.py`). The generator
              on (accompaniment, vocals) as 2 channels (D_P: the paired songs); the
              generator separates every observed mixture. No discriminator sees the
              mixture: the mask makes the sources add up to it.
+  factorgan_no_cp
+             the same without D_P (the sources taken as independent).
   gan        one discriminator on the two source channels of the paired songs; the
              generator separates only the paired songs' mixtures.
 
@@ -46,11 +48,12 @@ from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.audio.windows import ACCOMPANIMENT, SOURCES, VOCALS, WINDOW_FRAMES
 from tf_factorgan.data import musdb, song_folders, sources, spectrogram_cache, streams
+from tf_factorgan.config import DATA, EVALUATION, MODEL, SettingError, ref, setting
 from tf_factorgan.eval import separation_metrics
 from tf_factorgan.experiments import common
-from tf_factorgan.factorisation import Partition, Variant
+from tf_factorgan.factorisation import Partition
 from tf_factorgan.models.conv import ConvDiscriminator
-from tf_factorgan.models import legacy_specs, specs
+from tf_factorgan.models import legacy_specs, specs, unet
 from tf_factorgan.models.masking import MaskingSeparator
 from tf_factorgan.pairs_loss import PairsLoss
 
@@ -64,65 +67,60 @@ SAMPLE_SHAPE = (SETTINGS.num_bins, WINDOW_FRAMES, len(CHANNELS))
 HEADLINE_METRICS = tuple(f"{source}/SDR/median" for source in SOURCES)
 
 
-# The folder flags, config field -> what the folder holds (`data/song_folders.py`).
+# The folder settings, field -> what the folder holds (`data/song_folders.py`).
 SONG_DIRS = ("paired_songs_dir", "test_songs_dir")
 RECORDING_DIRS = {"unpaired_mixtures_dir": "mixture", "unpaired_accompaniment_dir": ACCOMPANIMENT,
                   "unpaired_vocals_dir": VOCALS}
 
 
 @dataclasses.dataclass(frozen=True)
-class AudioSeparationConfig(common.TrainingSettings, PairsLoss):
-    """musdb_root: MUSDB18 folder (train/, test/); or paired_songs_dir (with optional
-    unpaired_*_dir and test_songs_dir): the user's own folders, `data/song_folders.py`;
-    cache_dir: preprocessed spectrograms (default <out_path>/musdb_cache, or
-    <out_path>/audio_cache for folders); eval_*: BSS Eval window and hop in seconds
-    (1 s: the SiSEC 2018 standard; the original FactorGAN code used 15 s / 15 s).
-    noise_stages / noise_map_channels: per-pixel noise maps of the separator's U-Net
-    (`models.unet`; 0 stages: the bottleneck noise alone, as the paper). The pairs loss
-    (`pairs_loss.PairsLoss`) fits log1p magnitudes of the paired snippets' sources."""
+class AudioSeparationConfig(common.TrainingSettings, PairsLoss, unet.UNetSettings):
+    """Settings of one separation run (each field's help says what it sets): MUSDB18
+    (musdb_root) or the user's own folders (paired_songs_dir with the optional
+    unpaired_*_dir and test_songs_dir, `data/song_folders.py`). The separator's U-Net
+    has no per-pixel noise maps by default (noise_stages 0: the bottleneck noise alone,
+    as the paper). The pairs loss (`pairs_loss.PairsLoss`) fits log1p magnitudes of the
+    paired snippets' sources."""
 
     EXPERIMENT: ClassVar[str] = "audio_separation"
 
-    musdb_root: str = "data/musdb18"
-    is_wav: bool = False
-    paired_songs_dir: str = ""
-    unpaired_mixtures_dir: str = ""
-    unpaired_accompaniment_dir: str = ""
-    unpaired_vocals_dir: str = ""
-    test_songs_dir: str = ""
-    factorgan: bool = True
-    num_joint_songs: int = 10
-    ngf: int = 32
+    musdb_root: str = setting("data/musdb18", "MUSDB18 folder with train/ and test/.", DATA)
+    is_wav: bool = setting(False, "The wav release (folders of stem .wav files).", DATA)
+    paired_songs_dir: str = setting(
+        "", "Own data instead of MUSDB18: one sub-folder per song with vocals.<ext> and "
+        "accompaniment.<ext> or other stems (summed), optionally mixture.<ext>.", DATA)
+    unpaired_mixtures_dir: str = setting("", "Full mixes without stems (recursive), for the "
+                                         "generator's inputs.", DATA)
+    unpaired_accompaniment_dir: str = setting("", "Accompaniment recordings alone (recursive), "
+                                              "for its marginal discriminator.", DATA)
+    unpaired_vocals_dir: str = setting("", "Vocal recordings alone (recursive), for its marginal "
+                                       "discriminator.", DATA)
+    test_songs_dir: str = setting("", "Songs to separate and score, laid out as "
+                                  "{paired_songs_dir} (optional).", DATA)
+    num_joint_songs: int = setting(10, "MUSDB18: paired training songs (the first N of a seeded "
+                                   "shuffle).", DATA, low=1)
     noise_stages: int = 0
-    noise_map_channels: int = 32
-    disc_channels: int = 32
+    disc_channels: int = setting(32, "First-layer filters of every discriminator.", MODEL, low=1)
     steps: int = 40000
-    cache_dir: str = ""
-    snippet_stride: int = 64
-    eval_window_seconds: float = 1.0
-    eval_hop_seconds: float = 1.0
-    max_eval_songs: int = 0
-    griffin_lim_iterations: int = 0
+    cache_dir: str = setting(
+        "", "Preprocessed spectrograms, keyed on the audio files' bytes (default: "
+        "{out_path}/musdb_cache, or {out_path}/audio_cache for song folders).", DATA)
+    snippet_stride: int = setting(64, "Frames between training snippets.", DATA, low=1)
+    eval_window_seconds: float = setting(1.0, "BSS Eval window (1 s: SiSEC 2018; the original "
+                                         "code used 15).", EVALUATION, above=0)
+    eval_hop_seconds: float = setting(1.0, "BSS Eval hop.", EVALUATION, above=0)
+    max_eval_songs: int = setting(0, "Score only the first N test songs (0 = all).", EVALUATION,
+                                  low=0, note="0 = all")
+    griffin_lim_iterations: int = setting(0, "Griffin-Lim iterations after the mixture-phase "
+                                          "inversion.", EVALUATION, low=0)
 
     def __post_init__(self):
         super().__post_init__()
         PairsLoss.__post_init__(self)
         if self.needs_probabilities:
-            raise ValueError(f"--recon_loss={self.recon_loss} with --likelihood={self.likelihood} "
-                             "needs class probabilities; separation outputs magnitudes: use "
-                             "l1, l2, or a gaussian or laplace likelihood")
-        if not 0 <= self.noise_stages <= 4 or self.noise_map_channels < 1:
-            raise ValueError(f"--noise_stages must lie in [0, 4] and --noise_map_channels be >= 1, "
-                             f"got {self.noise_stages} and {self.noise_map_channels}")
-        if self.num_joint_songs < 1:
-            raise ValueError(f"--num_joint_songs must be >= 1, got {self.num_joint_songs}")
-        for name in ("ngf", "disc_channels", "snippet_stride"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_window_seconds <= 0 or self.eval_hop_seconds <= 0:
-            raise ValueError("--eval_window_seconds and --eval_hop_seconds must be > 0")
-        if self.max_eval_songs < 0 or self.griffin_lim_iterations < 0:
-            raise ValueError("--max_eval_songs and --griffin_lim_iterations must be >= 0")
+            raise SettingError(f"{{recon_loss}}={self.recon_loss} with {{likelihood}}={self.likelihood} "
+                               "needs class probabilities; separation outputs magnitudes: use "
+                               "l1, l2, or a gaussian or laplace likelihood")
         self._check_data_flags()
 
     def _check_data_flags(self):
@@ -130,16 +128,16 @@ class AudioSeparationConfig(common.TrainingSettings, PairsLoss):
         folder_flags = [name for name in (*SONG_DIRS, *RECORDING_DIRS) if getattr(self, name)]
         if not self.paired_songs_dir:
             if folder_flags:
-                raise ValueError(f"--{folder_flags[0]} needs --paired_songs_dir (the folder data "
-                                 f"replaces --musdb_root and needs paired songs)")
+                raise SettingError(f"{ref(folder_flags[0])} needs {{paired_songs_dir}} (the folder "
+                                   "data replaces {musdb_root} and needs paired songs)")
             return
         defaults = {f.name: f.default for f in dataclasses.fields(AudioSeparationConfig)}
         musdb_flags = [name for name in ("musdb_root", "is_wav", "num_joint_songs")
                        if getattr(self, name) != defaults[name]]
         if musdb_flags:
-            raise ValueError(
-                f"--{musdb_flags[0]} applies to MUSDB18, not to --paired_songs_dir (every song "
-                f"there is paired); give either --musdb_root or the song folders")
+            raise SettingError(
+                f"{ref(musdb_flags[0])} applies to MUSDB18, not to {{paired_songs_dir}} (every song "
+                "there is paired); give either {musdb_root} or the song folders")
 
     @property
     def uses_folders(self) -> bool:
@@ -150,13 +148,9 @@ class AudioSeparationConfig(common.TrainingSettings, PairsLoss):
         default = "audio_cache" if self.uses_folders else "musdb_cache"
         return self.cache_dir or os.path.join(self.out_path, default)
 
-    @property
-    def variant(self) -> Variant:
-        return Variant.FACTORGAN if self.factorgan else Variant.GAN
-
     def gan_config(self) -> gan.GanConfig:
-        return gan.GanConfig.of(self, self.variant, conditional=True, condition_visible=False,
-                                pairs_loss=PairsLoss.of(self))
+        return super().gan_config(conditional=True, condition_visible=False,
+                                  pairs_loss=PairsLoss.of(self))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,7 +237,7 @@ def build_data(config: AudioSeparationConfig, spectrograms: list[dict], names, t
 def _load_musdb(config: AudioSeparationConfig) -> AudioData:
     """Decodes (or reads from the cache) every training song's spectrograms."""
     audio_io.check_ffmpeg("decoding MUSDB18")
-    musdb.check_layout(config.musdb_root, "--musdb_root", config.is_wav)
+    musdb.check_layout(config.musdb_root, musdb.ROOT_SETTING, config.is_wav)
     train = musdb.list_tracks(config.musdb_root, "train", config.is_wav)
     cache = spectrogram_cache.SpectrogramCache(config.spectrogram_cache_dir, SETTINGS)
     spectrograms = [musdb.cached_track_spectrograms(cache, t) for t in tqdm.tqdm(train, desc="spectrograms")]
@@ -251,8 +245,8 @@ def _load_musdb(config: AudioSeparationConfig) -> AudioData:
     return build_data(config, spectrograms, [t.name for t in train], test)
 
 
-def _listing(listing: song_folders.Listing, flag: str) -> list:
-    note = listing.ignored_note(flag)
+def _listing(listing: song_folders.Listing, setting: str) -> list:
+    note = listing.ignored_note(setting)
     if note:
         print(note)
     return listing.items
@@ -265,13 +259,13 @@ def _load_folders(config: AudioSeparationConfig) -> AudioData:
     cache = spectrogram_cache.SpectrogramCache(config.spectrogram_cache_dir, SETTINGS)
     cut = lambda frames: musdb.cut_snippets(  # noqa: E731
         frames, WINDOW_FRAMES, config.snippet_stride, np.float16)
-    paired = _listing(song_folders.list_songs(config.paired_songs_dir, "--paired_songs_dir"),
-                      "--paired_songs_dir")
-    recordings = {field: _listing(song_folders.list_recordings(getattr(config, field), f"--{field}"),
-                                  f"--{field}")
+    paired = _listing(song_folders.list_songs(config.paired_songs_dir, ref("paired_songs_dir")),
+                      ref("paired_songs_dir"))
+    recordings = {field: _listing(song_folders.list_recordings(getattr(config, field), ref(field)),
+                                  ref(field))
                   for field in RECORDING_DIRS if getattr(config, field)}
-    test = (_listing(song_folders.list_songs(config.test_songs_dir, "--test_songs_dir"),
-                     "--test_songs_dir") if config.test_songs_dir else [])
+    test = (_listing(song_folders.list_songs(config.test_songs_dir, ref("test_songs_dir")),
+                     ref("test_songs_dir")) if config.test_songs_dir else [])
 
     spectrograms = [song_folders.song_spectrograms(cache, s) for s in tqdm.tqdm(paired, desc="paired songs")]
     frames = {name: [song[name] for song in spectrograms] for name in CHANNELS}
@@ -279,7 +273,7 @@ def _load_folders(config: AudioSeparationConfig) -> AudioData:
     durations = {"paired": _duration(len(paired), "song", _seconds(frames["mixture"]))}
     for field, paths in recordings.items():
         part = RECORDING_DIRS[field]
-        recorded = [song_folders.recording_spectrogram(cache, p, f"--{field}")
+        recorded = [song_folders.recording_spectrogram(cache, p, ref(field))
                     for p in tqdm.tqdm(paths, desc=f"unpaired {part}")]
         frames[part] += recorded
         durations[f"unpaired_{part}"] = _duration(len(paths), "recording", _seconds(recorded))
@@ -450,8 +444,8 @@ def load_separator(run_dir: str) -> tuple[MaskingSeparator, int, int]:
             else legacy_specs.legacy_spec(run_dir, AudioSeparationConfig.EXPERIMENT))
     expected = {"spectrogram": dataclasses.asdict(SETTINGS), "window_frames": WINDOW_FRAMES}
     if spec.serves != "separation" or any(spec.data.get(k) != v for k, v in expected.items()):
-        raise ValueError(
-            f"--run_dir {run_dir!r} does not hold a separator of this version (expected a "
+        raise SettingError(
+            f"{{run_dir}} {run_dir!r} does not hold a separator of this version (expected a "
             f"generator serving separation with {expected})"
         )
     return specs.load(run_dir, spec), spec.nz, spec.seed
@@ -486,7 +480,7 @@ def details(config: AudioSeparationConfig, data: AudioData) -> dict:
     snippet counts per source (`Observations.summary`) and the songs' durations."""
     observations = data.observations
     result = dict(
-        variant=config.variant.value,
+        variant=config.variant,
         data_source="folders" if config.uses_folders else "musdb18",
         num_joint_songs=len(data.paired_songs),
         paired_songs=list(data.paired_songs),

@@ -16,6 +16,8 @@ import keras
 import tensorflow as tf
 
 from tf_factorgan import checkpoints, files, gan, run_folder, strategies, trainer
+from tf_factorgan.config import (EVALUATION, MODEL, OUTPUT, TRAINING, SettingError,
+                                 SettingPathError, check, setting)
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models import initialisation, spectral, specs
 from tf_factorgan.noise import Randomness
@@ -26,18 +28,16 @@ METRICS_FILE = "metrics.json"
 @dataclasses.dataclass(frozen=True)
 class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     """Optimisation (`gan.OptimisationSettings`), loop (`trainer.LoopConfig`) and
-    runtime settings: each declared once, in the class it belongs to, and inherited
-    here. Defaults: the original FactorGAN code's, but for the four training choices
-    below, which an ablation chose.
+    runtime settings: each declared once, in the class it belongs to, with its help,
+    bounds and group (`config.setting`), and inherited here. Defaults: the original
+    FactorGAN code's, but for the four training choices below, which an ablation chose.
 
     Subclasses set EXPERIMENT (the folder under out_path), add their data and model
-    fields and may change defaults. Every field is a flag of the same name and default
-    (`trainers.common_flags` checks it), unless NOT_FLAGS lists it.
+    fields and may change defaults; every declared field is a flag of the same name
+    (`tf_factorgan.cli.command`).
     """
 
     EXPERIMENT: ClassVar[str] = "experiment"
-    # Fields the trainers set no flag for (tests and programs may still set them).
-    NOT_FLAGS: ClassVar[tuple[str, ...]] = ()
     # Fields that do not define a run (where it is, how this process runs, caches):
     # they may differ on every resume and stay out of the run folder's
     # run_settings.json. Names of experiments' fields are listed here too, for the
@@ -65,31 +65,50 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
         "unpaired_vocals_dir", "test_songs_dir", "eval_window_seconds", "eval_hop_seconds",
         "max_eval_songs", "griffin_lim_iterations")
 
+    variant: str = setting(
+        Variant.FACTORGAN.value, "Which discriminators: gan (one joint discriminator, paired "
+        "samples only), factorgan (a marginal discriminator per part, fed every observation of "
+        "it, and the dependency discriminators D_P and D_Q) or factorgan_no_cp (no D_P: the "
+        "parts are taken to be independent in the real data).", MODEL,
+        choices=tuple(v.value for v in Variant))
     # How the networks are parametrised and initialised (with adam_epsilon and
     # fake_batches, inherited, the four training choices). The original code makes
     # all four the other way (reparametrize, torch, 1e-8, per_discriminator); on
     # Paired MNIST these defaults reached a lower FID at 100 000 updates (README,
     # "Training as the original").
-    spectral_norm: str = spectral.PROJECT
-    init: str = initialisation.GLOROT
-    seed: int = 1337
-    out_path: str = "runs"
-    experiment_name: str = "factorgan"
-    eval_only: bool = False
-    strategy: str = "auto"
-    mixed_precision: bool = False
-    intra_op_threads: int = 0
-    inter_op_threads: int = 0
+    spectral_norm: str = setting(
+        spectral.PROJECT, "Discriminators' spectral norm: W / sigma in the forward pass "
+        "(reparametrize, as the original code) or Keras' projection of the kernel in each "
+        "training call (project).", MODEL, choices=spectral.SPECTRAL_NORMS)
+    init: str = setting(initialisation.GLOROT, "Initial weights of every network: PyTorch's "
+                        "default (torch, as the original code) or Keras' Glorot (glorot).", MODEL,
+                        choices=initialisation.INITS)
+    seed: int = setting(1337, "Seed of data order, pairings, weights and noise.", TRAINING)
+    out_path: str = setting("runs", "Root of all outputs.", OUTPUT)
+    experiment_name: str = setting("factorgan", "Run folder under {out_path}/<experiment>/.",
+                                   OUTPUT)
+    eval_only: bool = setting(False, "Only evaluate the run's last checkpoint.", EVALUATION)
+    strategy: str = setting("auto", "tf.distribute strategy; multi_worker reads TF_CONFIG.",
+                            TRAINING, choices=strategies.STRATEGY_NAMES)
+    mixed_precision: bool = setting(False, "Compute in bfloat16 (float32 variables and losses); "
+                                    "for GPUs/TPUs.", TRAINING)
+    intra_op_threads: int = setting(0, "Threads per TensorFlow op (0 = TensorFlow's default).",
+                                    TRAINING, low=0, note="0 = TensorFlow's default")
+    inter_op_threads: int = setting(0, "Ops run concurrently (0 = TensorFlow's default).",
+                                    TRAINING, low=0, note="0 = TensorFlow's default")
     # Evaluation during training every eval_every steps (inherited; 0 = only the
     # final one) uses this many samples; experiments without an eval_fn ignore both.
-    eval_every_samples: int = 2000
-    # Settings of CHANGEABLE that this resume may change (a list flag).
-    allow_changed: tuple[str, ...] = ()
+    eval_every_samples: int = setting(2000, "Samples of each {eval_every} evaluation (the final "
+                                      "one keeps its own count).", EVALUATION)
+    allow_changed: tuple[str, ...] = setting(
+        (), "Settings this resume may change from those the run recorded in its "
+        "run_settings.json (recorded there with the step): lengths, intervals, the learning "
+        "rate, runtime, evaluation and input folders (a name it may not change is refused with "
+        "the list).", OUTPUT)
 
     def __post_init__(self):
-        # A bad flag fails at once, before any data is read or TensorFlow starts.
-        gan.OptimisationSettings.__post_init__(self)
-        trainer.LoopConfig.__post_init__(self)
+        # A bad setting fails at once, before any data is read or TensorFlow starts.
+        check(self)
         object.__setattr__(self, "allow_changed", tuple(self.allow_changed))
         self._check_allow_changed()
 
@@ -105,19 +124,46 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
         if unknown or fixed:
             problems = [f"{', '.join(unknown)}: no such setting"] if unknown else []
             problems += [f"{', '.join(fixed)}: defines the run"] if fixed else []
-            raise ValueError(
-                f"--allow_changed={','.join(self.allow_changed)}: {'; '.join(problems)}; it "
+            raise SettingError(
+                f"{{allow_changed}}={','.join(self.allow_changed)}: {'; '.join(problems)}; it "
                 f"may name {', '.join(self.changeable())}")
 
     @property
     def run_dir(self) -> str:
         return os.path.join(self.out_path, self.EXPERIMENT, self.experiment_name)
 
-    def gan_config(
-        self, variant: Variant, conditional: bool = False, condition_visible: bool = True
-    ) -> gan.GanConfig:
-        return gan.GanConfig.of(self, variant, conditional=conditional,
-                                condition_visible=condition_visible)
+    def gan_config(self, **model) -> gan.GanConfig:
+        """The model's settings: the discriminators of `variant`, these optimisation
+        settings and `model`'s GanConfig fields (conditional, pairs_loss, ...)."""
+        return gan.GanConfig.of(self, Variant(self.variant), **model)
+
+
+# Settings of earlier versions that `variant` replaced: paired_mnist's factorgan and
+# use_real_dep_disc, image_pairs' and audio_separation's factorgan, image2image's model.
+LEGACY_VARIANT_SETTINGS = ("factorgan", "use_real_dep_disc", "model")
+
+
+def legacy_variant(old: dict) -> Optional[str]:
+    """The variant that the settings of an earlier version in `old` (name -> value)
+    chose, or None when `old` holds none of them."""
+    if "model" in old:
+        return old["model"]
+    if not set(old) & {"factorgan", "use_real_dep_disc"}:
+        return None
+    if not old.get("factorgan", True):
+        return Variant.GAN.value
+    return (Variant.FACTORGAN if old.get("use_real_dep_disc", True)
+            else Variant.FACTORGAN_NO_CP).value
+
+
+def upgraded_settings(recorded: dict) -> dict:
+    """Settings an earlier version recorded (a run folder's), named as this version
+    names them: its variant settings become `variant`."""
+    variant = legacy_variant(recorded)
+    if variant is None or "variant" in recorded:
+        return recorded
+    kept = {name: value for name, value in recorded.items() if name not in LEGACY_VARIANT_SETTINGS}
+    return {**kept, "variant": variant}
 
 
 def make_runtime(settings: TrainingSettings) -> tf.distribute.Strategy:
@@ -178,9 +224,9 @@ def train_or_restore(settings: TrainingSettings, loop: trainer.Trainer,
     checkpoint and fails clearly when there is none. `on_restored(step)` runs after
     the restore, before any training."""
     if settings.eval_only and not checkpoints.steps_on_disk(loop.checkpoint_dir):
-        raise FileNotFoundError(
-            f"--eval_only found no checkpoint in {loop.checkpoint_dir}; train first "
-            "or point --out_path/--experiment_name at a trained run"
+        raise SettingPathError(
+            f"{{eval_only}} found no checkpoint in {loop.checkpoint_dir}; train first "
+            "or point {out_path}/{experiment_name} at a trained run"
         )
     start = loop.restore()
     if on_restored is not None:
@@ -203,7 +249,8 @@ def check_run_settings(settings: TrainingSettings) -> run_folder.SettingsCheck:
     resuming = bool(checkpoints.steps_on_disk(trainer.checkpoint_dir(settings.run_dir)))
     return run_folder.settings_check(
         settings.run_dir, run_settings(settings), resuming,
-        changeable=frozenset(settings.changeable()), allowed=frozenset(settings.allow_changed))
+        changeable=frozenset(settings.changeable()), allowed=frozenset(settings.allow_changed),
+        upgrade=upgraded_settings)
 
 
 def record_run_settings(check: run_folder.SettingsCheck, step: int) -> list:

@@ -2,7 +2,7 @@
 label map on Cityscapes (or any pix2pix dataset, A -> B), or the reverse
 (--direction=b_to_a: label map -> photo, the MR-GAN paper's Cityscapes task).
 
-Models (--model):
+Variants (`variant`; cyclegan is the baseline, not a FactorGAN variant):
   factorgan        conditional FactorGAN: a U-Net maps (input, noise) to the output; one
                    marginal discriminator on outputs sees every real output image and
                    the predictions for every input, paired or not; D_P / D_Q on pairs.
@@ -41,77 +41,67 @@ import tensorflow as tf
 
 from tf_factorgan import cyclegan, gan, images, layout, predictor, trainer
 from tf_factorgan.data import label_encoding, sources
+from tf_factorgan.config import DATA, EVALUATION, MODEL, SettingError, setting
 from tf_factorgan.eval import diversity, ls_metric, realism, segmentation
 from tf_factorgan.experiments import common, image_data
 from tf_factorgan.factorisation import Variant
-from tf_factorgan.models import specs
+from tf_factorgan.models import specs, unet
 from tf_factorgan.models.conv import ConvDiscriminator
 from tf_factorgan.pairs_loss import PairsLoss
 
-MODELS = ("factorgan", "factorgan_no_cp", "gan", "cyclegan")
-VARIANTS = {"factorgan": Variant.FACTORGAN, "factorgan_no_cp": Variant.FACTORGAN_NO_CP,
-            "gan": Variant.GAN, "cyclegan": Variant.GAN}
+# The variants of image2image: FactorGAN's, and the CycleGAN baseline (whose two
+# discriminators each judge one part: a GAN's discriminator round, `cyclegan.py`).
+CYCLEGAN = "cyclegan"
+VARIANT_NAMES = (*(v.value for v in Variant), CYCLEGAN)
 NUM_SHOWN = 4
 # Samples per input shown in TensorBoard and predictions.png.
 SAMPLES_SHOWN = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss):
-    """ngf: the U-Net's width; noise_channels: its bottleneck noise maps (a Dense
-    projection of the noise vector); noise_stages / noise_map_channels: per-pixel noise
-    maps at its last decoder stages (`models.unet`). discrete_fakes: generated label
-    maps in classes reach the discriminators one-hot (`gan.GanConfig`). cycle_weight / identity_weight:
-    CycleGAN only. eval_samples: outputs drawn per validation input."""
+class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss, unet.UNetSettings):
+    """Settings of one image-to-image run (each field's help says what it sets)."""
 
     EXPERIMENT: ClassVar[str] = "image2image"
 
-    model: str = "factorgan"
-    direction: str = image_data.A_TO_B
-    label_encoding: str = label_encoding.RGB
-    discrete_fakes: bool = False
+    variant: str = setting(
+        "factorgan", "factorgan: conditional FactorGAN; factorgan_no_cp: the same without D_P; "
+        "gan: one discriminator on (input, output) pairs of the paired images (pix2pix with "
+        "{recon_loss}=l1); cyclegan: CycleGAN on the unpaired images (not a FactorGAN "
+        "variant: the baseline).", MODEL, choices=VARIANT_NAMES)
+    direction: str = setting(image_data.A_TO_B, "a_to_b: A (photo) is the input and B (label "
+                             "map) the output; b_to_a: the reverse.", DATA,
+                             choices=image_data.DIRECTIONS)
+    label_encoding: str = setting(
+        label_encoding.RGB, "Label maps in the networks: colours (rgb), or one channel per class "
+        "(one_hot; a generator of label maps then outputs class probabilities).", MODEL,
+        choices=label_encoding.ENCODINGS)
+    discrete_fakes: bool = setting(
+        False, "One-hot label maps: discriminators see each generated pixel's most probable "
+        "class one-hot, as real maps are (gradients through the probabilities), instead of the "
+        "probabilities.", MODEL)
     load_size: str = "128"
-    ngf: int = 32
-    noise_channels: int = 2
-    noise_stages: int = 3
-    noise_map_channels: int = 32
+    noise_channels: int = setting(2, "U-Net: noise maps at the bottleneck (a projection of the "
+                                  "noise vector).", MODEL, low=0)
     steps: int = 40000
-    cycle_weight: float = 10.0
-    identity_weight: float = 0.5
-    eval_samples: int = 10
+    cycle_weight: float = setting(10.0, "CycleGAN: weight of the L1 cycle loss.", MODEL, low=0)
+    identity_weight: float = setting(0.5, "CycleGAN: identity loss weight, as a fraction of "
+                                     "{cycle_weight}.", MODEL, low=0)
+    eval_samples: int = setting(10, "Outputs drawn per validation input (diversity, majority "
+                                "vote).", EVALUATION, low=1)
     experiment_name: str = "factorgan"
 
     def __post_init__(self):
         super().__post_init__()
         PairsLoss.__post_init__(self)
-        if self.model not in MODELS:
-            raise ValueError(f"--model must be one of {MODELS}, got {self.model!r}")
-        if self.direction not in image_data.DIRECTIONS:
-            raise ValueError(f"--direction must be one of {', '.join(image_data.DIRECTIONS)}, "
-                             f"got {self.direction!r}")
-        if self.label_encoding not in label_encoding.ENCODINGS:
-            raise ValueError(f"--label_encoding must be one of {', '.join(label_encoding.ENCODINGS)}, "
-                             f"got {self.label_encoding!r}")
-        for name in ("ngf", "eval_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.noise_channels < 0 or not 0 <= self.noise_stages <= 4 or self.noise_map_channels < 1:
-            raise ValueError("--noise_channels must be >= 0, --noise_stages in [0, 4] and "
-                             f"--noise_map_channels >= 1, got {self.noise_channels}, "
-                             f"{self.noise_stages}, {self.noise_map_channels}")
-        if self.model == "cyclegan" and (self.recon_loss != "none" or self.label_encoding != label_encoding.RGB
+        if self.variant == CYCLEGAN and (self.recon_loss != "none" or self.label_encoding != label_encoding.RGB
                                          or self.direction != image_data.A_TO_B):
-            raise ValueError("--model=cyclegan trains on unpaired images only, A -> B in colours: "
-                             "it takes no --recon_loss, --label_encoding=one_hot or --direction=b_to_a")
+            raise SettingError("{variant}=cyclegan trains on unpaired images only, A -> B in colours: "
+                               "it takes no {recon_loss}, {label_encoding}=one_hot or {direction}=b_to_a")
         if self.needs_probabilities and not self.outputs_class_probabilities:
-            raise ValueError(f"--recon_loss={self.recon_loss} with --likelihood={self.likelihood} needs "
-                             "label maps as outputs in class probabilities: --label_encoding=one_hot, "
-                             "--direction=a_to_b and label maps (a palette)")
-        self.cycle_weights()  # validates
-
-    @property
-    def variant(self) -> Variant:
-        return VARIANTS[self.model]
+            raise SettingError(f"{{recon_loss}}={self.recon_loss} with {{likelihood}}={self.likelihood} "
+                               "needs label maps as outputs in class probabilities: "
+                               "{label_encoding}=one_hot, {direction}=a_to_b and label maps (a palette)")
 
     @property
     def outputs_class_probabilities(self) -> bool:
@@ -119,7 +109,8 @@ class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss):
                 and self.label_encoding == label_encoding.ONE_HOT)
 
     def gan_config(self) -> gan.GanConfig:
-        return gan.GanConfig.of(self, self.variant, conditional=True, pairs_loss=PairsLoss.of(self),
+        variant = Variant.GAN if self.variant == CYCLEGAN else Variant(self.variant)
+        return gan.GanConfig.of(self, variant, conditional=True, pairs_loss=PairsLoss.of(self),
                                 discrete_fakes=self.discrete_fakes and self.outputs_class_probabilities)
 
     def cycle_weights(self) -> cyclegan.CycleWeights:
@@ -177,7 +168,7 @@ def generator_spec(config: Image2ImageConfig, data: image_data.ImageData) -> spe
     served = {"load_size": height, "image_size": [height, width], "input_channels": in_channels,
               "palette": data.palette.to_json() if data.palette is not None else None,
               "label_encoding": config.label_encoding, "direction": config.direction}
-    noisy = config.model != "cyclegan"
+    noisy = config.variant != CYCLEGAN
     arguments = {"output_channels": out_channels, "ngf": config.ngf,
                  "noise_channels": config.noise_channels if noisy else 0,
                  "noise_stages": config.noise_stages if noisy else 0,
@@ -206,7 +197,7 @@ def _build_step(config, data, strategy) -> trainer.DistributedStep:
     b_shape = (*shape[:2], partition.sizes[1])
     make_discriminator = image_data.make_discriminator(config)
     spec = generator_spec(config, data)
-    if config.model == "cyclegan":
+    if config.variant == CYCLEGAN:
         # Both directions are the spec's U-Net, B -> A with A's channels.
         def make_generator(channels):
             return specs.construct(dataclasses.replace(
@@ -332,7 +323,7 @@ TASK = common.Task(
     build_trainer=build_trainer,
     evaluate=evaluate,
     generator_spec=generator_spec,
-    details=lambda config, data: dict(model=config.model, **image_data.details(config, data)),
+    details=lambda config, data: dict(variant=config.variant, **image_data.details(config, data)),
     metric_keys=metric_keys,
     write_outputs=_write_outputs,
 )

@@ -28,6 +28,7 @@ from tf_factorgan import trainer
 from tf_factorgan.data import image_folders, pix2pix, pools, sources, streams
 from tf_factorgan.data import palette as palettes
 from tf_factorgan.data import label_encoding
+from tf_factorgan.config import DATA, EVALUATION, MODEL, SettingError, ref, setting
 from tf_factorgan.experiments import common
 from tf_factorgan.factorisation import Partition
 from tf_factorgan.models.conv import ConvDiscriminator
@@ -39,88 +40,82 @@ PART_NAMES = ("a", "b")
 # Which part a conditional model takes as its input (`oriented`).
 A_TO_B, B_TO_A = "a_to_b", "b_to_a"
 DIRECTIONS = (A_TO_B, B_TO_A)
-# Flags that name the folders of --dataset=folders.
+# Settings that name the folders of dataset="folders".
 FOLDER_FLAGS = ("paired_dir", "paired_a_dir", "paired_b_dir", "unpaired_a_dir",
                 "unpaired_b_dir", "val_dir", "val_a_dir", "val_b_dir")
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageDataSettings(common.TrainingSettings):
-    """dataset_dir: the pix2pix folder of a preset (default data/<dataset>, where
-    `trainers.download_pix2pix` puts it). load_size: S or H,W (H,W with folders only).
-    num_joint_samples: paired training images of a preset (folders: every pair of the
-    paired folders is paired). max_*_images: 0 = all (smaller values make quick trial
-    runs). disc_channels: filters of every discriminator's first layer. palette: CSV or
-    JSON label classes (`data/palette.py`); with folders it makes B a label map.
-    resize: how folder images reach load_size. mirror: training images are flipped
-    left-right at random (pix2pix's mirroring; a pair together). image_cache_dir: decoded folders
-    (default <out_path>/image_cache). memory_limit_mb: larger pools stream from the
-    cache on disk. ls_*: the LS metric's repetitions and training epochs per repetition
-    (image pairs; label map -> photo translation)."""
+    """The image data of a run (each field's help says what it sets): a pix2pix preset's
+    folder (dataset_dir, default data/<dataset>, where `trainers.download_pix2pix` puts
+    it) or the user's folders (dataset="folders"); max_*_images make quick trial runs;
+    palette makes B a label map (`data/palette.py`); ls_*: the LS metric's repetitions
+    and training epochs per repetition (image pairs; label map -> photo translation)."""
 
-    dataset: str = "cityscapes"
-    dataset_dir: str = ""
-    paired_dir: str = ""
-    paired_a_dir: str = ""
-    paired_b_dir: str = ""
-    unpaired_a_dir: str = ""
-    unpaired_b_dir: str = ""
-    val_dir: str = ""
-    val_a_dir: str = ""
-    val_b_dir: str = ""
-    palette: str = ""
-    resize: str = "stretch"
-    image_cache_dir: str = ""
-    memory_limit_mb: int = image_folders.DEFAULT_MEMORY_LIMIT_MB
-    load_size: str = "64"
-    num_joint_samples: int = 100
-    disc_channels: int = 32
-    max_train_images: int = 0
-    max_val_images: int = 0
-    mirror: bool = False
-    ls_runs: int = 10
-    ls_epochs: int = 40  # as the original LS code
+    dataset: str = setting(
+        "cityscapes", "A pix2pix preset (edges2shoes: A becomes one grey channel), or 'folders' "
+        "for your own images ({paired_dir} or {paired_a_dir} with {paired_b_dir}, "
+        "{unpaired_a_dir}, {unpaired_b_dir}, {val_dir} or {val_a_dir} with {val_b_dir}).", DATA,
+        choices=DATASETS)
+    dataset_dir: str = setting("", "pix2pix folder with train/ and val/ (default: data/<dataset>, "
+                               "where trainers.download_pix2pix puts it).", DATA)
+    paired_dir: str = setting("", "Folders: aligned pairs, A left and B right in each file.", DATA)
+    paired_a_dir: str = setting("", "Folders: paired A images (photos), matched to "
+                                "{paired_b_dir} by file stem.", DATA)
+    paired_b_dir: str = setting("", "Folders: paired B images (label maps).", DATA)
+    unpaired_a_dir: str = setting("", "Folders: A images without a B (optional).", DATA)
+    unpaired_b_dir: str = setting("", "Folders: B images without an A (optional).", DATA)
+    val_dir: str = setting("", "Folders: validation pairs, aligned as {paired_dir}.", DATA)
+    val_a_dir: str = setting("", "Folders: validation A images, by stem with {val_b_dir}.", DATA)
+    val_b_dir: str = setting("", "Folders: validation B images.", DATA)
+    palette: str = setting("", "Label classes of B (CSV or JSON: id, name, colour, ignored); "
+                           "default: Cityscapes' for {dataset}=cityscapes, none otherwise.", DATA)
+    resize: str = setting("stretch", "Folders: how images of other sizes reach {load_size}.", DATA,
+                          choices=image_folders.RESIZE_MODES)
+    image_cache_dir: str = setting("", "Decoded folders (default: {out_path}/image_cache).", DATA)
+    memory_limit_mb: int = setting(image_folders.DEFAULT_MEMORY_LIMIT_MB, "Image pools larger "
+                                   "than this stream from the cache on disk.", DATA, low=0)
+    load_size: str = setting("64", "Image size: S, or H,W with {dataset}=folders (presets: a power "
+                             "of two; folders: multiples of 16).", DATA)
+    num_joint_samples: int = setting(100, "Paired training images of a preset: the first N in "
+                                     "file order (folders: every pair is paired).", DATA, low=1)
+    disc_channels: int = setting(32, "First-layer filters of every discriminator.", MODEL, low=1)
+    max_train_images: int = setting(0, "Use only the first N training images (0 = all).", DATA,
+                                    low=0, note="0 = all")
+    max_val_images: int = setting(0, "Use only the first N validation images (0 = all).",
+                                  EVALUATION, low=0, note="0 = all")
+    mirror: bool = setting(False, "Flip training images left-right at random (a pair together; "
+                           "pix2pix's mirroring).", DATA)
+    ls_runs: int = setting(10, "LS metric: fresh discriminators trained.", EVALUATION, low=1)
+    ls_epochs: int = setting(40, "LS metric: epochs per discriminator (the original LS code: 40).",
+                             EVALUATION, low=1)
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "load_size", str(self.load_size))
-        if self.dataset not in DATASETS:
-            raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.dataset == FOLDERS:
             self._check_folder_flags()
         else:
-            given = [f"--{name}" for name in FOLDER_FLAGS if getattr(self, name)]
+            given = [ref(name) for name in FOLDER_FLAGS if getattr(self, name)]
             if given:
-                raise ValueError(f"{', '.join(given)} need --dataset=folders (got --dataset={self.dataset})")
+                raise SettingError(f"{', '.join(given)} need {{dataset}}=folders (got "
+                                   f"{{dataset}}={self.dataset})")
             pix2pix.check_load_size(int(self.load_size) if self.load_size.strip().isdigit() else self.load_size)
         self.image_size  # validates
-        if self.resize not in image_folders.RESIZE_MODES:
-            raise ValueError(f"--resize must be one of {', '.join(image_folders.RESIZE_MODES)}, got {self.resize!r}")
-        if self.num_joint_samples < 1:
-            raise ValueError(f"--num_joint_samples must be >= 1, got {self.num_joint_samples}")
-        if self.disc_channels < 1:
-            raise ValueError(f"--disc_channels must be >= 1, got {self.disc_channels}")
-        if self.max_train_images < 0 or self.max_val_images < 0:
-            raise ValueError("--max_train_images and --max_val_images must be >= 0 (0 = all)")
-        if self.memory_limit_mb < 0:
-            raise ValueError(f"--memory_limit_mb must be >= 0, got {self.memory_limit_mb}")
-        if self.ls_runs < 1 or self.ls_epochs < 1:
-            raise ValueError(
-                f"--ls_runs and --ls_epochs must be >= 1, got {self.ls_runs}, {self.ls_epochs}"
-            )
 
     def _check_folder_flags(self) -> None:
         def one_form(kind: str, required: bool) -> None:
             aligned = getattr(self, f"{kind}_dir")
             split = getattr(self, f"{kind}_a_dir"), getattr(self, f"{kind}_b_dir")
             if aligned and any(split):
-                raise ValueError(f"give --{kind}_dir (aligned A|B files) or --{kind}_a_dir "
-                                 f"with --{kind}_b_dir (matched by file stem), not both")
+                raise SettingError(f"give {{{kind}_dir}} (aligned A|B files) or {{{kind}_a_dir}} "
+                                   f"with {{{kind}_b_dir}} (matched by file stem), not both")
             if any(split) and not all(split):
-                raise ValueError(f"--{kind}_a_dir and --{kind}_b_dir go together")
+                raise SettingError(f"{{{kind}_a_dir}} and {{{kind}_b_dir}} go together")
             if required and not (aligned or all(split)):
-                raise ValueError(f"--dataset=folders needs a {kind} set: --{kind}_dir or "
-                                 f"--{kind}_a_dir with --{kind}_b_dir")
+                raise SettingError(f"{{dataset}}=folders needs a {kind} set: {{{kind}_dir}} or "
+                                   f"{{{kind}_a_dir}} with {{{kind}_b_dir}}")
 
         one_form("paired", True)
         one_form("val", True)
@@ -217,7 +212,7 @@ def oriented(data: ImageData, direction: str, encoding: str = label_encoding.RGB
     """`data` for a conditional model translating `direction` ("a_to_b": A is the
     input, part 0; "b_to_a": B is), its label maps in `encoding`."""
     if direction not in DIRECTIONS:
-        raise ValueError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        raise SettingError(f"{{direction}} must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     encodings = tuple(None if e is None else label_encoding.LabelEncoding(e.palette, encoding)
                       for e in data.encodings)
     if direction == A_TO_B:
@@ -230,7 +225,7 @@ def oriented(data: ImageData, direction: str, encoding: str = label_encoding.RGB
 
 
 def read_palette(settings: ImageDataSettings) -> Optional[palettes.Palette]:
-    """--palette, or the Cityscapes palette for the cityscapes preset, or None."""
+    """The palette setting's file, or the Cityscapes palette for the cityscapes preset, or None."""
     if settings.palette:
         return palettes.read(settings.palette)
     return palettes.cityscapes() if settings.has_label_maps else None
@@ -252,8 +247,8 @@ def load_preset(settings: ImageDataSettings) -> ImageData:
     )
     train, val = load("train", settings.max_train_images), load("val", settings.max_val_images)
     if settings.num_joint_samples > len(train):
-        raise ValueError(
-            f"--num_joint_samples={settings.num_joint_samples} exceeds the "
+        raise SettingError(
+            f"{{num_joint_samples}}={settings.num_joint_samples} exceeds the "
             f"{len(train)} training images in {root}/train"
         )
     observations = sources.from_aligned([train.a, train.b], settings.num_joint_samples, PART_NAMES)
@@ -270,17 +265,18 @@ def _part_specs(settings: ImageDataSettings, labels: Optional[palettes.Palette])
 
 
 def _paired_items(settings: ImageDataSettings, kind: str, limit: int):
-    """(A items, B items, their flag names, the A files) of the paired or val set, in
-    one of its two forms."""
+    """(A items, B items, where each comes from as errors name it, the A files) of the
+    paired or val set, in one of its two forms."""
     aligned = getattr(settings, f"{kind}_dir")
     if aligned:
-        paths = image_folders.list_images(aligned, f"--{kind}_dir")[:limit or None]
+        paths = image_folders.list_images(aligned, ref(f"{kind}_dir"))[:limit or None]
         return (image_folders.halves(paths, 0), image_folders.halves(paths, 1),
-                [f"--{kind}_dir (left halves)", f"--{kind}_dir (right halves)"], paths)
+                [f"{ref(f'{kind}_dir')} (left halves)", f"{ref(f'{kind}_dir')} (right halves)"], paths)
+    a_setting, b_setting = ref(f"{kind}_a_dir"), ref(f"{kind}_b_dir")
     pairs = image_folders.match_stems(getattr(settings, f"{kind}_a_dir"), getattr(settings, f"{kind}_b_dir"),
-                                      f"--{kind}_a_dir", f"--{kind}_b_dir")[:limit or None]
+                                      a_setting, b_setting)[:limit or None]
     return (image_folders.whole([a for a, _ in pairs]), image_folders.whole([b for _, b in pairs]),
-            [f"--{kind}_a_dir", f"--{kind}_b_dir"], [a for a, _ in pairs])
+            [a_setting, b_setting], [a for a, _ in pairs])
 
 
 def load_folders(settings: ImageDataSettings) -> ImageData:
@@ -301,7 +297,7 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
         if not folder:
             unpaired.append(None)
             continue
-        flag = f"--unpaired_{name}_dir"
+        flag = ref(f"unpaired_{name}_dir")
         # A file of the paired set counts once, as paired.
         paths = [p for p in image_folders.list_images(folder, flag) if os.path.realpath(p) not in paired_files]
         items = image_folders.whole(paths)
@@ -319,12 +315,12 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
 
 
 def val_source(settings: ImageDataSettings) -> str:
-    """Where the validation pairs come from, as the flags name it."""
+    """Where the validation pairs come from, as an error template names it."""
     if settings.dataset != FOLDERS:
-        return f"{settings.data_dir}/val, --max_val_images={settings.max_val_images}"
+        return f"{settings.data_dir}/val, {{max_val_images}}={settings.max_val_images}"
     if settings.val_dir:
-        return f"--val_dir={settings.val_dir}"
-    return f"--val_a_dir={settings.val_a_dir}"
+        return f"{{val_dir}}={settings.val_dir}"
+    return f"{{val_a_dir}}={settings.val_a_dir}"
 
 
 def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.DistributedStep):
@@ -344,7 +340,7 @@ def details(settings: ImageDataSettings, data: ImageData) -> dict:
 
 
 def make_discriminator(settings: ImageDataSettings):
-    """`name -> ConvDiscriminator` with --disc_channels first-layer filters."""
+    """`name -> ConvDiscriminator` with disc_channels first-layer filters."""
     return lambda name: ConvDiscriminator(filters=settings.disc_channels, name=name)
 
 

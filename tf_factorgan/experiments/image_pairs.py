@@ -1,8 +1,9 @@
 """Image pair generation (FactorGAN paper, section 4.2): generate (A, B) pairs such as
-(edge map, shoe) or (photo, label map) from noise, with FactorGAN or a GAN.
+(edge map, shoe) or (photo, label map) from noise, with FactorGAN (with or without D_P,
+`variant`) or a GAN.
 
 FactorGAN has a marginal discriminator for A's channels and one for B's, and D_P / D_Q
-on the concatenated pair; the GAN has one joint discriminator (--disc_channels=64 gives
+on the concatenated pair; the GAN has one joint discriminator (disc_channels=64 gives
 it about as many weights as FactorGAN's four discriminators together, the paper's
 "big" GAN). Quality is the paper's LS metric (`eval/ls_metric.py`) on the validation
 pairs.
@@ -22,39 +23,30 @@ import numpy as np
 import tensorflow as tf
 
 from tf_factorgan import gan, images, trainer
+from tf_factorgan.config import MODEL, SettingError, setting
 from tf_factorgan.eval import ls_metric
 from tf_factorgan.experiments import common, image_data
-from tf_factorgan.factorisation import Variant
 from tf_factorgan.models import specs
 from tf_factorgan.models.conv import ConvDiscriminator
 
 
 @dataclasses.dataclass(frozen=True)
 class ImagePairsConfig(image_data.ImageDataSettings):
-    """ngf: the generator's width (8 * ngf channels at 4x4)."""
+    """Settings of one image pairs run."""
 
     EXPERIMENT: ClassVar[str] = "image_pairs"
 
     dataset: str = "edges2shoes"
-    factorgan: bool = True
-    ngf: int = 64
+    ngf: int = setting(64, "Generator width (8 * ngf channels at 4x4).", MODEL, low=1)
     steps: int = 40000
 
     def __post_init__(self):
         super().__post_init__()
-        if self.ngf < 1:
-            raise ValueError(f"--ngf must be >= 1, got {self.ngf}")
         height, width = self.image_size
         if height != width or height & (height - 1):
             # The generator grows 4x4 maps by doubling (`models.conv.ConvGenerator`).
-            raise ValueError(f"--load_size must be one power-of-two side for image pairs, got {self.load_size!r}")
-
-    @property
-    def variant(self) -> Variant:
-        return Variant.FACTORGAN if self.factorgan else Variant.GAN
-
-    def gan_config(self) -> gan.GanConfig:
-        return super().gan_config(self.variant)
+            raise SettingError(f"{{load_size}} must be one power-of-two side for image pairs, "
+                               f"got {self.load_size!r}")
 
 
 def sample_grid(step: trainer.DistributedStep, partition, num_samples: int = 32) -> np.ndarray:
@@ -128,7 +120,7 @@ def load_data(config: ImagePairsConfig) -> image_data.ImageData:
     training rather than after it)."""
     data = image_data.load_data(config)
     if len(data.val) < ls_metric.MIN_SAMPLES:
-        raise ValueError(
+        raise SettingError(
             f"the LS metric needs at least {ls_metric.MIN_SAMPLES} validation pairs, the "
             f"validation set ({image_data.val_source(config)}) holds {len(data.val)}")
     return data
@@ -139,7 +131,7 @@ TASK = common.Task(
     build_trainer=build_trainer,
     evaluate=evaluate,
     generator_spec=lambda config, data: generator_spec(config, data.sample_shape),
-    details=lambda config, data: dict(variant=config.variant.value, **image_data.details(config, data)),
+    details=lambda config, data: dict(variant=config.variant, **image_data.details(config, data)),
     metric_keys=lambda config: ("ls_mean", "ls_std"),
     write_outputs=_write_outputs,
 )

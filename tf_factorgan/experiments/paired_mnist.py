@@ -18,8 +18,9 @@ import tensorflow as tf
 
 from tf_factorgan import gan, images, noise, trainer
 from tf_factorgan.data import mnist, streams
+from tf_factorgan.config import DATA, EVALUATION, SettingError, setting
 from tf_factorgan.experiments import common
-from tf_factorgan.factorisation import Partition, Variant
+from tf_factorgan.factorisation import Partition
 from tf_factorgan.models import specs
 from tf_factorgan.models.mlp import MLPDiscriminator
 
@@ -39,60 +40,43 @@ class PairedMnistConfig(common.TrainingSettings):
     """Settings of one Paired MNIST run (defaults: the original code and paper)."""
 
     EXPERIMENT: ClassVar[str] = "paired_mnist"
-    # The evaluation classifiers' accuracy bar (None: each recipe's own): tests lower
-    # it for tiny synthetic data.
-    NOT_FLAGS: ClassVar[tuple[str, ...]] = ("min_classifier_accuracy",)
 
-    factorgan: bool = True
-    use_real_dep_disc: bool = True
-    num_joint_samples: int = 100
-    same_digit_prob: float = 0.9
+    num_joint_samples: int = setting(
+        100, "Paired training samples: the first N digits of the official training file.", DATA,
+        low=1, high=mnist.TRAIN_SIZE, note="the MNIST training set")
+    same_digit_prob: float = setting(0.9, "Lambda: P(lower digit label := upper label).", DATA,
+                                     low=0.0, high=1.0)
     # "fixed": each paired sample keeps the lower digit drawn once from the seed (the
     # paper's stated intent); "redraw_each_epoch": every pass over the data draws new
     # lower digits, which is what the original code does in effect (README).
-    pairing: str = mnist.FIXED
+    pairing: str = setting(
+        mnist.FIXED, "fixed: every paired sample keeps its lower digit; redraw_each_epoch: new "
+        "lower digits every pass over the data, as the original code in effect.", DATA,
+        choices=mnist.PAIRINGS)
     # One thread per op lets the small networks of a step run side by side (~1.45x).
     intra_op_threads: int = 1
-    mnist_manual_dir: Optional[str] = None
-    tfds_data_dir: Optional[str] = None
-    classifier_cache_dir: Optional[str] = None
-    eval_samples: int = 10000
+    mnist_manual_dir: Optional[str] = setting(
+        None, "Folder with the four official MNIST .gz files (offline); unset: download.", DATA)
+    tfds_data_dir: Optional[str] = setting(
+        None, "tensorflow-datasets data_dir: without {mnist_manual_dir} the official files are "
+        "downloaded to <dir>/downloads/mnist (default: its own data_dir).", DATA)
+    classifier_cache_dir: Optional[str] = setting(
+        None, "Cache of the evaluation classifiers (default: {out_path}/mnist_classifier).",
+        EVALUATION)
+    eval_samples: int = setting(10000, "Generated and real pairs for the final metrics.",
+                                EVALUATION, low=2)
     # Classifiers of the paper's recipe (seeds 0..N-1) whose mean FIDs are
     # paper_fid_upper / paper_fid_lower; their spread over seeds is large (README).
-    paper_classifiers: int = 3
-    min_classifier_accuracy: Optional[float] = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not 1 <= self.num_joint_samples <= mnist.TRAIN_SIZE:
-            raise ValueError(
-                f"--num_joint_samples must lie in [1, {mnist.TRAIN_SIZE}] (the MNIST "
-                f"training set), got {self.num_joint_samples}"
-            )
-        if not 0.0 <= self.same_digit_prob <= 1.0:
-            raise ValueError(
-                f"--same_digit_prob must lie in [0, 1], got {self.same_digit_prob}"
-            )
-        if self.use_real_dep_disc and not self.factorgan:
-            raise ValueError(
-                "--use_real_dep_disc needs --factorgan: the plain GAN has no dependency "
-                "discriminators (pass --nouse_real_dep_disc with --nofactorgan)"
-            )
-        if self.pairing not in mnist.PAIRINGS:
-            raise ValueError(f"--pairing must be one of {mnist.PAIRINGS}, got {self.pairing!r}")
-        if self.eval_samples < 2:
-            raise ValueError(f"--eval_samples must be >= 2, got {self.eval_samples}")
-        if self.paper_classifiers < 0:
-            raise ValueError(f"--paper_classifiers must be >= 0, got {self.paper_classifiers}")
-
-    @property
-    def variant(self) -> Variant:
-        if not self.factorgan:
-            return Variant.GAN
-        return Variant.FACTORGAN if self.use_real_dep_disc else Variant.FACTORGAN_NO_CP
-
-    def gan_config(self) -> gan.GanConfig:
-        return super().gan_config(self.variant)
+    paper_classifiers: int = setting(
+        3, "Also score FID on this many classifiers trained by the original code's recipe "
+        "(seeds 0..N-1; 25-45 s each on a 2-core CPU, once, then cached): their mean is "
+        "paper_fid_upper / paper_fid_lower, the figures that compare with the paper's. 0: none.",
+        EVALUATION, low=0)
+    # The evaluation classifiers' accuracy bar (None: each recipe's own): tests lower
+    # it for tiny synthetic data.
+    min_classifier_accuracy: Optional[float] = setting(
+        None, "The evaluation classifiers' accuracy bar (unset: each recipe's own).", EVALUATION,
+        flag=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,8 +128,8 @@ def build_data(
 ) -> PairedMnistData:
     """Pairs the digits; each set has its own seed so they are fixed independently."""
     if config.num_joint_samples > len(train):
-        raise ValueError(
-            f"--num_joint_samples={config.num_joint_samples} exceeds the "
+        raise SettingError(
+            f"{{num_joint_samples}}={config.num_joint_samples} exceeds the "
             f"{len(train)} training digits"
         )
     lam = config.same_digit_prob
@@ -207,13 +191,13 @@ def build_trainer(
     randomness_factory=noise.Randomness,
 ) -> trainer.Trainer:
     """Models, optimizers and the training loop of `config`, under `strategy`; with
-    --eval_every, the loop evaluates `eval_every_samples` pairs every so often.
+    eval_every, the loop evaluates `eval_every_samples` pairs every so often.
 
     `randomness_factory(seed)` makes the per-replica random source (tests swap it).
     """
     if config.eval_every and config.eval_every_samples < 2:
-        raise ValueError(
-            f"--eval_every_samples must be >= 2, got {config.eval_every_samples}"
+        raise SettingError(
+            f"{{eval_every_samples}} must be >= 2, got {config.eval_every_samples}"
         )
     gan_config = config.gan_config()
     step = common.build_step(
@@ -288,7 +272,7 @@ def score(data: PairedMnistData, generated: np.ndarray, classifiers: Classifiers
 
 def score_file(config: PairedMnistConfig, path: str,
                data: Optional[PairedMnistData] = None) -> dict:
-    """`score` of the first --eval_samples pairs of `path`, a .npy of float [N, 1568] in
+    """`score` of the first eval_samples pairs of `path`, a .npy of float [N, 1568] in
     [0, 1] made by any implementation (the original PyTorch code, say), against the
     test pairs of `data` (default: `load_data(config)`, read after the file): the
     instrument of a run's own evaluation."""
@@ -304,15 +288,15 @@ def score_file(config: PairedMnistConfig, path: str,
         found = f"{generated.dtype} {generated.shape}"
         if floats and generated.size:
             found += f" in [{generated.min()}, {generated.max()}]"
-        raise ValueError(
+        raise SettingError(
             f"{path} must hold float pairs in [0, 1] of shape [N, {mnist.PAIR_SIZE}] with "
-            f"N >= {count} (--eval_samples, at most the {len(data.test)} test pairs), "
+            f"N >= {count} ({{eval_samples}}, at most the {len(data.test)} test pairs), "
             f"got {found}")
     return score(data, generated[:count], data.classifiers())
 
 
 def evaluate(config: PairedMnistConfig, data: PairedMnistData, loop: trainer.Trainer) -> dict:
-    """The final evaluation: `evaluate_step` of the loop's generator on --eval_samples
+    """The final evaluation: `evaluate_step` of the loop's generator on eval_samples
     pairs."""
     return evaluate_step(config, data, loop.gan_step, config.eval_samples, data.classifiers())
 
@@ -327,7 +311,7 @@ TASK = common.Task(
     evaluate=evaluate,
     generator_spec=lambda config, data: generator_spec(config),
     details=lambda config, data: dict(
-        variant=config.variant.value,
+        variant=config.variant,
         num_joint_samples=config.num_joint_samples,
         same_digit_prob=config.same_digit_prob,
         pairing=config.pairing,

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from tf_factorgan.config import SettingError
 from tf_factorgan.data import mnist
 from tf_factorgan.experiments import paired_mnist, paper_grid
 
@@ -28,7 +29,7 @@ from tf_factorgan.experiments import paired_mnist, paper_grid
 ORIGINAL = dict(spectral_norm="reparametrize", init="torch", fake_batches="per_discriminator",
                 adam_epsilon=1e-8)
 KERAS = dict(spectral_norm="project", init="glorot", fake_batches="shared", adam_epsilon=1e-7)
-_GAN = dict(factorgan=False, use_real_dep_disc=False)
+_GAN = dict(variant="gan")
 _REDRAW = dict(pairing=mnist.REDRAW_EACH_EPOCH)
 # name -> every setting it fixes (none is left to the config's defaults, so a name
 # means the same run whatever the defaults are). FactorGAN unless it says gan.
@@ -44,7 +45,7 @@ SETTINGS = {
     "redraw_pairing": {**ORIGINAL, **_REDRAW},
     "keras_parametrisation_redraw_pairing": {
         **ORIGINAL, "spectral_norm": "project", "init": "glorot", **_REDRAW},
-    "factorgan_no_cp": {**ORIGINAL, "use_real_dep_disc": False},
+    "factorgan_no_cp": {**ORIGINAL, "variant": "factorgan_no_cp"},
     "gan": {**ORIGINAL, **_GAN},
     "gan_redraw_pairing": {**ORIGINAL, **_GAN, **_REDRAW},
     "gan_keras_parametrisation": {**ORIGINAL, "spectral_norm": "project", "init": "glorot", **_GAN},
@@ -68,9 +69,9 @@ class AblationConfig:
     def __post_init__(self):
         unknown = [name for name in self.settings if name not in SETTINGS]
         if unknown:
-            raise ValueError(f"--settings {unknown} are unknown; choose from {list(SETTINGS)}")
+            raise SettingError(f"{{settings}} {unknown} are unknown; choose from {list(SETTINGS)}")
         if not self.seeds:
-            raise ValueError("--seeds must name at least one seed")
+            raise SettingError("{seeds} must name at least one seed")
 
     @property
     def ablation_dir(self) -> str:

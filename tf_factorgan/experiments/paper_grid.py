@@ -51,8 +51,7 @@ class PaperGridConfig:
                 for variant in self.variants:
                     configs.append(dataclasses.replace(
                         self.base,
-                        factorgan=variant.is_factorised,
-                        use_real_dep_disc=variant.uses_p_dependency,
+                        variant=variant.value,
                         num_joint_samples=n,
                         same_digit_prob=lam,
                         experiment_name=os.path.join("grid", f"{variant.value}_n{n}_lambda{lam:g}"),

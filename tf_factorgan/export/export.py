@@ -1,4 +1,4 @@
-"""Exports a finished training run as a TF Serving SavedModel version.
+r"""Exports a finished training run as a TF Serving SavedModel version.
 
   python -m export.export --run_dir=runs/image2image/factorgan --kind=segmentation \
       --export_base=exports --model_name=cityscapes
@@ -25,9 +25,11 @@ Kinds and the experiments they fit (the experiment is the run folder's parent na
 """
 
 import os
-import sys
 
 from absl import app, flags
+
+from tf_factorgan.cli import command
+from tf_factorgan.config import DATA, OUTPUT, SettingError
 
 FLAGS = flags.FLAGS
 KINDS = ("segmentation", "separation", "samples")
@@ -44,14 +46,16 @@ flags.DEFINE_string("model_name", None, "Model folder under --export_base (defau
 flags.DEFINE_string(
     "experiment", "", "Experiment of --run_dir (default: the name of its parent folder)."
 )
+command.group(DATA, "run_dir", "kind", "experiment")
+command.group(OUTPUT, "export_base", "model_name")
 
 
 def _experiment(run_dir: str, kind: str, experiment: str) -> str:
     experiment = experiment or os.path.basename(os.path.dirname(os.path.abspath(run_dir)))
     if experiment not in EXPERIMENTS[kind]:
-        raise ValueError(
-            f"--kind={kind} exports runs of {EXPERIMENTS[kind]}, but --run_dir {run_dir!r} "
-            f"is taken for experiment {experiment!r}; pass --experiment if the folder was moved"
+        raise SettingError(
+            f"{{kind}}={kind} exports runs of {EXPERIMENTS[kind]}, but {{run_dir}} {run_dir!r} "
+            f"is taken for experiment {experiment!r}; pass {{experiment}} if the folder was moved"
         )
     return experiment
 
@@ -64,8 +68,8 @@ def run_spec(run_dir: str, kind: str, experiment: str = ""):
     if os.path.isfile(os.path.join(run_dir, specs.SPEC_FILE)):
         spec = specs.read(run_dir)
         if spec.serves != kind:
-            raise ValueError(
-                f"--kind={kind}, but {os.path.join(run_dir, specs.SPEC_FILE)} describes a "
+            raise SettingError(
+                f"{{kind}}={kind}, but {os.path.join(run_dir, specs.SPEC_FILE)} describes a "
                 f"generator that serves {spec.serves!r}"
             )
         return spec
@@ -83,8 +87,8 @@ def run_palette(run_dir: str, spec):
         return palette.cityscapes()
     value = spec.data["palette"]
     if value is None:
-        raise ValueError(
-            f"--kind=segmentation needs a run trained on label maps (with --palette, or the "
+        raise SettingError(
+            f"{{kind}}=segmentation needs a run trained on label maps (with {{palette}}, or the "
             f"cityscapes preset); {run_dir!r} was trained without a palette, so its outputs "
             f"are images, not label maps")
     return palette.from_json(value, f"{os.path.join(run_dir, specs.SPEC_FILE)} data.palette")
@@ -107,12 +111,12 @@ def build_module(run_dir: str, kind: str, experiment: str = ""):
         return savedmodel.separation_module(generator, spec.nz, spec.seed, settings)
     if kind == "segmentation":
         if spec.data.get("direction", "a_to_b") != "a_to_b":
-            raise ValueError(
-                f"--kind=segmentation serves photo -> label map generators; {run_dir!r} was "
-                f"trained with --direction={spec.data['direction']} (label map -> photo)")
+            raise SettingError(
+                f"{{kind}}=segmentation serves photo -> label map generators; {run_dir!r} was "
+                f"trained with {{direction}}={spec.data['direction']} (label map -> photo)")
         if spec.data["input_channels"] != 3:
-            raise ValueError(
-                f"--kind=segmentation needs a run on RGB photos; {run_dir!r} was "
+            raise SettingError(
+                f"{{kind}}=segmentation needs a run on RGB photos; {run_dir!r} was "
                 f"trained on {spec.data['input_channels']}-channel inputs"
             )
         return savedmodel.segmentation_module(
@@ -161,7 +165,7 @@ def main(argv):
         module = build_module(FLAGS.run_dir, FLAGS.kind, FLAGS.experiment)
         path, removed = publish(module, FLAGS.export_base, FLAGS.model_name or FLAGS.kind)
     except (OSError, ValueError) as error:
-        sys.exit(f"error: {error}")
+        command.exit_with(error)
     if removed:
         print(f"removed what interrupted exports left in {os.path.dirname(path)}: "
               f"{', '.join(removed)}")
@@ -171,7 +175,7 @@ def main(argv):
 
 def run() -> None:
     flags.mark_flags_as_required(["run_dir", "kind"])
-    app.run(main)
+    command.run_main(main, __doc__)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
+from tf_factorgan.config import SettingError
 from tf_factorgan.data import label_encoding
 from tf_factorgan.data import palette as palettes
 from tf_factorgan.eval import segmentation
@@ -101,7 +102,7 @@ def publish(
     is removed and no version appears.
     """
     if not model_name or os.sep in model_name or model_name in (".", "..") or model_name.startswith("."):
-        raise ValueError(f"--model_name must be a plain folder name, got {model_name!r}")
+        raise SettingError(f"{{model_name}} must be a plain folder name, got {model_name!r}")
     model_dir = os.path.join(export_base, model_name)
     os.makedirs(model_dir, exist_ok=True)
     tmp = os.path.join(model_dir, f"{TMP_PREFIX}{uuid.uuid4().hex}")

@@ -15,6 +15,8 @@ convolution PyTorch, too, counts kh * kw * out).
 import keras
 import numpy as np
 
+from tf_factorgan.config import SettingError
+
 TORCH = "torch"
 GLOROT = "glorot"
 INITS = (TORCH, GLOROT)
@@ -36,7 +38,7 @@ def initialise(model: keras.Model, init: str, seed) -> None:
     sequence of ints), so one seed gives the same weights under any strategy.
     """
     if init not in INITS:
-        raise ValueError(f"--init must be one of {INITS}, got {init!r}")
+        raise SettingError(f"{{init}} must be one of {', '.join(INITS)}, got {init!r}")
     if init == GLOROT:
         return
     rng = np.random.default_rng(seed)

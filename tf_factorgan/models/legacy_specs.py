@@ -9,6 +9,7 @@ so that reading an old run needs no experiment code.
 import os
 
 from tf_factorgan import files
+from tf_factorgan.config import SettingError, SettingPathError
 from tf_factorgan.data import mnist, pix2pix
 from tf_factorgan.models.specs import GeneratorSpec
 
@@ -20,8 +21,8 @@ _SEPARATOR_FRAMES = 128
 def _run_config(run_dir: str) -> dict:
     path = os.path.join(run_dir, "metrics.json")
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"--run_dir {run_dir!r} lacks generator.json and metrics.json; they are written "
+        raise SettingPathError(
+            f"{{run_dir}} {run_dir!r} lacks generator.json and metrics.json; they are written "
             "after training and evaluation finish"
         )
     metrics = files.read_json(path)
@@ -40,8 +41,8 @@ def _run_config(run_dir: str) -> dict:
 def _separator(run_dir: str) -> GeneratorSpec:
     path = os.path.join(run_dir, SEPARATOR_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"--run_dir {run_dir!r} lacks generator.json and {SEPARATOR_FILE}; point it at a "
+        raise SettingPathError(
+            f"{{run_dir}} {run_dir!r} lacks generator.json and {SEPARATOR_FILE}; point it at a "
             "finished run of trainers.audio_separation (they are written after training)"
         )
     old = files.read_json(path)
@@ -86,4 +87,4 @@ def legacy_spec(run_dir: str, experiment: str) -> GeneratorSpec:
             "unet", {"output_channels": 3, "ngf": ngf, "noise_channels": noise_channels},
             [[load_size, load_size, a_channels], [nz]], nz, seed, "segmentation",
             {"load_size": load_size, "input_channels": a_channels})
-    raise ValueError(f"--run_dir {run_dir!r} is of unknown experiment {experiment!r}")
+    raise SettingError(f"{{run_dir}} {run_dir!r} is of unknown experiment {experiment!r}")

@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from tf_factorgan import files
+from tf_factorgan.config import SettingPathError
 from tf_factorgan.models.conv import ConvGenerator
 from tf_factorgan.models.masking import MaskingSeparator
 from tf_factorgan.models.mlp import MLPGenerator
@@ -109,7 +110,7 @@ def load(run_dir: str, spec: GeneratorSpec) -> keras.Model:
     """The spec's network with the weights of `<run_dir>/generator.weights.h5`."""
     path = os.path.join(run_dir, WEIGHTS_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--run_dir {run_dir!r} lacks {WEIGHTS_FILE}; it is written after training")
+        raise SettingPathError(f"{{run_dir}} {run_dir!r} lacks {WEIGHTS_FILE}; it is written after training")
     model = build(spec)
     model.load_weights(path)
     return model

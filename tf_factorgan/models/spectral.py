@@ -23,6 +23,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tf_factorgan.config import SettingError
+
 REPARAMETRIZE = "reparametrize"
 PROJECT = "project"
 SPECTRAL_NORMS = (REPARAMETRIZE, PROJECT)
@@ -34,7 +36,7 @@ _current = [PROJECT]  # the library's default (experiments.common.TrainingSettin
 def spectral_norm_scope(form: str) -> Iterator[None]:
     """`spectral(...)` calls inside build `form` (one of SPECTRAL_NORMS)."""
     if form not in SPECTRAL_NORMS:
-        raise ValueError(f"--spectral_norm must be one of {SPECTRAL_NORMS}, got {form!r}")
+        raise SettingError(f"{{spectral_norm}} must be one of {', '.join(SPECTRAL_NORMS)}, got {form!r}")
     _current.append(form)
     try:
         yield

@@ -1,12 +1,32 @@
 """U-Net generator of the image-to-image experiments (FactorGAN, pix2pix, MR-GAN and
 the CycleGAN baseline) and of the separation masks."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
+
+from tf_factorgan.config import MODEL, check, setting
 
 # Decoder stages, from the bottleneck (H/8) to the output (H): up_3, up_2, up_1, up_0.
 NUM_DECODER_STAGES = 4
 OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetSettings:
+    """The U-Net settings of the experiments whose generator is one (image-to-image,
+    separation); they may change the defaults."""
+
+    ngf: int = setting(32, "U-Net width (filters of its first stage).", MODEL, low=1)
+    noise_stages: int = setting(
+        3, "U-Net: last decoder stages that also get per-pixel noise maps (MR-GAN: 3).", MODEL,
+        low=0, high=NUM_DECODER_STAGES)
+    noise_map_channels: int = setting(32, "U-Net: channels of each per-pixel noise map "
+                                      "(MR-GAN: 32).", MODEL, low=1)
+
+    def __post_init__(self):
+        check(self)
 
 
 def noise_maps(noise, sizes, channels: int) -> list:

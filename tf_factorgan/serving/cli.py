@@ -18,6 +18,8 @@ import sys
 
 from absl import app, flags
 
+from tf_factorgan.cli.command import exit_with, group, run_main
+
 COMMANDS = ("segment", "separate", "status")
 flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "API to call.")
 flags.DEFINE_string("server", "", "host:port (default localhost:8501 for REST, :8500 for gRPC).")
@@ -25,6 +27,8 @@ flags.DEFINE_string("model", "", "Served model name (default: segmentation / sep
 flags.DEFINE_integer("version", None, "Model version (default: the latest served).")
 flags.DEFINE_string("output", None, "segment: PNG path; separate: output folder.", short_name="o")
 flags.DEFINE_float("timeout", 600.0, "Seconds to wait for the server.")
+group("server", "protocol", "server", "model", "version", "timeout")
+group("output", "output")
 FLAGS = flags.FLAGS
 
 
@@ -76,11 +80,11 @@ def main(argv):
     except ServingError as error:
         sys.exit(f"error: {FLAGS.protocol} server {client.address}, model {model!r}: {error}")
     except (FileNotFoundError, ValueError, IsADirectoryError) as error:
-        sys.exit(f"error: {error}")
+        exit_with(error)
 
 
 def run() -> None:
-    app.run(main)
+    run_main(main, __doc__)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ The bounds on one request (--max_request_mb, --max_request_memory_mb, --max_elem
 
 import os
 import signal
-import sys
 
 from absl import app, flags
+
+from tf_factorgan.cli import command
+from tf_factorgan.config import SettingError
 
 flags.DEFINE_string("model_config_file", None, "ModelServerConfig text proto (models.config).")
 flags.DEFINE_string("export_base", None, "Serve every model under this folder instead.")
@@ -43,6 +45,10 @@ flags.DEFINE_float(
     "headers together, from their first byte; then its body).", lower_bound=0.1,
 )
 flags.DEFINE_float("idle_timeout_s", 30.0, "Seconds an idle REST keep-alive connection stays open.", lower_bound=0.1)
+command.group("models", "model_config_file", "export_base")
+command.group("server", "host", "port", "rest_api_port", "threads", "rest_api_num_threads")
+command.group("limits", "max_request_mb", "max_request_memory_mb", "max_elements",
+              "max_image_pixels", "read_timeout_s", "idle_timeout_s")
 FLAGS = flags.FLAGS
 
 
@@ -50,7 +56,7 @@ def _config():
     from tf_factorgan.serving import config
 
     if bool(FLAGS.model_config_file) == bool(FLAGS.export_base):
-        raise ValueError("give exactly one of --model_config_file and --export_base")
+        raise SettingError("give exactly one of {model_config_file} and {export_base}")
     if FLAGS.model_config_file:
         path = FLAGS.model_config_file
         return config.parse(path), os.path.dirname(os.path.abspath(path))
@@ -78,7 +84,7 @@ def main(argv):
             idle_timeout_s=FLAGS.idle_timeout_s,
         )
     except (FileNotFoundError, ValueError, OSError) as error:
-        sys.exit(f"error: {error}")
+        command.exit_with(error)
     server.start()
     # A model none of whose versions loaded is listed too; the log above names the errors.
     models = ", ".join(
@@ -100,7 +106,7 @@ def main(argv):
 
 
 def run() -> None:
-    app.run(main)
+    command.run_main(main, __doc__)
 
 
 if __name__ == "__main__":
