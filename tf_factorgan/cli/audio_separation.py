@@ -18,7 +18,7 @@ exits. Separate any song afterwards with `python -m trainers.separate`.
 """
 
 from tf_factorgan.audio.windows import SOURCES
-from tf_factorgan.cli import training
+from tf_factorgan.cli import command, training
 from tf_factorgan.experiments import audio_separation
 
 training.define(audio_separation.AudioSeparationConfig)
@@ -36,6 +36,8 @@ def _headline(metrics: dict) -> str:
 def main(argv):
     del argv
     config = training.settings_from_flags(audio_separation.AudioSeparationConfig)
+    # BSS Eval scores every run; MUSDB18 is read with musdb (song folders without it).
+    command.require_extra("audio", "museval", *(() if config.uses_folders else ("musdb",)))
     training.run_and_report(
         audio_separation.TASK, config, _headline,
         ("generator.weights.h5",),

@@ -10,6 +10,7 @@ listed in --help by `group`. Light on purpose: the export and serving commands u
 too, and nothing here imports TensorFlow.
 """
 
+import importlib.util
 import signal
 import sys
 import textwrap
@@ -76,6 +77,15 @@ def list_flag(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
         raise config.SettingError(
             f"{config.ref(name)} must be a comma-separated list of {parse.__name__} values, "
             f"got {','.join(items)!r}") from None
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Ends the program in one line, before any work, when a module of the optional
+    dependencies `extra` (pyproject.toml) is not installed."""
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    if missing:
+        sys.exit(f"error: this command needs {', '.join(missing)}, of the optional dependencies "
+                 f"'{extra}': pip install 'tf-factorgan[{extra}]'")
 
 
 def run_or_exit(run: Callable[[], T]) -> T:

@@ -156,6 +156,7 @@ def publish(module, export_base: str, model_name: str) -> tuple[str, list[str]]:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command.require_extra("serving", "tensorflow_serving")  # models.config
     from tf_factorgan.logs import quiet_info_logs
 
     quiet_info_logs()

@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from tf_factorgan.cli.command import exit_with, group, run_main
+from tf_factorgan.cli.command import exit_with, group, require_extra, run_main
 
 COMMANDS = ("segment", "separate", "status")
 flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "API to call.")
@@ -60,6 +60,7 @@ def _separate(client, model: str, audio_path: str, output_dir: str) -> str:
 def main(argv):
     if len(argv) < 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"give a command: {' | '.join(COMMANDS)}")
+    require_extra("serving", "tensorflow_serving", "grpc")
     command, paths = argv[1], argv[2:]
     if command != "status" and (len(paths) != 1 or not FLAGS.output):
         raise app.UsageError(f"usage: python -m serving.cli {command} INPUT -o OUTPUT")

@@ -66,6 +66,7 @@ def _config():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command.require_extra("serving", "tensorflow_serving", "grpc")
     from tf_factorgan.logs import quiet_info_logs
 
     quiet_info_logs()
