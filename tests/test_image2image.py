@@ -274,7 +274,7 @@ def test_settings_that_do_not_fit_together_are_refused(tmp_path):
 
 
 def test_own_folders_translate_label_maps_to_photos(tmp_path, user_folders):
-    config = _folder_config(tmp_path, user_folders, model="factorgan", direction="b_to_a",
+    config = _folder_config(tmp_path, user_folders, variant="factorgan", direction="b_to_a",
                             recon_loss="l1", eval_samples=2, noise_stages=1, noise_map_channels=2,
                             ls_runs=1, ls_epochs=1, experiment_name="to_photos")
     data = image2image.load_data(config)
