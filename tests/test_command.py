@@ -78,7 +78,7 @@ def test_flags_are_made_from_the_settings_and_their_errors_name_the_flag():
     values(["prog", "--rate=0"])
     with pytest.raises(SystemExit) as exited:
         command.settings_from_flags(_Settings, flag_values=values)
-    assert exited.value.code == "error: --rate must be > 0, got 0"
+    assert exited.value.code == "error: --rate must be > 0, got 0.0"
     only = flags.FlagValues()
     command.define_settings(_Settings, names=("kind",), flag_values=only)
     assert list(only) == ["kind"]
@@ -117,3 +117,11 @@ def test_every_trainers_help_lists_its_flags_by_group_and_old_variant_flags_fail
         assert result.returncode == 1 and "Traceback" not in result.stderr, (trainer, flag)
         assert result.stderr.strip().splitlines()[-1] == (
             f"error: {flag}: the variant is one flag now; use {new}")
+
+
+def test_a_missing_optional_part_ends_in_one_line_naming_it():
+    command.require_extra("serving", "json")  # present: nothing happens
+    with pytest.raises(SystemExit) as exited:
+        command.require_extra("audio", "json", "no_such_module_of_tf_factorgan")
+    assert exited.value.code == ("error: this command needs no_such_module_of_tf_factorgan, of the "
+                                 "optional dependencies 'audio': pip install 'tf-factorgan[audio]'")
