@@ -159,7 +159,7 @@ def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):
     make = lambda **kw: image2image.Image2ImageConfig(out_path=str(tmp_path), **kw)
     with pytest.raises(ValueError, match="paired_a_dir need dataset=folders"):
         make(paired_a_dir="x")
-    with pytest.raises(ValueError, match="needs a paired set: --paired_dir or --paired_a_dir"):
+    with pytest.raises(ValueError, match="needs a paired set: paired_dir or paired_a_dir"):
         make(dataset="folders", val_dir="v")
     with pytest.raises(ValueError, match="paired_a_dir and paired_b_dir go together"):
         make(dataset="folders", paired_a_dir="a", val_dir="v")

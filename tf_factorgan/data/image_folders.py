@@ -291,7 +291,7 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, setti
 
     def batches():
         with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool, \
-                tqdm.tqdm(total=len(items), desc=f"decoding {named(setting)}", unit="img",
+                tqdm.tqdm(total=len(items), desc=f"decoding {named(setting, '--')}", unit="img",
                           disable=not progress) as bar:
             for start in range(0, len(items), DECODE_BATCH):
                 chunk = items[start:start + DECODE_BATCH]

@@ -97,12 +97,13 @@ class Listing:
     ignored: list
 
     def ignored_note(self, setting: str, shown: int = 5) -> str:
-        """One line naming the skipped files ('' when none)."""
+        """One line naming the skipped files ('' when none), printed for the command line:
+        the setting `setting` names (a template's `{name}`) as its flag."""
         if not self.ignored:
             return ""
         names = ", ".join(self.ignored[:shown]) + (", ..." if len(self.ignored) > shown else "")
-        return (f"{named(setting)}: skipped {len(self.ignored)} file(s) whose extension is not one of "
-                f"{' '.join(AUDIO_EXTENSIONS)}: {names}")
+        return (f"{named(setting, '--')}: skipped {len(self.ignored)} file(s) whose extension is "
+                f"not one of {' '.join(AUDIO_EXTENSIONS)}: {names}")
 
 
 def _is_audio(name: str) -> bool:
