@@ -13,24 +13,15 @@ checkpoint; Ctrl-C saves and exits.
 from tf_factorgan.cli import training
 from tf_factorgan.experiments import arrays
 
-training.define(arrays.ArraysConfig)
-
-
-def main(argv):
-    del argv
-    config = training.settings_from_flags(arrays.ArraysConfig)
-    training.run_and_report(
-        arrays.TASK,
-        config,
-        lambda m: (f"FD joint {m['fd_joint']:.4f}, "
-                   + ", ".join(f"FD {name} {m[f'fd_{name}']:.4f}" for name in m["parts"])
-                   + f", dependency distance {m['dependency_distance']:.4f}"),
-        (arrays.SAMPLES_FILE, "generator.weights.h5"),
-    )
-
-
-def run() -> None:
-    training.run(main, __doc__, arrays.ArraysConfig)
+run = training.experiment_command(
+    arrays.ArraysConfig,
+    arrays.TASK,
+    lambda m: (f"FD joint {m['fd_joint']:.4f}, "
+               + ", ".join(f"FD {name} {m[f'fd_{name}']:.4f}" for name in m["parts"])
+               + f", dependency distance {m['dependency_distance']:.4f}"),
+    (arrays.SAMPLES_FILE, "generator.weights.h5"),
+    __doc__,
+)
 
 
 if __name__ == "__main__":

@@ -17,24 +17,15 @@ Re-running the same command resumes from the last checkpoint; Ctrl-C saves and e
 from tf_factorgan.cli import training
 from tf_factorgan.experiments import image2image
 
-training.define(image2image.Image2ImageConfig)
-
-
-def main(argv):
-    del argv
-    config = training.settings_from_flags(image2image.Image2ImageConfig)
-    training.run_and_report(
-        image2image.TASK,
-        config,
-        lambda m: f"MSE {m['mse']:.4f}" + (
-            f", pixel accuracy {m['pixel_accuracy']:.4f}, mean IoU {m['mean_iou']:.4f}"
-            if m.get("pixel_accuracy") is not None else ""),
-        ("predictions.png", "generator.weights.h5"),
-    )
-
-
-def run() -> None:
-    training.run(main, __doc__, image2image.Image2ImageConfig)
+run = training.experiment_command(
+    image2image.Image2ImageConfig,
+    image2image.TASK,
+    lambda m: f"MSE {m['mse']:.4f}" + (
+        f", pixel accuracy {m['pixel_accuracy']:.4f}, mean IoU {m['mean_iou']:.4f}"
+        if m.get("pixel_accuracy") is not None else ""),
+    ("predictions.png", "generator.weights.h5"),
+    __doc__,
+)
 
 
 if __name__ == "__main__":

@@ -11,23 +11,14 @@ Re-running the same command resumes from the last checkpoint; Ctrl-C saves and e
 from tf_factorgan.cli import training
 from tf_factorgan.experiments import image_pairs
 
-training.define(image_pairs.ImagePairsConfig)
-
-
-def main(argv):
-    del argv
-    config = training.settings_from_flags(image_pairs.ImagePairsConfig)
-    training.run_and_report(
-        image_pairs.TASK,
-        config,
-        lambda m: (f"LS metric {m['ls_mean']:.4f} +- {m['ls_std']:.4f} ({len(m['ls_runs'])} "
-                   "runs; higher = harder to tell from real pairs, 0.25 = indistinguishable)"),
-        ("samples.png", "generator.weights.h5"),
-    )
-
-
-def run() -> None:
-    training.run(main, __doc__, image_pairs.ImagePairsConfig)
+run = training.experiment_command(
+    image_pairs.ImagePairsConfig,
+    image_pairs.TASK,
+    lambda m: (f"LS metric {m['ls_mean']:.4f} +- {m['ls_std']:.4f} ({len(m['ls_runs'])} "
+               "runs; higher = harder to tell from real pairs, 0.25 = indistinguishable)"),
+    ("samples.png", "generator.weights.h5"),
+    __doc__,
+)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,20 @@ def run_and_report(task: common.Task, settings: common.TrainingSettings,
     print("\n".join(lines))
 
 
+def experiment_command(settings_class: type, task: common.Task, headline: Callable[[dict], str],
+                       outputs: tuple[str, ...], doc: str) -> Callable[[], None]:
+    """The `run()` of a trainer that builds `settings_class` from its flags and runs
+    and reports `task` (`run_and_report`); the flags are defined now, when the
+    trainer's module is imported."""
+    define(settings_class)
+
+    def main(argv):
+        del argv
+        run_and_report(task, settings_from_flags(settings_class), headline, outputs)
+
+    return lambda: run(main, doc, settings_class)
+
+
 def run(main: Callable[[list], None], doc: str, settings_class: type) -> None:
     """`command.run_main` for a trainer: its help lists `settings_class`' flags, and
     Ctrl-C outside the training loop (start-up, evaluation, a second Ctrl-C) says that
