@@ -1,13 +1,14 @@
 """The Keras API: fit() makes the flag trainers' updates; callbacks, saving, export."""
 
 import os
+import re
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import GLOBAL_BATCH, SplitInvariantRandomness, scalars
+from tests.conftest import GLOBAL_BATCH, REPO_ROOT, SplitInvariantRandomness, scalars
 from tf_factorgan import gan, keras_api, trainer
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models import specs
@@ -304,3 +305,30 @@ def test_sample_translate_and_save_generator(tmp_path):
     assert conditional.translate(inputs, seed=1).shape == (5, 2)
     with pytest.raises(ValueError, match="use translate"):
         conditional.sample(3)
+
+
+def _readme_python_api():
+    """The code block the README's "Python API" section marks as executed here."""
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        readme = f.read()
+    found = re.search(r"<!-- executed by tests/test_keras_api.py -->\n```python\n(.*?)```",
+                      readme, re.S)
+    assert found, "README.md lacks the marked Python API example"
+    return found.group(1)
+
+
+def test_readme_python_api_example_runs_and_exports(tmp_path, monkeypatch):
+    from export import export
+
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(_readme_python_api(), "README.md (Python API)", "exec"), scope)
+    model = scope["model"]
+    assert scope["samples"].shape == (1000, 5) and model.steps == 100
+    assert scalars(os.path.join("runs", "api", "logs", "train"), "epoch_generator/loss")
+    # What `python -m export.export --run_dir=runs/api/generator --kind=samples` does.
+    module = export.build_module(os.path.join("runs", "api", "generator"), "samples")
+    path, _ = export.publish(module, "exports", "parts")  # written, reloaded and checked
+    served = tf.saved_model.load(path).signatures["serving_default"](
+        num_samples=tf.constant(4), seed=tf.constant(1, tf.int64))["samples"].numpy()
+    np.testing.assert_allclose(served, model.sample(4, seed=1), rtol=1e-5, atol=1e-6)
