@@ -271,3 +271,17 @@ def test_settings_that_do_not_fit_together_are_refused(tmp_path):
         make(model="cyclegan", recon_loss="l1")
     with pytest.raises(ValueError, match="--direction must be one of"):
         make(direction="up")
+
+
+def test_own_folders_translate_label_maps_to_photos(tmp_path, user_folders):
+    config = _folder_config(tmp_path, user_folders, model="factorgan", direction="b_to_a",
+                            recon_loss="l1", eval_samples=2, noise_stages=1, noise_map_channels=2,
+                            ls_runs=1, ls_epochs=1, experiment_name="to_photos")
+    data = image2image.load_data(config)
+    # The label maps (3-class palette) are the input now, every folder's rows swapped.
+    assert data.partition.sizes == (3, 3) and data.label_part == 0
+    assert data.observations.num_unpaired(0) == 9 and data.observations.num_unpaired(1) == 7
+    loop = image2image.build_trainer(config, data, tf.distribute.get_strategy())
+    assert loop.run().step == 2
+    # The factorgan's marginal discriminator judges photos now (3 channels).
+    assert list(loop.gan_step.models.discriminators) == ["marginal_1", "p_dependency", "q_dependency"]
