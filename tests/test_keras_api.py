@@ -161,6 +161,17 @@ def test_factorgan_dataset_feeds_each_replica_its_share(two_replicas):
     assert not np.allclose(first.numpy(), second.numpy())
 
 
+def test_config_jit_compile_compiles_the_fit_step_with_xla():
+    model = _model(_config(jit_compile=True), Randomness)
+    assert model.jit_compile
+    before = model.generator.weights[0].numpy().copy()
+    paired, unpaired = _parts()
+    history = model.fit(keras_api.factorgan_dataset(model, paired, unpaired), epochs=1,
+                        steps_per_epoch=2, verbose=0).history
+    assert np.isfinite(history["generator/loss"][0]) and model.steps == 2
+    assert not np.allclose(before, model.generator.weights[0].numpy())
+
+
 def test_weights_file_restores_every_network_optimizer_and_the_noise(tmp_path):
     config = _config()
     model = _model(config, Randomness)
