@@ -264,7 +264,7 @@ def test_logs_are_running_means_and_a_dict_is_one_round():
     assert history["generator/loss"][0] == pytest.approx(logged[-1], rel=1e-6)
 
 
-def test_bad_input_fails_in_one_line():
+def test_bad_input_fails_in_one_line(tmp_path):
     config = _config()
     model = _model(config, Randomness)
     rounds = _update_data(model)
@@ -277,6 +277,10 @@ def test_bad_input_fails_in_one_line():
         model.train_step(half)
     with pytest.raises(ValueError, match="takes no loss"):
         model.compile(loss="mse")
+    with pytest.raises(NotImplementedError, match="no validation step"):
+        model.evaluate(tf.data.Dataset.from_tensors(rounds), verbose=0)
+    with pytest.raises(NotImplementedError, match=r"not saved whole \(.keras\)"):
+        model.save(str(tmp_path / "model.keras"))
     with pytest.raises(ValueError, match="2 paired and 2 unpaired arrays, got 1 and 2"):
         keras_api.factorgan_dataset(model, [np.zeros([4, 3])], [None, None])
     with pytest.raises(ValueError, match="paired part 1 has 3 channels"):

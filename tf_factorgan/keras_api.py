@@ -206,7 +206,16 @@ class FactorGAN(keras.Model):
             raise ValueError(f"{message}, got {rows} per replica")
         return rows
 
+    def test_step(self, data):
+        raise NotImplementedError("FactorGAN has no validation step (validation_data, "
+                                  "evaluate()): score its sample() or translate() outputs")
+
     # -- saving -----------------------------------------------------------------------
+
+    def get_config(self):
+        raise NotImplementedError(
+            "FactorGAN is not saved whole (.keras): its networks come from your factories; "
+            "keep save_weights() / ModelCheckpoint(save_weights_only=True) and save_generator()")
 
     def save_own_variables(self, store):
         """Keras' own variables of the model plus the random stream's state, so that a
