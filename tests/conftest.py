@@ -1,4 +1,5 @@
-"""Shared test set-up: two logical CPU devices and small synthetic digits.
+"""Shared test set-up: two logical CPU devices, small synthetic digits and noise that
+does not depend on the replica count.
 
 The CPU is split into two logical devices before TensorFlow initialises, so that a
 MirroredStrategy with two replicas can run on any machine.
@@ -18,6 +19,7 @@ tf.config.set_logical_device_configuration(
 )
 
 from tf_factorgan.data import mnist  # noqa: E402
+from tf_factorgan.noise import Randomness  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,6 +46,37 @@ def scalars(log_dir: str, tag: str) -> list:
     """[(step, value)] of the scalar `tag` (tf.summary.scalar) in log_dir, in order."""
     return [(step, float(tf.make_ndarray(value.tensor)))
             for step, t, value in summary_values(log_dir) if t == tag]
+
+
+# The global batch of the tests that compare replica counts or trainers.
+GLOBAL_BATCH = 24
+
+
+class SplitInvariantRandomness(Randomness):
+    """Noise and permutations that do not depend on how the batch is split.
+
+    Replica r of R takes rows r*B/R.. of each block of one fixed noise table, and permutations swap
+    neighbouring samples, so R replicas see exactly what one replica sees.
+    """
+
+    def __init__(self, seed):
+        super().__init__(seed)
+        self.table = tf.random.stateless_uniform([4 * GLOBAL_BATCH, 50], [seed, 1], -1.0, 1.0)
+
+    def noise(self, batch_size, nz):
+        # A round draws several global batches' worth at once (one per discriminator):
+        # block k of replica r is rows k * GLOBAL_BATCH + r * B.. of the table.
+        context = tf.distribute.get_replica_context()
+        per_replica = GLOBAL_BATCH // context.num_replicas_in_sync
+        start = context.replica_id_in_sync_group * per_replica
+        return tf.concat([
+            tf.slice(self.table, [k * GLOBAL_BATCH + start, 0], [per_replica, nz])
+            for k in range(batch_size // per_replica)
+        ], axis=0)
+
+    def permutations(self, batch_size, count):
+        swap = tf.reshape(tf.reverse(tf.reshape(tf.range(batch_size), [-1, 2]), [1]), [-1])
+        return [swap] * count
 
 
 @pytest.fixture

@@ -155,7 +155,10 @@ def test_status_and_metadata_follow_tf_serving(clients):
         signature_map = metadata["metadata"]["signature_def"]
         assert signature_map["@type"] == "type.googleapis.com/tensorflow.serving.SignatureDefMap"
         signatures = signature_map["signature_def"]
-        assert set(signatures) == {"serving_default", "predict_uint8", "predict_seeded", "predict_bytes"}
+        assert set(signatures) == {"serving_default", "predict_uint8", "predict_seeded", "predict_bytes",
+                                   "predict_samples"}
+        samples = signatures["predict_samples"]["inputs"]["num_samples"]
+        assert samples["dtype"] == "DT_INT32" and samples["tensor_shape"].get("dim", []) == []
         images = signatures["serving_default"]["inputs"]["images"]
         assert images["dtype"] == "DT_FLOAT"
         assert [int(d["size"]) for d in images["tensor_shape"]["dim"]] == [-1, -1, -1, 3]

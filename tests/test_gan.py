@@ -3,40 +3,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import GLOBAL_BATCH, SplitInvariantRandomness
 from tf_factorgan import gan, trainer
 from tf_factorgan.experiments import paired_mnist
 from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models.mlp import MLPDiscriminator
 from tf_factorgan.noise import Randomness
-
-GLOBAL_BATCH = 24
-
-
-class SplitInvariantRandomness(Randomness):
-    """Noise and permutations that do not depend on how the batch is split.
-
-    Replica r of R takes rows r*B/R.. of each block of one fixed noise table, and permutations swap
-    neighbouring samples, so R replicas see exactly what one replica sees.
-    """
-
-    def __init__(self, seed):
-        super().__init__(seed)
-        self.table = tf.random.stateless_uniform([4 * GLOBAL_BATCH, 50], [seed, 1], -1.0, 1.0)
-
-    def noise(self, batch_size, nz):
-        # A round draws several global batches' worth at once (one per discriminator):
-        # block k of replica r is rows k * GLOBAL_BATCH + r * B.. of the table.
-        context = tf.distribute.get_replica_context()
-        per_replica = GLOBAL_BATCH // context.num_replicas_in_sync
-        start = context.replica_id_in_sync_group * per_replica
-        return tf.concat([
-            tf.slice(self.table, [k * GLOBAL_BATCH + start, 0], [per_replica, nz])
-            for k in range(batch_size // per_replica)
-        ], axis=0)
-
-    def permutations(self, batch_size, count):
-        swap = tf.reshape(tf.reverse(tf.reshape(tf.range(batch_size), [-1, 2]), [1]), [-1])
-        return [swap] * count
 
 
 def _config(variant=Variant.FACTORGAN, **kw):
