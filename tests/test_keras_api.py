@@ -333,7 +333,7 @@ def _readme_python_api():
 
 
 def test_readme_python_api_example_runs_and_exports(tmp_path, monkeypatch):
-    from export import export
+    from tf_factorgan.export import export
 
     monkeypatch.chdir(tmp_path)
     scope = {}
