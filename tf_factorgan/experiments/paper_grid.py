@@ -117,37 +117,103 @@ def write_csv(path: str, rows: list[dict], columns=CSV_COLUMNS) -> None:
     files.write_bytes(path, buffer.getvalue().encode())
 
 
-def plot(path: str, rows: list[dict]) -> None:
-    """FID (mean of upper and lower digit) and dependency distance against the
-    number of paired samples, one column per lambda, one line per variant."""
+# The paper's Figure 1, as its repository's analysis/mnist/ CSVs give it (Stoller,
+# Ewert & Dixon, ICLR 2020; one run per point, FID on one classifier of the original
+# code's recipe): (variant, lambda) -> ((paired samples, FID, dependency distance), ...).
+# FactorGAN-no-cp never trains on pairs: the paper plots one run across every count.
+_PAPER_COUNTS = (10, 20, 50, 100, 1000, 5000, 10000, 20000, 60000)
+PAPER_FIGURE_1 = {
+    (variant, lam): tuple(zip(_PAPER_COUNTS, fids, deps))
+    for (variant, lam), (fids, deps) in {
+        ("gan", 0.1): ((154.45, 83.97, 37.24, 22.58, 4.137, 3.0715, 2.752, 2.953, 2.615),
+                       (4.142, 2.296, 1.03, 0.746, 0.2392, 0.2024, 0.2072, 0.1986, 0.2293)),
+        ("gan", 0.9): ((144.05, 62.66, 34.265, 18.52, 5.9085, 2.8295, 2.9965, 2.48, 2.129),
+                       (0.6944, 0.3906, 0.4542, 0.3664, 0.6986, 0.6833, 0.6688, 0.723, 0.7067)),
+        ("factorgan", 0.1): ((7.7045, 6.793, 3.2665, 4.341, 3.466, 2.5155, 2.747, 2.814, 2.861),
+                             (0.4388, 0.381, 0.306, 0.3545, 0.2586, 0.2501, 0.2225, 0.2162,
+                              0.2025)),
+        ("factorgan", 0.9): ((10.815, 5.4855, 4.057, 4.4495, 3.0935, 1.382, 1.5345, 1.3675,
+                              1.142),
+                             (1.249, 1.174, 1.224, 1.208, 0.815, 0.513, 0.4168, 0.3421, 0.3271)),
+        ("factorgan_no_cp", 0.1): ((2.827,) * 9, (0.267,) * 9),
+        ("factorgan_no_cp", 0.9): ((2.598,) * 9, (1.488,) * 9),
+    }.items()}
+VARIANT_NAMES = {"gan": "GAN", "factorgan": "FactorGAN", "factorgan_no_cp": "FactorGAN-no-cp"}
+_COLOURS = {"gan": "tab:red", "factorgan": "tab:blue", "factorgan_no_cp": "tab:green"}
+
+
+def _mean_fid(prefix: str):
+    def value(row: dict):
+        upper, lower = row.get(f"{prefix}fid_upper"), row.get(f"{prefix}fid_lower")
+        return None if upper in (None, "") or lower in (None, "") else (
+            (float(upper) + float(lower)) / 2)
+    return value
+
+
+# Panels a plot may show: name -> (axis label, value of one of our rows, index of the
+# paper's figure in a PAPER_FIGURE_1 point or None where the paper has no such figure).
+PANELS = {
+    "paper_fid": ("FID, paper's classifiers\n(mean of the two digits)", _mean_fid("paper_"), 1),
+    "fid": ("FID, tuned classifier\n(mean of the two digits)", _mean_fid(""), None),
+    "dependency_distance": ("dependency distance",
+                            lambda row: float(row["dependency_distance"]), 2),
+}
+
+
+def plot(path: str, rows: list[dict], panels: Optional[tuple[str, ...]] = None) -> None:
+    """Each panel's figure against the number of paired samples, one column of panels
+    per lambda, one colour per variant: ours as large dots (joined where a variant has
+    several counts), the paper's Figure 1 as thin dashed lines over all its counts
+    where it reports that figure (FID on its classifier recipe, dependency distance).
+    By default the panels with a value in every row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("FID (mean of digits)", lambda r: np.mean([r["fid_upper"], r["fid_lower"]]))]
-    if all(r.get("paper_fid_upper") is not None for r in rows):
-        panels.append(("FID, paper's classifiers",
-                       lambda r: np.mean([r["paper_fid_upper"], r["paper_fid_lower"]])))
-    panels.append(("dependency distance", lambda r: r["dependency_distance"]))
-    lambdas = sorted({r["same_digit_prob"] for r in rows})
-    fig, axes = plt.subplots(len(panels), len(lambdas), figsize=(4 * len(lambdas), 3 * len(panels)),
-                             squeeze=False)
+    if panels is None:
+        panels = tuple(name for name, (_, value, _) in PANELS.items()
+                       if all(value(r) is not None for r in rows))
+    lambdas = sorted({float(r["same_digit_prob"]) for r in rows})
+    variants = [v for v in VARIANT_NAMES if any(r["variant"] == v for r in rows)]
+    fig, axes = plt.subplots(len(panels), len(lambdas), figsize=(4.6 * len(lambdas),
+                             2.9 * len(panels) + 0.6), squeeze=False)
     for col, lam in enumerate(lambdas):
-        for variant in sorted({r["variant"] for r in rows}):
-            runs = sorted((r for r in rows if r["variant"] == variant and r["same_digit_prob"] == lam),
-                          key=lambda r: r["num_joint_samples"])
-            n = [r["num_joint_samples"] for r in runs]
-            for row, (_, value) in enumerate(panels):
-                axes[row, col].plot(n, [value(r) for r in runs], "o-", label=variant)
+        for row_index, name in enumerate(panels):
+            label, value, paper_index = PANELS[name]
+            axis = axes[row_index, col]
+            for variant in variants:
+                colour = _COLOURS[variant]
+                paper = PAPER_FIGURE_1.get((variant, lam)) if paper_index else None
+                if paper:
+                    axis.plot([p[0] for p in paper], [p[paper_index] for p in paper], "--",
+                              color=colour, linewidth=1, marker=".", markersize=4, alpha=0.7)
+                ours = sorted((r for r in rows if r["variant"] == variant
+                               and float(r["same_digit_prob"]) == lam),
+                              key=lambda r: int(r["num_joint_samples"]))
+                axis.plot([int(r["num_joint_samples"]) for r in ours], [value(r) for r in ours],
+                          "o-", color=colour, markersize=8, linewidth=2)
+            axis.set_xscale("log")
+            axis.set_xlim(7, 9e4)
+            if paper_index == 1:  # the paper's FIDs span 1 to 150
+                axis.set_yscale("log")
+            else:
+                axis.set_ylim(bottom=0)
+            axis.grid(True, which="major", alpha=0.3)
+            axis.set_xlabel("paired samples")
+            axis.set_ylabel(label)
         axes[0, col].set_title(f"lambda = {lam:g}")
-        for row, (label, _) in enumerate(panels):
-            axes[row, col].set_xscale("log")
-            axes[row, col].set_xlabel("paired samples")
-            axes[row, col].set_ylabel(label)
-    axes[0, 0].legend()
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color=_COLOURS[v], linewidth=6) for v in variants]
+    handles += [plt.Line2D([], [], color="grey", marker="o", markersize=8, linewidth=2),
+                plt.Line2D([], [], color="grey", linestyle="--", marker=".", linewidth=1)]
+    labels = [VARIANT_NAMES[v] for v in variants] + [
+        "ours", "the paper (Stoller et al. 2020, Fig. 1)"]
+    columns = len(labels) if len(lambdas) > 1 else 3
+    legend_rows = -(-len(labels) // columns)
+    fig.legend(handles, labels, loc="upper center", ncol=columns, fontsize=8, frameon=False)
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.1 + 0.22 * legend_rows) / height))
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
     plt.close(fig)
     files.write_bytes(path, buffer.getvalue())
