@@ -323,12 +323,12 @@ def test_sample_translate_and_save_generator(tmp_path):
 
 
 def _readme_python_api():
-    """The code block the README's "Python API" section marks as executed here."""
-    with open(os.path.join(REPO_ROOT, "README.md")) as f:
-        readme = f.read()
+    """The code block docs/python_api.md marks as executed here."""
+    with open(os.path.join(REPO_ROOT, "docs", "python_api.md")) as f:
+        page = f.read()
     found = re.search(r"<!-- executed by tests/test_keras_api.py -->\n```python\n(.*?)```",
-                      readme, re.S)
-    assert found, "README.md lacks the marked Python API example"
+                      page, re.S)
+    assert found, "docs/python_api.md lacks the marked Keras API example"
     return found.group(1)
 
 
@@ -337,7 +337,7 @@ def test_readme_python_api_example_runs_and_exports(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     scope = {}
-    exec(compile(_readme_python_api(), "README.md (Python API)", "exec"), scope)
+    exec(compile(_readme_python_api(), "docs/python_api.md", "exec"), scope)
     model = scope["model"]
     assert scope["samples"].shape == (1000, 5) and model.steps == 100
     assert scalars(os.path.join("runs", "api", "logs", "train"), "epoch_generator/loss")

@@ -1,6 +1,6 @@
 """The distribution as a new user gets it (pyproject.toml): a wheel built from a copy of
 the sources holds only `tf_factorgan`; installed into a scratch environment, it imports
-from another folder, its console scripts answer --help and the README's Python API
+from another folder, its console scripts answer --help and the Python API (docs/python_api.md)
 example runs. An editable install works too. Nothing here can pass from the source
 folder: every command runs elsewhere, and the import is checked to come from the
 scratch environment.
@@ -67,13 +67,11 @@ def _pip(python: str, *args, cwd):
 
 
 def _python_api_example() -> str:
-    """The ```python blocks of the README's "Python API" section, joined."""
-    with open(os.path.join(REPO_ROOT, "README.md")) as f:
-        readme = f.read()
-    section = re.search(r"^## Python API\n(.*?)(?=^## )", readme, re.MULTILINE | re.DOTALL)
-    assert section, "the README has no '## Python API' section"
-    blocks = re.findall(r"^```python\n(.*?)^```", section.group(1), re.MULTILINE | re.DOTALL)
-    assert blocks, "the README's Python API section has no ```python block"
+    """The ```python blocks of docs/python_api.md (the README links it), joined."""
+    with open(os.path.join(REPO_ROOT, "docs", "python_api.md")) as f:
+        page = f.read()
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.MULTILINE | re.DOTALL)
+    assert blocks, "docs/python_api.md has no ```python block"
     return "\n".join(blocks)
 
 
