@@ -4,7 +4,7 @@
       --results_dir=results/cityscapes_segmentation
 
 Reads every run folder's metrics.json and TensorBoard `eval/*` curves; writes
-`results.csv` (one row per run), `results.md` (the README's tables: label maps, then
+`results.csv` (one row per run), `results.md` (docs/images.md's tables: label maps, then
 label map -> photo runs, beside the floors of `floors_64.json` when it is there),
 `curves.png` (pixel accuracy or FCN-score against updates) and a copy of every run's
 metrics.json under `runs/`. Wall time is the span of the run's TensorBoard events
@@ -48,7 +48,7 @@ def curves_and_wall_time(run_dir: str) -> tuple[dict, float]:
 
 
 def describe(config: dict) -> str:
-    """The run's model and loss, as the README's tables name them."""
+    """The run's model and loss, as docs/images.md's tables name them."""
     from tf_factorgan.experiments import common
 
     variant = common.upgraded_settings(config)["variant"]  # runs before --variant: "model"

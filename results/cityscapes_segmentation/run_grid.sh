@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Cityscapes results of README "Pairs losses": 25 paired scenes, 64x64, the same
+# The Cityscapes results of docs/images.md "Pairs losses": 25 paired scenes, 64x64, the same
 # number of updates for every row, on the 1 400 + 100 real scenes of
 # ../shared/data/cityscapes_pix2pix_subset. Every run resumes where it stopped, so the
 # script can be run again after an interruption; two runs go side by side (one CPU

@@ -5,7 +5,7 @@ and reports segmentation metrics.
   python -m trainers.image2image --variant=factorgan --num_joint_samples=100
   python -m trainers.image2image --variant=cyclegan --experiment_name=cyclegan
 
-Your own images (README, "Your own data"):
+Your own images (docs/own_data_images.md):
 
   python -m trainers.image2image --dataset=folders --palette=my_classes.csv \
     --paired_a_dir=photos --paired_b_dir=labels --unpaired_a_dir=more_photos \

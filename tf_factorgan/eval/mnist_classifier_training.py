@@ -7,8 +7,8 @@ Two recipes train the same network (`models.mnist_classifier`):
   paper  the original code's (f90/FactorGAN `training/MNIST.py`): Adam 1e-4, batches of
          25 (its --batchSize), 4 epochs, PyTorch's initialisation: 93.6-94.3 % over
          seeds 0-2. The paper's FIDs were measured on such a classifier; its features
-         weigh a generator's defects differently (README, "Paired MNIST"), so only
-         FIDs of this recipe compare with the paper's.
+         weigh a generator's defects differently (docs/reproducing.md, "Evaluation:
+         two FID scales"), so only FIDs of this recipe compare with the paper's.
 
 The cache of a recipe and seed is two files in `cache_dir`:
   mnist_classifier_<recipe>_seed<seed>.weights.h5  the weights

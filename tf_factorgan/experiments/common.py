@@ -74,8 +74,8 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     # How the networks are parametrised and initialised (with adam_epsilon and
     # fake_batches, inherited, the four training choices). The original code makes
     # all four the other way (reparametrize, torch, 1e-8, per_discriminator); on
-    # Paired MNIST these defaults reached a lower FID at 100 000 updates (README,
-    # "Training as the original").
+    # Paired MNIST these defaults reached a lower FID at 100 000 updates
+    # (docs/reproducing.md, "Training as the original").
     spectral_norm: str = setting(
         spectral.PROJECT, "Discriminators' spectral norm: W / sigma in the forward pass "
         "(reparametrize, as the original code) or Keras' projection of the kernel in each "

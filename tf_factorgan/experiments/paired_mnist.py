@@ -48,7 +48,7 @@ class PairedMnistConfig(common.TrainingSettings):
                                      low=0.0, high=1.0)
     # "fixed": each paired sample keeps the lower digit drawn once from the seed (the
     # paper's stated intent); "redraw_each_epoch": every pass over the data draws new
-    # lower digits, which is what the original code does in effect (README).
+    # lower digits, which is what the original code does in effect (docs/reproducing.md).
     pairing: str = setting(
         mnist.FIXED, "fixed: every paired sample keeps its lower digit; redraw_each_epoch: new "
         "lower digits every pass over the data, as the original code in effect.", DATA,
@@ -66,7 +66,8 @@ class PairedMnistConfig(common.TrainingSettings):
     eval_samples: int = setting(10000, "Generated and real pairs for the final metrics.",
                                 EVALUATION, low=2)
     # Classifiers of the paper's recipe (seeds 0..N-1) whose mean FIDs are
-    # paper_fid_upper / paper_fid_lower; their spread over seeds is large (README).
+    # paper_fid_upper / paper_fid_lower; their spread over seeds is large
+    # (docs/reproducing.md).
     paper_classifiers: int = setting(
         3, "Also score FID on this many classifiers trained by the original code's recipe "
         "(seeds 0..N-1; 25-45 s each on a 2-core CPU, once, then cached): their mean is "

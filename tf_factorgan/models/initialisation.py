@@ -4,7 +4,7 @@ PyTorch's `nn.Linear`, `nn.Conv2d` and `nn.ConvTranspose2d` start from kaiming-u
 with a = sqrt(5), which is Uniform(+-1/sqrt(fan_in)) for the weight, and the bias from
 Uniform(+-1/sqrt(fan_in)); Keras starts kernels from Glorot-uniform and biases at zero.
 The original FactorGAN code uses PyTorch's default everywhere, and on Paired MNIST the
-choice moves FID by 25 % or more (README, "Training as the original").
+choice moves FID by 25 % or more (docs/reproducing.md, "Training as the original").
 
 PyTorch's fan_in is the product of every weight axis but the output one. In Keras'
 layouts, Dense [in, out], Conv2D [kh, kw, in, out] and Conv2DTranspose [kh, kw, out, in],

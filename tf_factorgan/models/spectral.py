@@ -11,7 +11,7 @@ Two forms, chosen by `--spectral_norm`:
     sigma.
 
 On Paired MNIST, together with the initialisation, the choice moves FID by about 25 %
-(README, "Training as the original"). Networks choose the form in effect where they are built: `spectral(layer)`
+(docs/reproducing.md, "Training as the original"). Networks choose the form in effect where they are built: `spectral(layer)`
 reads it from `spectral_norm_scope(...)`, which the experiments open around model
 construction, as Keras' dtype policy is read from its global setting.
 """

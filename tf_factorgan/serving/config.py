@@ -8,7 +8,7 @@ and which versions to serve. `tensorflow_model_server --model_config_file=...`, 
 `write_for_export_base` lists every model folder of an export base (what
 `export.export` produces) with absolute base paths, so the same file works for the
 local server, the development server and Docker when the folder is mounted at the
-same path (see README, "Serving").
+same path (see docs/export_serving.md).
 """
 
 import os

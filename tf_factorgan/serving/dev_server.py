@@ -3,7 +3,7 @@ same REST and gRPC calls, in one Python process.
 
 TF Serving itself ships as a Docker image or from its own apt repository, not from
 PyPI; this server lets the client, the tests and local experiments run without it.
-Production deployments should use TF Serving (README, "Serving").
+Production deployments should use TF Serving (docs/export_serving.md).
 
 REST (one reader thread, and a fixed pool of `rest_threads` workers):
   GET  /v1/models/<name>[/versions/<v>|/labels/<l>]            model status

@@ -3,7 +3,7 @@
   python -m serving.serve --model_config_file=exports/models.config
 
 Flag names follow `tensorflow_model_server` (--port for gRPC, --rest_api_port), so the
-same command line works for both; use TF Serving in production (README, "Serving").
+same command line works for both; use TF Serving in production (docs/export_serving.md).
 --export_base serves every model folder of an export base without a config file.
 The bounds on one request (--max_request_mb, --max_request_memory_mb, --max_elements,
 --max_image_pixels) and on connections (--rest_api_num_threads, --read_timeout_s,
