@@ -207,3 +207,24 @@ def test_photos_are_read_as_displayed_by_their_exif_orientation(tmp_path):
     shown = image_folders.decode((str(path), None), image_folders.PartSpec(PHOTO, (40, 20)))
     assert shown.shape == (40, 20, 3)
     assert shown[:18].mean() > 240 and shown[22:].mean() < 15  # the white half is now on top
+
+
+def test_files_are_listed_and_paired_in_natural_order(tmp_path):
+    """Numbers in names count as numbers: "the first N" of 1..12.png are 1..N, not
+    1, 10, 11, 12, 2, ... as text order would take them."""
+    from tf_factorgan.data import file_order
+
+    assert file_order.natural_sorted(["img10.png", "img2.png", "img10a.png", "b1.png", "a.png", "img1.png"]) == [
+        "a.png", "b1.png", "img1.png", "img2.png", "img10.png", "img10a.png"]
+    # Equal as numbers, still one order (by text): 01 before 1.
+    assert file_order.natural_sorted(["1.png", "01.png"]) == ["01.png", "1.png"]
+    a, b = tmp_path / "photos", tmp_path / "labels"
+    a.mkdir(), b.mkdir()
+    pixel = np.zeros([2, 2, 3], np.uint8)
+    for n in range(1, 13):
+        _save(a / f"{n}.jpg", pixel), _save(b / f"{n}.png", pixel)
+    listed = [os.path.basename(p) for p in image_folders.list_images(str(a), "--paired_a_dir")]
+    assert listed == [f"{n}.jpg" for n in range(1, 13)]
+    pairs = image_folders.match_stems(str(a), str(b), "--paired_a_dir", "--paired_b_dir")
+    assert [(os.path.basename(x), os.path.basename(y)) for x, y in pairs[:3]] == [
+        ("1.jpg", "1.png"), ("2.jpg", "2.png"), ("3.jpg", "3.png")]

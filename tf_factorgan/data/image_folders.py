@@ -4,7 +4,9 @@
               labels/aachen_000000.png (extensions may differ)
   unpaired    a folder of images of one part alone
 
-Files: .jpg/.jpeg/.png/.bmp/.webp of any size and aspect ratio, decoded with PIL.
+Files: .jpg/.jpeg/.png/.bmp/.webp of any size and aspect ratio, decoded with PIL,
+listed in natural order of their names (`file_order`: 2.png before 10.png), the order
+in which "the first N" (--max_train_images, --max_val_images) are taken.
 Every image is brought to `size` = (H, W) by one of `RESIZE_MODES`:
 
   stretch   resized to H x W, ignoring the aspect ratio
@@ -44,8 +46,8 @@ from PIL import Image, ImageOps
 
 from tf_factorgan import files
 from tf_factorgan.config import SettingError, SettingPathError, named
+from tf_factorgan.data import file_order, pools
 from tf_factorgan.data import palette as palettes
-from tf_factorgan.data import pools
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 RESIZE_MODES = ("stretch", "crop", "pad")
@@ -77,12 +79,13 @@ def parse_load_size(value, setting: str = "{load_size}") -> tuple[int, int]:
 
 
 def list_images(folder: str, setting: str) -> list[str]:
-    """Sorted paths of the image files directly in `folder`; fails naming the setting
-    (`setting`, an error template's `{name}`) if the folder is missing or holds none."""
+    """Paths of the image files directly in `folder`, in natural order of their names
+    (`file_order`: 2.png before 10.png); fails naming the setting (`setting`, an error
+    template's `{name}`) if the folder is missing or holds none."""
     if not os.path.isdir(folder):
         raise SettingPathError(f"{setting}={folder!r} is not a folder")
-    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                   if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+    paths = file_order.natural_sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                                      if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
     if not paths:
         raise SettingPathError(f"{setting}={folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return paths
@@ -105,7 +108,8 @@ def _by_stem(paths: list[str], setting: str) -> dict:
 
 
 def match_stems(a_folder: str, b_folder: str, a_setting: str, b_setting: str) -> list[tuple[str, str]]:
-    """(a path, b path) of every stem present in both folders, sorted by stem. Fails,
+    """(a path, b path) of every stem present in both folders, in natural order of the
+    stems (`file_order`: the order "the first N" takes them in). Fails,
     listing the first unmatched files and the counts, unless every file has a partner."""
     a = _by_stem(list_images(a_folder, a_setting), a_setting)
     b = _by_stem(list_images(b_folder, b_setting), b_setting)
@@ -120,7 +124,7 @@ def match_stems(a_folder: str, b_folder: str, a_setting: str, b_setting: str) ->
             f"only in {a_setting}={a_folder!r}: {listed(only_a, a)}; only in {b_setting}="
             f"{b_folder!r}: {listed(only_b, b)}. Paired files must share their name "
             f"before the extension")
-    return [(a[s], b[s]) for s in sorted(a)]
+    return [(a[s], b[s]) for s in sorted(a, key=file_order.natural_key)]
 
 
 @dataclasses.dataclass(frozen=True)
