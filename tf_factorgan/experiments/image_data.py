@@ -73,6 +73,11 @@ class ImageDataSettings(common.TrainingSettings):
     val_b_dir: str = setting("", "Folders: validation B images.", DATA)
     palette: str = setting("", "Label classes of B (CSV or JSON: id, name, colour, ignored); "
                            "default: Cityscapes' for {dataset}=cityscapes, none otherwise.", DATA)
+    snap_label_colours: float = setting(
+        0.0, "Folders: label maps saved lossily (JPEG) have each pixel moved to the nearest palette "
+        "colour within this distance (Euclidean, RGB 0..255; the count moved is printed); a pixel "
+        "farther from every class fails naming its file. 0: exact palette colours only.", DATA,
+        low=0, note="0 = exact colours only")
     resize: str = setting("stretch", "Folders: how images of other sizes reach {load_size}.", DATA,
                           choices=image_folders.RESIZE_MODES)
     image_cache_dir: str = setting("", "Decoded folders (default: {out_path}/image_cache).", DATA)
@@ -103,6 +108,9 @@ class ImageDataSettings(common.TrainingSettings):
         object.__setattr__(self, "load_size", str(self.load_size))
         if self.dataset == FOLDERS:
             self._check_folder_flags()
+            if self.snap_label_colours and not self.palette:
+                raise SettingError("{snap_label_colours} snaps label maps to the colours of "
+                                   "{palette}: give the palette's file")
             if self.num_joint_samples is not None:
                 raise SettingError(
                     f"{{num_joint_samples}}={self.num_joint_samples} applies to the presets; "
@@ -113,6 +121,9 @@ class ImageDataSettings(common.TrainingSettings):
             if given:
                 raise SettingError(f"{', '.join(given)} need {{dataset}}=folders (got "
                                    f"{{dataset}}={self.dataset})")
+            if self.snap_label_colours:
+                raise SettingError(f"{{snap_label_colours}} applies to {{dataset}}=folders; the "
+                                   f"{self.dataset} preset snaps label colours as it reads them")
             pix2pix.check_load_size(int(self.load_size) if self.load_size.strip().isdigit() else self.load_size)
             if self.num_joint_samples is None:
                 object.__setattr__(self, "num_joint_samples", PRESET_JOINT_SAMPLES)
@@ -317,7 +328,8 @@ def load_preset(settings: ImageDataSettings) -> ImageData:
 def _part_specs(settings: ImageDataSettings, labels: Optional[palettes.Palette]):
     size = settings.image_size
     a = image_folders.PartSpec(image_folders.PHOTO, size, settings.resize)
-    b = (image_folders.PartSpec(image_folders.LABEL_MAP, size, settings.resize, labels)
+    b = (image_folders.PartSpec(image_folders.LABEL_MAP, size, settings.resize, labels,
+                                settings.snap_label_colours)
          if labels is not None else image_folders.PartSpec(image_folders.PHOTO, size, settings.resize))
     return a, b
 
