@@ -162,6 +162,8 @@ def test_own_folders_train_evaluate_with_the_palette_and_export(tmp_path, user_f
     spec = specs.read(config.run_dir)
     assert [c["name"] for c in spec.data["palette"]] == ["road", "sky", "car", "void"]
     assert spec.input_shapes[0] == (16, 32, 3)
+    # Served inputs are prepared as training cropped them.
+    assert spec.data["resize"] == "crop"
     # The export serves the run's classes at any input size.
     module = export.build_module(config.run_dir, "segmentation")
     served = module.serving_default(tf.random.uniform([2, 40, 50, 3], seed=1))
@@ -201,6 +203,10 @@ def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):
         make(dataset="folders", paired_dir="p", val_dir="v", resize="squash")
     with pytest.raises(ValueError, match="load_size must be a power of two"):
         make(load_size=48)
+    with pytest.raises(ValueError, match="^snap_label_colours applies to dataset=folders; the cityscapes preset"):
+        make(snap_label_colours=40)
+    with pytest.raises(ValueError, match="^snap_label_colours snaps label maps to the colours of palette"):
+        make(dataset="folders", paired_dir="p", val_dir="v", snap_label_colours=40)
 
 
 def test_own_folders_without_a_palette_score_mse_and_are_not_served_as_segmentation(tmp_path):

@@ -372,7 +372,9 @@ class SegmentationModule(_ServingModule):
         windows = tf.transpose(windows, [1, 3, 0, 2, 4, 5])
         windows = tf.reshape(windows, [-1, *self.image_size, 3])
         maps = self.model(windows, tf.tile(noise, [count[0] * count[1], 1]), training=False)
-        maps = tf.reshape(tf.cast(maps, tf.float32), [count[0], count[1], batch, *self.image_size, -1])
+        # The channels stay static: label maps' consumers check for [..., 3].
+        channels = maps.shape[-1] if maps.shape[-1] is not None else tf.shape(maps)[-1]
+        maps = tf.reshape(tf.cast(maps, tf.float32), [count[0], count[1], batch, *self.image_size, channels])
         maps = tf.transpose(maps, [0, 1, 3, 4, 2, 5])  # [cy, cx, h, w, N, C]
         grid = lambda values: tf.broadcast_to(values, size)  # noqa: E731
         indices = tf.stack([grid(row_window[:, None]), grid(col_window[None]),
