@@ -1,8 +1,10 @@
 """Label maps saved lossily (JPEG, as the public pix2pix Cityscapes set): each pixel
 moved to the nearest palette colour, if it lies near enough.
 
-JPEG blurs a label map's colours (about 80% of the pixels of a pix2pix Cityscapes label
-map are off by a few levels); the pix2pix presets snap them when label maps enter the
+JPEG blurs a label map's colours (in the 1 400 pix2pix Cityscapes training label maps we
+measured, 86% of the pixels are off; the farthest lies 124 from its nearest colour, 746
+pixels of 92 million beyond 100, at blurred class edges); the pix2pix presets snap them
+when label maps enter the
 networks (`label_encoding`). Folders snap them on decoding, when asked to
 (`--snap_label_colours`, a distance): the nearest colour is the presets' own
 (`eval.segmentation.nearest_colour` over `Palette.full_colours()`: squared Euclidean in
