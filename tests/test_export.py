@@ -86,7 +86,8 @@ def test_segmentation_samples_their_vote_and_spread(segmentation_export):
     # Sample s of image n by hand: noise from seed [seed_n, s].
     for n, seed in enumerate((5, 6)):
         noise = tf.random.stateless_uniform([1, NZ], seed=[seed, 2], minval=-1.0, maxval=1.0)
-        small = tf.image.resize(as_float[n:n + 1], [LOAD_SIZE, LOAD_SIZE], antialias=True)
+        small = tf.clip_by_value(tf.image.resize(as_float[n:n + 1], [LOAD_SIZE, LOAD_SIZE], "bicubic",
+                                                 antialias=True), 0, 1)
         rgb = np.clip(tf.image.resize(generator(small, noise), (20, 30), antialias=True).numpy(), 0, 1)
         ids = palette.cityscapes().evaluated_ids()[segmentation.train_ids(rgb).numpy()[0]]
         assert np.mean(ids != samples[n, 2]) < 1e-3
@@ -128,9 +129,10 @@ def test_one_hot_segmentation_serves_class_probabilities(tmp_path):
 
 
 def _by_hand(generator, as_float, seed):
-    """The Keras model by hand: resize in, generator with seed noise, resize out."""
+    """The Keras model by hand: resize in (bicubic, as training's photos), generator
+    with seed noise, resize out."""
     noise = tf.random.stateless_uniform([1, NZ], seed=[seed, 0], minval=-1.0, maxval=1.0)
-    small = tf.image.resize(as_float, [LOAD_SIZE, LOAD_SIZE], antialias=True)
+    small = tf.clip_by_value(tf.image.resize(as_float, [LOAD_SIZE, LOAD_SIZE], "bicubic", antialias=True), 0, 1)
     expected = tf.image.resize(generator(small, noise), as_float.shape[1:3], antialias=True)
     return np.clip(expected.numpy(), 0, 1)
 
@@ -504,3 +506,58 @@ def test_an_export_removes_what_killed_exports_left_unless_one_is_under_way(tmp_
     assert sorted(os.listdir(model_dir)) == ["1", "2"]
     with pytest.raises(ValueError, match="model_name must be a plain folder name"):
         export.publish(module, str(tmp_path), "../m")
+
+
+class _Identity:
+    """A "generator" whose label maps are its input photos: what it is given shows."""
+
+    variables = []
+
+    def __call__(self, images, noise, training=False):
+        return images
+
+
+@pytest.mark.parametrize("resize, scaled", [("stretch", (16, 32)), ("crop", (16, 48)), ("pad", (11, 32))])
+def test_served_inputs_are_prepared_as_training_prepared_its_photos(tmp_path, resize, scaled):
+    """A 20 x 60 photo, trained at 16 x 32: what the served generator sees is what
+    `image_folders` made of the same file for training (stretch, crop or pad), and an
+    identity generator gives the photo back at its own size (crop: every pixel, from
+    three windows; pad: the border cut off)."""
+    from tf_factorgan.data import image_folders
+
+    photo = np.random.default_rng(4).integers(0, 256, (20, 60, 3), dtype=np.uint8)
+    photo[:, :, 0] = np.linspace(0, 255, 60)[None].astype(np.uint8)  # a ramp: windows cannot hide
+    path = str(tmp_path / "photo.png")
+    Image.fromarray(photo).save(path)
+    trained = image_folders.decode((path, None), image_folders.PartSpec(image_folders.PHOTO, (16, 32), resize))
+    module = savedmodel.segmentation_module(_Identity(), (16, 32), NZ, seed=3, resize=resize)
+    as_float = photo[None].astype(np.float32) / 255.0
+    assert tuple(module.scaled_size(tf.constant([20, 60])).numpy()) == scaled
+    served = module.prepare(tf.constant(as_float)).numpy()[0] * 255.0
+    assert served.shape == trained.shape == (16, 32, 3)
+    # TF's and PIL's antialiased bicubic kernels agree to a few levels in 255.
+    assert np.abs(served - trained).mean() < 1.0 and np.abs(served - trained).max() < 8.0
+    if resize == "pad":  # black bands above and below, as training filled them
+        assert trained[:3].max() == 0 and trained[-2:].max() == 0 and served[:3].max() == served[-2:].max() == 0
+    back = module.label_maps(tf.constant(as_float), tf.zeros([1, NZ])).numpy()[0] * 255.0
+    assert back.shape == (20, 60, 3)
+    if resize != "stretch":  # aspect kept: the round trip only blurs
+        assert np.abs(back[..., 0] - photo[..., 0]).mean() < 3.0
+
+
+def test_the_export_serves_with_the_resize_mode_its_run_recorded(tmp_path):
+    """The spec's "resize"; a run from before specs recorded it: its run_settings.json
+    (folders), else stretch."""
+    import json
+    from types import SimpleNamespace
+
+    from tf_factorgan.export import export
+
+    spec = SimpleNamespace(data={"resize": "pad"})
+    assert export.run_resize(str(tmp_path), spec) == "pad"
+    old = SimpleNamespace(data={})
+    assert export.run_resize(str(tmp_path), old) == "stretch"
+    (tmp_path / "run_settings.json").write_text(json.dumps({"settings": {"dataset": "folders", "resize": "crop"}}))
+    assert export.run_resize(str(tmp_path), old) == "crop"
+    (tmp_path / "run_settings.json").write_text(json.dumps({"settings": {"dataset": "cityscapes"}}))
+    assert export.run_resize(str(tmp_path), old) == "stretch"

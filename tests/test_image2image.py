@@ -89,8 +89,12 @@ def test_u_net_with_batch_norm_trains_on_two_replicas(tmp_path, segmentation_dir
     assert means and any(np.any(m.numpy() != 0) for m in means)
 
 
+# Folders pair every file of the paired set: num_joint_samples is a preset's setting.
+FOLDER_TINY = {k: v for k, v in TINY.items() if k != "num_joint_samples"}
+
+
 def _folder_config(tmp_path, folders, **kw):
-    values = dict(TINY, dataset="folders", load_size="16,32", out_path=str(tmp_path / "runs"),
+    values = dict(FOLDER_TINY, dataset="folders", load_size="16,32", out_path=str(tmp_path / "runs"),
                   paired_a_dir=folders["paired"][0], paired_b_dir=folders["paired"][1],
                   unpaired_a_dir=folders["unpaired_a"][0], unpaired_b_dir=folders["unpaired_b"][0],
                   val_a_dir=folders["val"][0], val_b_dir=folders["val"][1],
@@ -128,6 +132,16 @@ def test_own_folders_reach_the_streams_their_model_may_see(tmp_path, user_folder
     streams = loop.gan_step.updates.data_streams()
     seen = sources.counts_by_stream(data.observations, streams)
     assert {k: (v["paired"], v["unpaired"]) for k, v in seen.items()} == counts
+    if model == "gan":
+        # The GAN reads neither unpaired folder (nothing decoded: paired and val parts
+        # only in the cache) and says so instead of counting them.
+        assert data.observations.unpaired == (None, None)
+        assert len(os.listdir(config.cache_dir)) == 4
+        assert data.summary() == {"num_paired": 4, "ignored": ["unpaired_a_dir", "unpaired_b_dir"]}
+        assert data.describe().endswith("; ignored, as the GAN trains on the pairs only: "
+                                        "--unpaired_a_dir, --unpaired_b_dir, 3 validation pairs")
+    else:
+        assert data.summary()["num_unpaired_a"] == 7 and not data.ignored
     batch = next(iter(loop.dataset_fn(tf.distribute.InputContext(), 0)))
     if "joint" in batch:  # whole paired samples only
         paired = np.concatenate(data.observations.paired, -1).astype(np.float32) / 255
@@ -148,11 +162,31 @@ def test_own_folders_train_evaluate_with_the_palette_and_export(tmp_path, user_f
     spec = specs.read(config.run_dir)
     assert [c["name"] for c in spec.data["palette"]] == ["road", "sky", "car", "void"]
     assert spec.input_shapes[0] == (16, 32, 3)
+    # Served inputs are prepared as training cropped them.
+    assert spec.data["resize"] == "crop"
     # The export serves the run's classes at any input size.
     module = export.build_module(config.run_dir, "segmentation")
     served = module.serving_default(tf.random.uniform([2, 40, 50, 3], seed=1))
     assert served["label_rgb"].shape == (2, 40, 50, 3)
     assert set(np.unique(served["class_ids"].numpy())) <= {0, 1, 2}
+
+
+def test_folder_runs_record_the_pairs_they_use_as_num_joint_samples(tmp_path, user_folders):
+    """num_joint_samples is a preset's (default 100); folders use every pair, refuse the
+    setting in one line, and record the count they used; runs of earlier versions that
+    recorded a folder run's unused 100 resume."""
+    preset = image2image.Image2ImageConfig(out_path=str(tmp_path))
+    assert preset.num_joint_samples == 100
+    config = _folder_config(tmp_path, user_folders, max_train_images=3)
+    assert config.num_joint_samples is None
+    details = image_data.details(config, image_data.load_data(config))
+    assert details["num_joint_samples"] == 3 and details["num_paired"] == 3
+    with pytest.raises(ValueError, match=r"^num_joint_samples=100 applies to the presets; dataset=folders "
+                                         r"pairs every file .* max_train_images=N"):
+        _folder_config(tmp_path, user_folders, num_joint_samples=100)
+    old = {"dataset": "folders", "num_joint_samples": 100, "variant": "gan"}
+    assert image2image.Image2ImageConfig.upgraded(old)["num_joint_samples"] is None
+    assert image2image.Image2ImageConfig.upgraded({**old, "dataset": "cityscapes"})["num_joint_samples"] == 100
 
 
 def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):
@@ -169,6 +203,10 @@ def test_folder_settings_are_checked_before_any_image_is_read(tmp_path):
         make(dataset="folders", paired_dir="p", val_dir="v", resize="squash")
     with pytest.raises(ValueError, match="load_size must be a power of two"):
         make(load_size=48)
+    with pytest.raises(ValueError, match="^snap_label_colours applies to dataset=folders; the cityscapes preset"):
+        make(snap_label_colours=40)
+    with pytest.raises(ValueError, match="^snap_label_colours snaps label maps to the colours of palette"):
+        make(dataset="folders", paired_dir="p", val_dir="v", snap_label_colours=40)
 
 
 def test_own_folders_without_a_palette_score_mse_and_are_not_served_as_segmentation(tmp_path):
@@ -184,7 +222,7 @@ def test_own_folders_without_a_palette_score_mse_and_are_not_served_as_segmentat
             shape = [16, 16] if folder.endswith("b") else [16, 16, 3]
             Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
     config = image2image.Image2ImageConfig(
-        **dict(TINY, num_joint_samples=100), dataset="folders", out_path=str(tmp_path / "runs"), variant="gan",
+        **FOLDER_TINY, dataset="folders", out_path=str(tmp_path / "runs"), variant="gan",
         paired_a_dir=str(tmp_path / "a"), paired_b_dir=str(tmp_path / "b"),
         val_a_dir=str(tmp_path / "val_a"), val_b_dir=str(tmp_path / "val_b"),
         image_cache_dir=str(tmp_path / "cache"))

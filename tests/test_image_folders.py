@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import numpy as np
@@ -167,8 +168,8 @@ def test_the_cache_decodes_once_and_again_when_a_file_changes(tmp_path, monkeypa
     first = image_folders.load_pool(items, spec, cache, "--unpaired_a_dir", progress=False)
     assert isinstance(first, np.ndarray) and first.shape == (5, 16, 16, 3)
     decoded = []
-    original = image_folders.decode
-    monkeypatch.setattr(image_folders, "decode", lambda *a: decoded.append(a) or original(*a))
+    original = image_folders._decoded
+    monkeypatch.setattr(image_folders, "_decoded", lambda *a: decoded.append(a) or original(*a))
     again = image_folders.load_pool(items, spec, cache, "--unpaired_a_dir", progress=False)
     np.testing.assert_array_equal(again, first)
     assert decoded == []
@@ -207,3 +208,59 @@ def test_photos_are_read_as_displayed_by_their_exif_orientation(tmp_path):
     shown = image_folders.decode((str(path), None), image_folders.PartSpec(PHOTO, (40, 20)))
     assert shown.shape == (40, 20, 3)
     assert shown[:18].mean() > 240 and shown[22:].mean() < 15  # the white half is now on top
+
+
+def test_files_are_listed_and_paired_in_natural_order(tmp_path):
+    """Numbers in names count as numbers: "the first N" of 1..12.png are 1..N, not
+    1, 10, 11, 12, 2, ... as text order would take them."""
+    from tf_factorgan.data import file_order
+
+    assert file_order.natural_sorted(["img10.png", "img2.png", "img10a.png", "b1.png", "a.png", "img1.png"]) == [
+        "a.png", "b1.png", "img1.png", "img2.png", "img10.png", "img10a.png"]
+    # Equal as numbers, still one order (by text): 01 before 1.
+    assert file_order.natural_sorted(["1.png", "01.png"]) == ["01.png", "1.png"]
+    a, b = tmp_path / "photos", tmp_path / "labels"
+    a.mkdir(), b.mkdir()
+    pixel = np.zeros([2, 2, 3], np.uint8)
+    for n in range(1, 13):
+        _save(a / f"{n}.jpg", pixel), _save(b / f"{n}.png", pixel)
+    listed = [os.path.basename(p) for p in image_folders.list_images(str(a), "--paired_a_dir")]
+    assert listed == [f"{n}.jpg" for n in range(1, 13)]
+    pairs = image_folders.match_stems(str(a), str(b), "--paired_a_dir", "--paired_b_dir")
+    assert [(os.path.basename(x), os.path.basename(y)) for x, y in pairs[:3]] == [
+        ("1.jpg", "1.png"), ("2.jpg", "2.png"), ("3.jpg", "3.png")]
+
+
+def test_jpeg_label_maps_snap_to_the_palette_and_far_colours_fail(tmp_path, user_palette, capsys):
+    """--snap_label_colours: a JPEG of a label map (colours blurred by compression)
+    decodes to the exact map its PNG gives, the moved pixels are counted in one line
+    (also when the cache is read), and a colour far from every class fails naming the
+    file; without the option the JPEG is refused, the error naming the option."""
+    ids = np.zeros([32, 32], np.uint8)
+    ids[:, 16:] = 2  # road left, car right
+    ids[:8] = 1  # sky on top
+    colours = synthetic_pix2pix.LABEL_COLOURS[ids]
+    jpeg = _save(tmp_path / "map.jpg", colours, quality=75)
+    blurred = np.asarray(Image.open(jpeg).convert("RGB"))
+    moved = int(np.count_nonzero(np.any(blurred != colours, axis=-1)))
+    assert moved > 0  # JPEG did change colours
+    exact = image_folders.PartSpec(LABEL_MAP, (16, 16), "stretch", user_palette)
+    with pytest.raises(ValueError, match=r"map\.jpg: .* not in the palette.*or let snap_label_colours=D"):
+        image_folders.decode((jpeg, None), exact)
+    snapping = image_folders.PartSpec(LABEL_MAP, (16, 16), "stretch", user_palette, snap=60)
+    png = image_folders.decode((_save(tmp_path / "map.png", colours), None), exact)
+    np.testing.assert_array_equal(image_folders.decode((jpeg, None), snapping), png)
+    cache = str(tmp_path / "cache")
+    for cached in ("", " when it was decoded (cached)"):
+        image_folders.load_pool([(jpeg, None)], snapping, cache, "{paired_b_dir}", progress=False)
+        assert capsys.readouterr().out == (
+            f"--paired_b_dir: moved {moved} of 1024 label-map pixels ({moved / 1024:.1%}) to the nearest "
+            f"palette colour (--snap_label_colours=60){cached}\n")
+    # Magenta lies 191 from the nearest class colour (road): not compression, a wrong file.
+    colours[0, :5] = (255, 0, 255)
+    wrong = _save(tmp_path / "wrong.png", colours)
+    with pytest.raises(ValueError, match=r"^.*wrong\.png: 5 of 1024 pixels lie farther than snap_label_colours=60 "
+                                         r"from every palette colour \(farthest: \(255, 0, 255\) at 191\)"):
+        image_folders.decode((wrong, None), snapping)
+    lenient = image_folders.decode((wrong, None), dataclasses.replace(snapping, snap=300))
+    assert {tuple(c) for c in lenient.reshape(-1, 3)} <= {(128, 64, 128), (70, 130, 180), (0, 0, 142)}

@@ -29,6 +29,10 @@ def test_data_follow_the_dataset_and_paired_subset(tmp_path, edges_dir):
     assert data.partition.sizes == (1, 3)  # edge maps become one grey channel
     assert data.sample_shape == (16, 16, 4) and len(data.val) == 6
     assert data.observations.num_paired == 5 and data.observations.num_unpaired(1) == 7
+    assert data.summary()["num_unpaired_b"] == 7 and not data.ignored
+    # The GAN trains on the pairs only: it reports the rest as ignored, not as unpaired.
+    gan = image_data.load_data(_config(tmp_path, edges_dir, variant="gan"))
+    assert gan.summary() == {"num_paired": 5, "ignored": ["7 training images after the first num_joint_samples"]}
     with pytest.raises(ValueError, match="num_joint_samples=13 exceeds the 12 training images"):
         image_data.load_data(_config(tmp_path, edges_dir, num_joint_samples=13))
 
@@ -93,7 +97,7 @@ def test_own_aligned_folders_with_unpaired_label_maps_train_pairs(tmp_path):
             a = np.asarray(Image.open(os.path.join(a_dir, name)))
             b = np.asarray(Image.open(os.path.join(b_dir, name.replace(".jpg", ".png"))))
             Image.fromarray(np.concatenate([a, b], axis=1)).save(tmp_path / kind / name.replace(".jpg", ".png"))
-    config = _config(tmp_path, "", dataset="folders", paired_dir=str(tmp_path / "paired"),
+    config = _config(tmp_path, "", dataset="folders", num_joint_samples=None, paired_dir=str(tmp_path / "paired"),
                      val_dir=str(tmp_path / "val"), unpaired_b_dir=folders["unpaired_b"][0],
                      palette=str(tmp_path / "own" / "palette.csv"), resize="crop")
     data = image_pairs.load_data(config)
@@ -105,4 +109,5 @@ def test_own_aligned_folders_with_unpaired_label_maps_train_pairs(tmp_path):
     metrics = common.run_experiment(image_pairs.TASK, config, data, tf.distribute.get_strategy())
     assert metrics["step"] == 2 and metrics["num_paired"] == 5 and metrics["num_unpaired_a"] == 0
     with pytest.raises(ValueError, match="one power-of-two side"):
-        _config(tmp_path, "", dataset="folders", paired_dir="p", val_dir="v", load_size="16,32")
+        _config(tmp_path, "", dataset="folders", num_joint_samples=None, paired_dir="p", val_dir="v",
+                load_size="16,32")

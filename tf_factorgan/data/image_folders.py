@@ -4,7 +4,9 @@
               labels/aachen_000000.png (extensions may differ)
   unpaired    a folder of images of one part alone
 
-Files: .jpg/.jpeg/.png/.bmp/.webp of any size and aspect ratio, decoded with PIL.
+Files: .jpg/.jpeg/.png/.bmp/.webp of any size and aspect ratio, decoded with PIL,
+listed in natural order of their names (`file_order`: 2.png before 10.png), the order
+in which "the first N" (--max_train_images, --max_val_images) are taken.
 Every image is brought to `size` = (H, W) by one of `RESIZE_MODES`:
 
   stretch   resized to H x W, ignoring the aspect ratio
@@ -18,9 +20,12 @@ Two kinds of part (`PHOTO`, `LABEL_MAP`):
               P, CMYK, YCbCr, ...) three; alpha is dropped, 16-bit grey is scaled to
               8 bits. A folder must not mix grey and colour files.
   label map   nearest-neighbour resizing, so no colour is invented. Colour files must
-              hold palette colours only; single-channel files (modes L, I, I;16, as
-              Cityscapes' *_labelIds.png) hold class ids and are turned into the
-              palette's colours. Either way the part is an RGB label map.
+              hold palette colours only, unless `snap` (--snap_label_colours) lets
+              each pixel move to the nearest palette colour within that distance
+              (lossy files, JPEG: `colour_snapping`; the count moved is reported);
+              single-channel files (modes L, I, I;16, as Cityscapes' *_labelIds.png)
+              hold class ids and are turned into the palette's colours. Either way the
+              part is an RGB label map.
 
 A paired folder may instead hold aligned pairs (pix2pix's format: A in the left half
 of each file, B in the right half); `Item` says which half of a file a row comes from.
@@ -44,8 +49,8 @@ from PIL import Image, ImageOps
 
 from tf_factorgan import files
 from tf_factorgan.config import SettingError, SettingPathError, named
+from tf_factorgan.data import colour_snapping, file_order, pools
 from tf_factorgan.data import palette as palettes
-from tf_factorgan.data import pools
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 RESIZE_MODES = ("stretch", "crop", "pad")
@@ -58,6 +63,8 @@ DECODE_BATCH = 256
 # TensorFlow's 2 GB limit); larger ones stream from the cache.
 DEFAULT_MEMORY_LIMIT_MB = 1024
 CACHE_VERSION = 2
+# Beside a cache entry of snapped label maps: {"moved": pixels snapped, "pixels": all}.
+SNAP_FILE = "snapped.json"
 
 
 def parse_load_size(value, setting: str = "{load_size}") -> tuple[int, int]:
@@ -77,12 +84,13 @@ def parse_load_size(value, setting: str = "{load_size}") -> tuple[int, int]:
 
 
 def list_images(folder: str, setting: str) -> list[str]:
-    """Sorted paths of the image files directly in `folder`; fails naming the setting
-    (`setting`, an error template's `{name}`) if the folder is missing or holds none."""
+    """Paths of the image files directly in `folder`, in natural order of their names
+    (`file_order`: 2.png before 10.png); fails naming the setting (`setting`, an error
+    template's `{name}`) if the folder is missing or holds none."""
     if not os.path.isdir(folder):
         raise SettingPathError(f"{setting}={folder!r} is not a folder")
-    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                   if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+    paths = file_order.natural_sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                                      if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
     if not paths:
         raise SettingPathError(f"{setting}={folder!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     return paths
@@ -105,7 +113,8 @@ def _by_stem(paths: list[str], setting: str) -> dict:
 
 
 def match_stems(a_folder: str, b_folder: str, a_setting: str, b_setting: str) -> list[tuple[str, str]]:
-    """(a path, b path) of every stem present in both folders, sorted by stem. Fails,
+    """(a path, b path) of every stem present in both folders, in natural order of the
+    stems (`file_order`: the order "the first N" takes them in). Fails,
     listing the first unmatched files and the counts, unless every file has a partner."""
     a = _by_stem(list_images(a_folder, a_setting), a_setting)
     b = _by_stem(list_images(b_folder, b_setting), b_setting)
@@ -120,18 +129,21 @@ def match_stems(a_folder: str, b_folder: str, a_setting: str, b_setting: str) ->
             f"only in {a_setting}={a_folder!r}: {listed(only_a, a)}; only in {b_setting}="
             f"{b_folder!r}: {listed(only_b, b)}. Paired files must share their name "
             f"before the extension")
-    return [(a[s], b[s]) for s in sorted(a)]
+    return [(a[s], b[s]) for s in sorted(a, key=file_order.natural_key)]
 
 
 @dataclasses.dataclass(frozen=True)
 class PartSpec:
     """How one part's files become rows: kind (PHOTO or LABEL_MAP), size (H, W),
-    resize mode, and the palette of a label map."""
+    resize mode, the palette of a label map, and snap: how far (Euclidean, RGB
+    0..255) a label map's colours may lie from the palette's to be moved onto them
+    (0: exact colours only)."""
 
     kind: str
     size: tuple
     resize: str = "stretch"
     palette: Optional[palettes.Palette] = None
+    snap: float = 0.0
 
     def __post_init__(self):
         if self.kind not in (PHOTO, LABEL_MAP):
@@ -142,10 +154,20 @@ class PartSpec:
             raise ValueError("label maps need a palette")
         if self.resize == "pad":
             self.fill()  # validates, before any file is decoded
+        if not self.snap >= 0:
+            raise SettingError(f"{{snap_label_colours}} must be >= 0, got {self.snap}")
+
+    @property
+    def snaps(self) -> bool:
+        """Whether colour label maps are snapped to the palette on decoding."""
+        return self.kind == LABEL_MAP and self.snap > 0
 
     def key(self) -> dict:
         palette = self.palette.to_json() if self.palette is not None else None
-        return {"kind": self.kind, "size": list(self.size), "resize": self.resize, "palette": palette}
+        key = {"kind": self.kind, "size": list(self.size), "resize": self.resize, "palette": palette}
+        if self.snaps:  # only then: the caches of exact label maps keep their keys
+            key["snap"] = float(self.snap)
+        return key
 
     def fill(self) -> tuple:
         """The colour of padded borders: black, or for label maps a colour that only
@@ -223,24 +245,47 @@ def _photo(image: Image.Image, spec: PartSpec) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
-def _label_map(image: Image.Image, spec: PartSpec, path: str) -> np.ndarray:
+def _label_map(image: Image.Image, spec: PartSpec, path: str) -> tuple[np.ndarray, int]:
+    """(uint8 [H, W, 3] label map, pixels of the file moved onto palette colours)."""
+    moved = 0
     if image.mode in ("L", "I", "I;16", "I;16B", "I;16L"):
         ids = np.asarray(image).astype(np.int64)
         colours = spec.palette.ids_to_colours(ids, path)
+    elif spec.snaps:
+        # Before resizing: nearest-neighbour resizing then picks snapped colours only.
+        colours, moved = colour_snapping.snap(np.asarray(image.convert("RGB")), spec.palette, spec.snap, path)
     else:
         colours = np.asarray(image.convert("RGB"))
-        spec.palette.colours_to_ids(colours, path)  # validates: palette colours only
+        try:
+            spec.palette.colours_to_ids(colours, path)  # validates: palette colours only
+        except ValueError as error:
+            raise SettingError(f"{error}, or let {{snap_label_colours}}=D move each pixel to the "
+                               f"nearest palette colour within D") from None
     fitted = _fit(Image.fromarray(np.ascontiguousarray(colours, np.uint8)), spec, Image.NEAREST)
-    return np.asarray(fitted)
+    return np.asarray(fitted), moved
+
+
+def _decoded(item: Item, spec: PartSpec) -> tuple[np.ndarray, int, int]:
+    """(row, pixels snapped, pixels) of one file (or half): see `decode`."""
+    path, half = item
+    with _open(path, half) as image:
+        pixels = image.width * image.height
+        if spec.kind == PHOTO:
+            return _photo(image, spec), 0, pixels
+        return (*_label_map(image, spec, path), pixels)
 
 
 def decode(item: Item, spec: PartSpec) -> np.ndarray:
     """One row as uint8 [H, W, C] (C = 1 or 3 for photos, 3 for label maps)."""
-    path, half = item
-    with _open(path, half) as image:
-        if spec.kind == PHOTO:
-            return _photo(image, spec)
-        return _label_map(image, spec, path)
+    return _decoded(item, spec)[0]
+
+
+def snap_report(setting: str, moved: int, pixels: int, max_distance: float, cached: bool = False) -> str:
+    """The one line that says how many label-map pixels moved onto palette colours."""
+    share = moved / pixels if pixels else 0.0
+    return (f"{named(setting, '--')}: moved {moved} of {pixels} label-map pixels ({share:.1%}) to the "
+            f"nearest palette colour (--snap_label_colours={max_distance:g})"
+            + (" when it was decoded (cached)" if cached else ""))
 
 
 def channels(items: Sequence[Item], spec: PartSpec, setting: str) -> int:
@@ -285,9 +330,14 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, setti
                          f"{_KINDS[paired_channels]}; convert them to one kind")
     folder = os.path.join(cache_dir, _cache_key(items, spec, num_channels))
     try:
-        return pools.read_disk_array(folder)
+        cached = pools.read_disk_array(folder)
+        if spec.snaps:
+            tally = files.read_json(os.path.join(folder, SNAP_FILE))
+            print(snap_report(setting, tally["moved"], tally["pixels"], spec.snap, cached=True))
+        return cached
     except (OSError, ValueError, KeyError):
         pass  # not cached yet, or a damaged entry: decode again
+    tally = {"moved": 0, "pixels": 0}
 
     def batches():
         with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool, \
@@ -295,17 +345,23 @@ def decode_to_cache(items: Sequence[Item], spec: PartSpec, cache_dir: str, setti
                           disable=not progress) as bar:
             for start in range(0, len(items), DECODE_BATCH):
                 chunk = items[start:start + DECODE_BATCH]
-                rows = list(pool.map(lambda item: decode(item, spec), chunk))
+                decoded = list(pool.map(lambda item: _decoded(item, spec), chunk))
+                tally["moved"] += sum(moved for _, moved, _ in decoded)
+                tally["pixels"] += sum(pixels for _, _, pixels in decoded)
                 bar.update(len(chunk))
-                yield np.stack(rows)
+                yield np.stack([row for row, _, _ in decoded])
 
     then = "then run the same command again, or choose {image_cache_dir} elsewhere"
     with files.explained_write_errors(cache_dir, then), \
             files.writing_into(cache_dir, tidy=True) as removed:
         if removed:
             print(f"Removed what interrupted decodes left in {cache_dir}: {', '.join(removed)}")
-        return pools.write_disk_array(folder, batches(), (*spec.size, num_channels), np.uint8,
-                                      len(items))
+        written = pools.write_disk_array(folder, batches(), (*spec.size, num_channels), np.uint8,
+                                         len(items))
+        if spec.snaps:
+            files.write_json(os.path.join(folder, SNAP_FILE), tally)
+            print(snap_report(setting, tally["moved"], tally["pixels"], spec.snap))
+        return written
 
 
 def load_pool(items: Sequence[Item], spec: PartSpec, cache_dir: str, setting: str,

@@ -113,6 +113,12 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
         self._check_allow_changed()
 
     @classmethod
+    def upgraded(cls, recorded: dict) -> dict:
+        """Settings an earlier version recorded in a run folder, as this version records
+        them (`upgraded_settings`; experiments add their own renames)."""
+        return upgraded_settings(recorded)
+
+    @classmethod
     def changeable(cls) -> tuple[str, ...]:
         """The fields of this experiment that --allow_changed may name, sorted."""
         return tuple(sorted({f.name for f in dataclasses.fields(cls)} & set(cls.CHANGEABLE)))
@@ -250,7 +256,7 @@ def check_run_settings(settings: TrainingSettings) -> run_folder.SettingsCheck:
     return run_folder.settings_check(
         settings.run_dir, run_settings(settings), resuming,
         changeable=frozenset(settings.changeable()), allowed=frozenset(settings.allow_changed),
-        upgrade=upgraded_settings)
+        upgrade=type(settings).upgraded)
 
 
 def record_run_settings(check: run_folder.SettingsCheck, step: int) -> list:

@@ -167,7 +167,10 @@ def generator_spec(config: Image2ImageConfig, data: image_data.ImageData) -> spe
     # palette None: the outputs are not label maps (the export refuses to serve them so).
     served = {"load_size": height, "image_size": [height, width], "input_channels": in_channels,
               "palette": data.palette.to_json() if data.palette is not None else None,
-              "label_encoding": config.label_encoding, "direction": config.direction}
+              "label_encoding": config.label_encoding, "direction": config.direction,
+              # How photos reached the training size: the served model prepares its
+              # inputs so (presets stretch their square halves).
+              "resize": config.resize if config.dataset == image_data.FOLDERS else "stretch"}
     noisy = config.variant != CYCLEGAN
     arguments = {"output_channels": out_channels, "ngf": config.ngf,
                  "noise_channels": config.noise_channels if noisy else 0,

@@ -28,9 +28,9 @@ from tf_factorgan import trainer
 from tf_factorgan.data import image_folders, pix2pix, pools, sources, streams
 from tf_factorgan.data import palette as palettes
 from tf_factorgan.data import label_encoding
-from tf_factorgan.config import DATA, EVALUATION, MODEL, SettingError, ref, setting
+from tf_factorgan.config import DATA, EVALUATION, MODEL, SettingError, named, ref, setting
 from tf_factorgan.experiments import common
-from tf_factorgan.factorisation import Partition
+from tf_factorgan.factorisation import Partition, Variant
 from tf_factorgan.models.conv import ConvDiscriminator
 
 FOLDERS = "folders"
@@ -41,6 +41,8 @@ PART_NAMES = ("a", "b")
 A_TO_B, B_TO_A = "a_to_b", "b_to_a"
 DIRECTIONS = (A_TO_B, B_TO_A)
 # Settings that name the folders of dataset="folders".
+# Paired training images of a preset unless num_joint_samples says otherwise.
+PRESET_JOINT_SAMPLES = 100
 FOLDER_FLAGS = ("paired_dir", "paired_a_dir", "paired_b_dir", "unpaired_a_dir",
                 "unpaired_b_dir", "val_dir", "val_a_dir", "val_b_dir")
 
@@ -71,6 +73,11 @@ class ImageDataSettings(common.TrainingSettings):
     val_b_dir: str = setting("", "Folders: validation B images.", DATA)
     palette: str = setting("", "Label classes of B (CSV or JSON: id, name, colour, ignored); "
                            "default: Cityscapes' for {dataset}=cityscapes, none otherwise.", DATA)
+    snap_label_colours: float = setting(
+        0.0, "Folders: label maps saved lossily (JPEG) have each pixel moved to the nearest palette "
+        "colour within this distance (Euclidean, RGB 0..255; the count moved is printed); a pixel "
+        "farther from every class fails naming its file. 0: exact palette colours only.", DATA,
+        low=0, note="0 = exact colours only")
     resize: str = setting("stretch", "Folders: how images of other sizes reach {load_size}.", DATA,
                           choices=image_folders.RESIZE_MODES)
     image_cache_dir: str = setting("", "Decoded folders (default: {out_path}/image_cache).", DATA)
@@ -78,8 +85,13 @@ class ImageDataSettings(common.TrainingSettings):
                                    "than this stream from the cache on disk.", DATA, low=0)
     load_size: str = setting("64", "Image size: S, or H,W with {dataset}=folders (presets: a power "
                              "of two; folders: multiples of 16).", DATA)
-    num_joint_samples: int = setting(100, "Paired training images of a preset: the first N in "
-                                     "file order (folders: every pair is paired).", DATA, low=1)
+    # None: the preset's 100; folders take none (every pair of the paired set is paired,
+    # and the run records how many: `details`).
+    num_joint_samples: Optional[int] = setting(
+        None, "Presets only: paired training images, the first N of train/ with names sorted as "
+        "text, as the original code (1, 10, 100, 1000, ...; default 100). {dataset}=folders pairs "
+        "every file of the paired set ({max_train_images}=N: its first N, in natural order: "
+        "1, 2, ..., 10) and records that count as num_joint_samples.", DATA, low=1)
     disc_channels: int = setting(32, "First-layer filters of every discriminator.", MODEL, low=1)
     max_train_images: int = setting(0, "Use only the first N training images (0 = all).", DATA,
                                     low=0, note="0 = all")
@@ -96,13 +108,35 @@ class ImageDataSettings(common.TrainingSettings):
         object.__setattr__(self, "load_size", str(self.load_size))
         if self.dataset == FOLDERS:
             self._check_folder_flags()
+            if self.snap_label_colours and not self.palette:
+                raise SettingError("{snap_label_colours} snaps label maps to the colours of "
+                                   "{palette}: give the palette's file")
+            if self.num_joint_samples is not None:
+                raise SettingError(
+                    f"{{num_joint_samples}}={self.num_joint_samples} applies to the presets; "
+                    "{dataset}=folders pairs every file of the paired set (use "
+                    "{max_train_images}=N for its first N, in natural order)")
         else:
             given = [ref(name) for name in FOLDER_FLAGS if getattr(self, name)]
             if given:
                 raise SettingError(f"{', '.join(given)} need {{dataset}}=folders (got "
                                    f"{{dataset}}={self.dataset})")
+            if self.snap_label_colours:
+                raise SettingError(f"{{snap_label_colours}} applies to {{dataset}}=folders; the "
+                                   f"{self.dataset} preset snaps label colours as it reads them")
             pix2pix.check_load_size(int(self.load_size) if self.load_size.strip().isdigit() else self.load_size)
+            if self.num_joint_samples is None:
+                object.__setattr__(self, "num_joint_samples", PRESET_JOINT_SAMPLES)
         self.image_size  # validates
+
+    @classmethod
+    def upgraded(cls, recorded: dict) -> dict:
+        """Folder runs of earlier versions recorded num_joint_samples=100, which they
+        never used: it reads as this version's None."""
+        recorded = super().upgraded(recorded)
+        if recorded.get("dataset") == FOLDERS and recorded.get("num_joint_samples") is not None:
+            recorded = {**recorded, "num_joint_samples": None}
+        return recorded
 
     def _check_folder_flags(self) -> None:
         def one_form(kind: str, required: bool) -> None:
@@ -133,6 +167,12 @@ class ImageDataSettings(common.TrainingSettings):
         return image_folders.parse_load_size(self.load_size)
 
     @property
+    def uses_unpaired(self) -> bool:
+        """Whether the model reads unpaired images: every variant but the GAN, whose one
+        discriminator sees pairs only (`layout.layout`); CycleGAN reads them all."""
+        return self.variant != Variant.GAN.value
+
+    @property
     def has_label_maps(self) -> bool:
         """Whether B is a label map (scored as segmentation): a palette is given, or
         the cityscapes preset brings its own."""
@@ -151,13 +191,36 @@ class ImageData:
     label-map part or None (a photo). Part 0 is A and part 1 B, unless `oriented`
     swapped them (a conditional model's input is part 0). unpaired_aligned: row n of
     the unpaired A pool and of the unpaired B pool come from one image too (a preset's
-    simulated incompleteness), so every training image is an aligned pair."""
+    simulated incompleteness), so every training image is an aligned pair. ignored:
+    what the run's model leaves unused (the GAN trains on the pairs only), as phrases
+    that write settings as `{name}`: "{unpaired_a_dir}" (a folder it did not read), or
+    "1475 training images after the first {num_joint_samples}" (a preset's rest)."""
 
     observations: sources.Observations
     val: pix2pix.AlignedPairs
     palette: Optional[palettes.Palette] = None
     encodings: tuple = (None, None)
     unpaired_aligned: bool = False
+    ignored: tuple = ()
+
+    def summary(self) -> dict:
+        """The counts of the training data the model uses (`Observations.summary`),
+        and what it ignores (settings named bare): a GAN's record has num_paired and
+        ignored, no unpaired counts."""
+        if not self.ignored:
+            return self.observations.summary()
+        return {"num_paired": self.observations.num_paired, "ignored": [named(i) for i in self.ignored]}
+
+    def describe(self) -> str:
+        """One line for the terminal: what trains, what is ignored, the validation pairs."""
+        if not self.ignored:
+            used = self.observations.describe()
+        else:
+            shapes = ", ".join(f"{name} {tuple(pool.shape[1:])}" for name, pool in
+                               zip(self.observations.part_names, self.observations.paired))
+            used = (f"data: {self.observations.num_paired} paired samples ({shapes}); ignored, as "
+                    f"the GAN trains on the pairs only: {named(', '.join(self.ignored), '--')}")
+        return f"{used}, {len(self.val)} validation pairs"
 
     def aligned(self) -> sources.Observations:
         """Every aligned training pair as paired observations: the paired set, and
@@ -233,7 +296,7 @@ def read_palette(settings: ImageDataSettings) -> Optional[palettes.Palette]:
 
 def load_data(settings: ImageDataSettings) -> ImageData:
     data = load_folders(settings) if settings.dataset == FOLDERS else load_preset(settings)
-    print(data.observations.describe() + f", {len(data.val)} validation pairs")
+    print(data.describe())
     return data
 
 
@@ -253,13 +316,20 @@ def load_preset(settings: ImageDataSettings) -> ImageData:
         )
     observations = sources.from_aligned([train.a, train.b], settings.num_joint_samples, PART_NAMES)
     palette = read_palette(settings)
-    return ImageData(observations, val, palette, _label_encodings(palette), unpaired_aligned=True)
+    rest = len(train) - settings.num_joint_samples
+    # The rest stays in the observations, where no stream of the GAN's reads it (the
+    # realism instrument trains on every aligned pair of a preset).
+    ignored = () if settings.uses_unpaired or not rest else (
+        f"{rest} training images after the first {{num_joint_samples}}",)
+    return ImageData(observations, val, palette, _label_encodings(palette), unpaired_aligned=True,
+                     ignored=ignored)
 
 
 def _part_specs(settings: ImageDataSettings, labels: Optional[palettes.Palette]):
     size = settings.image_size
     a = image_folders.PartSpec(image_folders.PHOTO, size, settings.resize)
-    b = (image_folders.PartSpec(image_folders.LABEL_MAP, size, settings.resize, labels)
+    b = (image_folders.PartSpec(image_folders.LABEL_MAP, size, settings.resize, labels,
+                                settings.snap_label_colours)
          if labels is not None else image_folders.PartSpec(image_folders.PHOTO, size, settings.resize))
     return a, b
 
@@ -291,10 +361,12 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
     a_items, b_items, flags, _ = _paired_items(settings, "paired", settings.max_train_images)
     paired = tuple(pool(items, spec, flag) for items, spec, flag in zip((a_items, b_items), specs, flags))
     paired_files = {os.path.realpath(path) for path, _ in a_items + b_items}
-    unpaired = []
+    unpaired, ignored = [], []
     for name, spec in zip(PART_NAMES, specs):
         folder = getattr(settings, f"unpaired_{name}_dir")
-        if not folder:
+        if folder and not settings.uses_unpaired:
+            ignored.append(ref(f"unpaired_{name}_dir"))  # not even listed: nothing reads it
+        if not folder or not settings.uses_unpaired:
             unpaired.append(None)
             continue
         flag = ref(f"unpaired_{name}_dir")
@@ -311,7 +383,7 @@ def load_folders(settings: ImageDataSettings) -> ImageData:
         raise ValueError(f"validation images have {val_a.shape[-1]} + {val_b.shape[-1]} channels, "
                          f"the training images {paired[0].shape[-1]} + {paired[1].shape[-1]}")
     return ImageData(observations, pix2pix.AlignedPairs(val_a, val_b, tuple(val_files)), labels,
-                     _label_encodings(labels))
+                     _label_encodings(labels), ignored=tuple(ignored))
 
 
 def val_source(settings: ImageDataSettings) -> str:
@@ -332,8 +404,11 @@ def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.
 
 def details(settings: ImageDataSettings, data: ImageData) -> dict:
     """What a run's metrics.json and TensorBoard config keep of its data."""
-    result = dict(dataset=settings.dataset, **data.observations.summary(),
+    result = dict(dataset=settings.dataset, **data.summary(),
                   num_val_pairs=len(data.val), image_size=list(data.sample_shape[:2]))
+    if settings.dataset == FOLDERS:
+        # The setting is None for folders (it applies to presets): the pairs used.
+        result["num_joint_samples"] = data.observations.num_paired
     if data.palette is not None:
         result["num_classes_evaluated"] = len(data.palette.evaluated)
     return result

@@ -94,6 +94,26 @@ def run_palette(run_dir: str, spec):
     return palette.from_json(value, f"{os.path.join(run_dir, specs.SPEC_FILE)} data.palette")
 
 
+def run_resize(run_dir: str, spec) -> str:
+    """How the run brought its photos to the training size (`data.image_folders`
+    RESIZE_MODES): its generator spec's record; for runs from before specs recorded it,
+    the run's settings (run_settings.json, folder runs), else "stretch" (the presets'
+    only mode)."""
+    if "resize" in spec.data:
+        return spec.data["resize"]
+    from tf_factorgan import files, run_folder
+
+    path = os.path.join(run_dir, run_folder.SETTINGS_FILE)
+    try:
+        recorded = files.read_json(path)
+    except (OSError, ValueError):
+        return "stretch"
+    settings = recorded.get("settings", recorded) if isinstance(recorded, dict) else {}
+    if isinstance(settings, dict) and settings.get("dataset") == "folders":
+        return settings.get("resize", "stretch")
+    return "stretch"
+
+
 def build_module(run_dir: str, kind: str, experiment: str = ""):
     """The export module (see export/savedmodel.py) of a finished run, rebuilt from
     its generator spec and weights alone."""
@@ -121,7 +141,7 @@ def build_module(run_dir: str, kind: str, experiment: str = ""):
             )
         return savedmodel.segmentation_module(
             generator, spec.data.get("image_size", spec.data["load_size"]), spec.nz, spec.seed,
-            run_palette(run_dir, spec), spec.data.get("label_encoding", "rgb")
+            run_palette(run_dir, spec), spec.data.get("label_encoding", "rgb"), run_resize(run_dir, spec)
         )
     image_shape = spec.data.get("image_shape")
     to_images = (lambda samples: tf.reshape(samples, [-1, *image_shape])) if image_shape else None

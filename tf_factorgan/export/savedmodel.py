@@ -48,6 +48,7 @@ from tf_factorgan.audio.spectrogram import SpectrogramSettings
 from tf_factorgan.config import SettingError
 from tf_factorgan.data import label_encoding
 from tf_factorgan.data import palette as palettes
+from tf_factorgan.data.image_folders import RESIZE_MODES
 from tf_factorgan.eval import segmentation
 from tf_factorgan.noise import noise_per_seed, repeated_noise, samples_per_seed, seeded_noise
 
@@ -204,12 +205,15 @@ class SegmentationModule(_ServingModule):
     """See `segmentation_module`."""
 
     def __init__(self, generator, load_size: int, nz: int, seed: int, palette=None,
-                 encoding: str = label_encoding.RGB):
+                 encoding: str = label_encoding.RGB, resize: str = "stretch"):
         super().__init__(name="segmentation")
         self._hold(generator)
         # (H, W) the generator was trained at, from S or (H, W).
         sides = [int(load_size)] * 2 if isinstance(load_size, (int, str)) else [int(s) for s in load_size]
         self.image_size = tuple(sides)
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        self.resize = resize
         self.nz = int(nz)
         self.seed = int(seed)
         # The label classes of class_ids (a Palette; not saved as such: the graphs hold
@@ -273,12 +277,109 @@ class SegmentationModule(_ServingModule):
         images = tf.convert_to_tensor(images, tf.float32)
         size = tf.shape(images)[1:3]
         # The generator only knows its training size (its noise projection is built
-        # for that bottleneck); antialiasing keeps downscaling from aliasing.
-        resized = tf.image.resize(images, list(self.image_size), method="bilinear", antialias=True)
-        maps = self.model(resized, noise, training=False)
+        # for that bottleneck) and the scale its training images had: inputs are
+        # brought to it as training brought them (`prepare`).
+        if self.resize == "crop":
+            maps = self._cropped_maps(images, noise)
+        else:
+            maps = self._maps_of_window(images, noise)
         maps = tf.image.resize(tf.cast(maps, tf.float32), size, method="bilinear", antialias=True)
         # Resizing can overshoot [0, 1] slightly.
         return tf.clip_by_value(maps, 0.0, 1.0)
+
+    def scaled_size(self, size) -> tf.Tensor:
+        """int32 [2] (h, w): what an image of `size` (int32 [2] H, W) is scaled to before
+        it is cut (crop) or padded (pad) to the training size: aspect kept, the training
+        size covered (crop) or fitted (pad), as `data.image_folders` does; stretch: the
+        training size."""
+        if self.resize == "stretch":
+            return tf.constant(self.image_size, tf.int32)
+        target = tf.constant(self.image_size, tf.float64)
+        ratios = target / tf.cast(size, tf.float64)
+        scale = tf.reduce_max(ratios) if self.resize == "crop" else tf.reduce_min(ratios)
+        # Python's round (half to even), as image_folders' PIL sizes.
+        return tf.maximum(tf.cast(tf.math.round(tf.cast(size, tf.float64) * scale), tf.int32), 1)
+
+    def prepare(self, images) -> tf.Tensor:
+        """float32 [N, H, W, 3] in [0, 1] -> [N, h, w, 3] at the training size (h, w), as
+        training prepared its photos (`data.image_folders`, resize mode `self.resize`):
+        stretch resizes; pad scales to fit and fills the border black, centred; crop
+        scales to cover and cuts out the centre. Antialiased bicubic, as PIL's."""
+        scaled = self._scaled(images)
+        height, width = self.image_size
+        if self.resize == "stretch":
+            return scaled
+        top, left = self._offsets(tf.shape(scaled)[1:3])
+        if self.resize == "crop":
+            return scaled[:, top:top + height, left:left + width]
+        return tf.image.pad_to_bounding_box(scaled, top, left, height, width)
+
+    def _scaled(self, images) -> tf.Tensor:
+        # stretch: the static size, so traced graphs keep static shapes.
+        size = list(self.image_size) if self.resize == "stretch" else self.scaled_size(tf.shape(images)[1:3])
+        scaled = tf.image.resize(images, size, method="bicubic", antialias=True)
+        # Bicubic overshoots; training's images were rounded to 0..255.
+        return tf.clip_by_value(scaled, 0.0, 1.0)
+
+    def _offsets(self, scaled_size) -> tuple:
+        """Where the training window sits in a scaled image (crop: inside it; pad: the
+        scaled image inside the window), as PIL's integer centring does."""
+        gap = tf.constant(self.image_size, tf.int32) - scaled_size
+        # crop: gap <= 0, the window starts at (-gap) // 2; pad: gap >= 0, the image at
+        # -((-gap) // 2) (image_folders pastes at -((scaled - size) // 2)).
+        start = (-gap) // 2 if self.resize == "crop" else -((-gap) // 2)
+        return start[0], start[1]
+
+    def _maps_of_window(self, images, noise) -> tf.Tensor:
+        """stretch and pad: the generator's maps of the prepared images, at the scaled
+        size (pad: the border cut off again)."""
+        maps = self.model(self.prepare(images), noise, training=False)
+        if self.resize == "stretch":
+            return maps
+        scaled_size = self.scaled_size(tf.shape(images)[1:3])
+        top, left = self._offsets(scaled_size)
+        return maps[:, top:top + scaled_size[0], left:left + scaled_size[1]]
+
+    def _cropped_maps(self, images, noise) -> tf.Tensor:
+        """crop: maps of the whole scaled image (aspect kept, covering the training
+        size), from training-size windows: the centre one, as training cut it, when
+        that is all there is, else evenly spaced windows from edge to edge (each with
+        the image's noise), each pixel taken from the window whose centre is nearest,
+        so every pixel lies inside its window."""
+        scaled = self._scaled(images)
+        batch = tf.shape(images)[0]
+        size = tf.shape(scaled)[1:3]
+        window = tf.constant(self.image_size, tf.int32)
+        count = (size + window - 1) // window  # windows per axis, >= 1
+        # Offsets: evenly spaced from 0 to size - window; one window: the centred one.
+        spacing = tf.cast(size - window, tf.float64) / tf.cast(tf.maximum(count - 1, 1), tf.float64)
+
+        def axis(a):
+            steps = tf.cast(tf.range(count[a]), tf.float64)
+            offsets = tf.where(count[a] > 1, tf.cast(tf.math.round(steps * spacing[a]), tf.int32),
+                               tf.fill([count[a]], (size[a] - window[a]) // 2))
+            positions = tf.range(size[a])
+            centres = tf.cast(offsets, tf.float64) + tf.cast(window[a], tf.float64) / 2
+            nearest = tf.argmin(tf.abs(tf.cast(positions, tf.float64)[:, None] + 0.5 - centres[None]),
+                                axis=1, output_type=tf.int32)
+            rows = offsets[:, None] + tf.range(window[a])[None]  # [count, window]
+            return rows, nearest, positions - tf.gather(offsets, nearest)
+
+        rows, row_window, row_local = axis(0)
+        cols, col_window, col_local = axis(1)
+        # [N, cy, h, cx, w, 3] -> [cy * cx * N, h, w, 3], window-major.
+        windows = tf.gather(tf.gather(scaled, rows, axis=1), cols, axis=3)
+        windows = tf.transpose(windows, [1, 3, 0, 2, 4, 5])
+        windows = tf.reshape(windows, [-1, *self.image_size, 3])
+        maps = self.model(windows, tf.tile(noise, [count[0] * count[1], 1]), training=False)
+        # The channels stay static: label maps' consumers check for [..., 3].
+        channels = maps.shape[-1] if maps.shape[-1] is not None else tf.shape(maps)[-1]
+        maps = tf.reshape(tf.cast(maps, tf.float32), [count[0], count[1], batch, *self.image_size, channels])
+        maps = tf.transpose(maps, [0, 1, 3, 4, 2, 5])  # [cy, cx, h, w, N, C]
+        grid = lambda values: tf.broadcast_to(values, size)  # noqa: E731
+        indices = tf.stack([grid(row_window[:, None]), grid(col_window[None]),
+                            grid(row_local[:, None]), grid(col_local[None])], axis=-1)
+        return tf.transpose(tf.gather_nd(maps, indices), [2, 0, 1, 3])  # [N, sh, sw, C]
 
     def sample_maps(self, images, seed, num_samples) -> dict:
         """Uncertainty: `num_samples` S (1..MAX_SAMPLES) label maps per image, sample s
@@ -364,7 +465,7 @@ class SegmentationModule(_ServingModule):
 
 
 def segmentation_module(generator, load_size: int, nz: int, seed: int, palette=None,
-                        encoding: str = label_encoding.RGB) -> SegmentationModule:
+                        encoding: str = label_encoding.RGB, resize: str = "stretch") -> SegmentationModule:
     """A servable photo -> label map model.
 
     Args:
@@ -372,7 +473,8 @@ def segmentation_module(generator, load_size: int, nz: int, seed: int, palette=N
         noise [N, nz]) -> label maps [N, h, w, C]: colours in [0, 1] (C = 3) or class
         probabilities (`encoding` "one_hot", C = K or K + 1 with void).
       load_size: the size the generator was trained at, S (square) or (h, w); inputs
-        of any H x W are resized to h x w (bilinear, antialiased) and outputs back.
+        of any H x W are brought to h x w as training brought its photos (`resize`)
+        and the outputs back to H x W (bilinear, antialiased).
       nz: noise size.
       seed: the noise seed of every image unless predict_seeded is given seeds.
       palette: the label classes (tf_factorgan.data.palette.Palette; default
@@ -381,13 +483,18 @@ def segmentation_module(generator, load_size: int, nz: int, seed: int, palette=N
         label id (road = 7), which the Cityscapes benchmark scripts expect in
         prediction files; `predict_bytes` PNGs hold those classes' colours.
       encoding: the generator's output form, `data.label_encoding` "rgb" or "one_hot".
+      resize: how training brought its photos to h x w (`data.image_folders`
+        RESIZE_MODES; antialiased bicubic): "stretch" (the presets'; runs that
+        recorded none) resizes; "pad" scales to fit, borders black, and cuts the
+        border off the output; "crop" scales to cover, aspect kept, and labels the
+        whole scaled image with training-size windows (`SegmentationModule.prepare`).
 
     Every image's noise comes from its own seed (`noise.noise_per_seed`), so an image
     gets the same label map alone or in any batch; `predict_samples` draws several per
     image and returns their consensus and spread. TF Serving allows one dtype per
     input name and no optional inputs, hence one signature per input variant.
     """
-    return SegmentationModule(generator, load_size, nz, seed, palette, encoding)
+    return SegmentationModule(generator, load_size, nz, seed, palette, encoding, resize)
 
 
 # --- Sampling ---------------------------------------------------------------------
