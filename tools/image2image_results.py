@@ -9,6 +9,10 @@ label map -> photo runs, beside the floors of `floors_64.json` when it is there)
 `curves.png` (pixel accuracy or FCN-score against updates) and a copy of every run's
 metrics.json under `runs/`. Wall time is the span of the run's TensorBoard events
 (training and its periodic evaluations).
+
+`--at_step=N` compares every run after the same number of updates: a run that went on
+longer is read from its periodic evaluation at step N (same samples and inputs as the
+final one), and its wall time up to that step; shorter runs keep their final metrics.
 """
 
 import glob
@@ -19,6 +23,8 @@ from absl import app, flags
 
 flags.DEFINE_string("runs", "runs/cityscapes_grid/image2image", "Folder of the run folders.")
 flags.DEFINE_string("results_dir", "results/cityscapes_segmentation", "Where the tables go.")
+flags.DEFINE_integer("at_step", 0, "Read every run at this many updates (0: each run's final metrics).",
+                     lower_bound=0)
 FLAGS = flags.FLAGS
 
 SEGMENTATION = ("pixel_accuracy", "vote/pixel_accuracy", "mean_iou", "vote/mean_iou",
@@ -34,12 +40,15 @@ def _events(log_dir: str):
         yield from tf.compat.v1.train.summary_iterator(path)
 
 
-def curves_and_wall_time(run_dir: str) -> tuple[dict, float]:
-    """({eval tag: [(step, value)]}, seconds from the first to the last event)."""
+def curves_and_wall_time(run_dir: str, last_step: int = 0) -> tuple[dict, float]:
+    """({eval tag: [(step, value)]}, seconds from the first to the last event), counting
+    only events up to `last_step` when it is > 0."""
     import tensorflow as tf
 
     curves, times = {}, []
     for event in _events(os.path.join(run_dir, "logs")):
+        if last_step and event.step > last_step:
+            continue
         times.append(event.wall_time)
         for value in event.summary.value:
             if value.tag.startswith("eval/") and value.HasField("tensor"):
@@ -68,7 +77,9 @@ def main(argv):
     for run_dir in sorted(glob.glob(os.path.join(FLAGS.runs, "*", "metrics.json"))):
         run_dir = os.path.dirname(run_dir)
         metrics = files.read_json(os.path.join(run_dir, "metrics.json"))
-        curves, seconds = curves_and_wall_time(run_dir)
+        curves, seconds = curves_and_wall_time(run_dir, FLAGS.at_step)
+        if FLAGS.at_step:
+            metrics = at_step(metrics, curves, FLAGS.at_step, run_dir)
         rows.append({"name": os.path.basename(run_dir), "metrics": metrics, "curves": curves,
                      "minutes": seconds / 60})
     if not rows:
@@ -83,6 +94,17 @@ def main(argv):
     write_markdown(label_rows, photo_rows)
     plot(label_rows, photo_rows)
     print(f"written: {FLAGS.results_dir}/results.csv, results.md, curves.png, runs/")
+
+
+def at_step(metrics: dict, curves: dict, step: int, run_dir: str) -> dict:
+    """`metrics` as the periodic evaluation at `step` measured them (the final metrics
+    when the run ended there or earlier: the table's updates column says which)."""
+    if metrics["step"] <= step:
+        return metrics
+    found = {key: dict(points)[step] for key, points in curves.items() if step in dict(points)}
+    if not found:
+        raise SystemExit(f"error: {run_dir} has no periodic evaluation at --at_step={step}")
+    return {**{k: v for k, v in metrics.items() if k not in SEGMENTATION + PHOTOS}, **found, "step": step}
 
 
 def write_csv(rows: list) -> None:
