@@ -323,3 +323,52 @@ def test_own_folders_translate_label_maps_to_photos(tmp_path, user_folders):
     assert loop.run().step == 2
     # The factorgan's marginal discriminator judges photos now (3 channels).
     assert list(loop.gan_step.models.discriminators) == ["marginal_1", "p_dependency", "q_dependency"]
+
+
+def test_from_flags_a_factorgan_with_proxy_mr2_trains_exports_and_serves_samples(tmp_path, segmentation_dir):
+    """The user's route, one command after another: train from flags (the predictor
+    stage included), export the run, serve the export folder, ask for samples over REST."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    from tf_factorgan.serving import client, config
+    from tf_factorgan.serving.dev_server import DevServer
+    from tf_factorgan.serving.repository import ModelRepository
+
+    def run(*args):
+        result = subprocess.run([sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    out, exports = tmp_path / "runs", tmp_path / "exports"
+    run("trainers.image2image", "--dataset=cityscapes", f"--dataset_dir={segmentation_dir}",
+        f"--out_path={out}", "--experiment_name=fg_proxy", "--variant=factorgan", "--recon_loss=proxy_mr2",
+        "--label_encoding=one_hot", "--discrete_fakes", "--mirror", "--noise_stages=2",
+        "--noise_map_channels=2", "--load_size=16", "--ngf=4", "--disc_channels=4", "--batch_size=4",
+        "--steps=2", "--steps_per_call=1", "--num_joint_samples=5", "--moment_samples=2",
+        "--moment_inputs=2", "--predictor_steps=2", "--predictor_eval_every=1", "--eval_samples=2")
+    run_dir = out / "image2image" / "fg_proxy"
+    with open(run_dir / "metrics.json") as f:
+        metrics = json.load(f)
+    assert metrics["step"] == 2 and 0.0 <= metrics["vote/pixel_accuracy"] <= 1.0
+    assert len(os.listdir(out / "predictors")) == 1
+    run("export.export", f"--run_dir={run_dir}", "--kind=segmentation", f"--export_base={exports}",
+        "--model_name=cityscapes")
+
+    repository = ModelRepository(config.parse(str(exports / "models.config")))
+    server = DevServer(repository, rest_port=0, grpc_port=0).start()
+    try:
+        images = np.random.default_rng(0).random((1, 20, 24, 3)).astype(np.float32)
+        got = client.RestClient(f"localhost:{server.rest_port}").predict(
+            "cityscapes", {"images": images, "seed": np.array([3], np.int64),
+                           "num_samples": np.array(4, np.int32)}, "predict_samples")
+    finally:
+        server.stop()
+    assert got["sample_class_ids"].shape == (1, 4, 20, 24)
+    assert got["mean"].shape == (1, 20, 24, 19)  # class probabilities over the 19 classes
+    np.testing.assert_allclose(got["mean"].sum(-1), 1.0, atol=1e-4)
+    # The vote is a class some sample chose, and its agreement is the fraction that chose it.
+    chose = got["sample_class_ids"] == got["class_ids"][:, None]
+    assert chose.any(axis=1).all()
+    np.testing.assert_allclose(got["agreement"], chose.mean(axis=1), atol=1e-6)
