@@ -53,7 +53,8 @@ def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
     assert again["dependency_distance"] == pytest.approx(metrics["dependency_distance"])
 
 
-def test_eval_every_writes_cheaper_points_under_tags_apart_from_the_final_metrics(tmp_path, digits, monkeypatch):
+def test_eval_every_writes_cheaper_points_under_tags_apart_from_the_final_metrics(tmp_path, digits,
+                                                                                   monkeypatch):
     from tensorboard.plugins.hparams import metadata as hparams_metadata
     from tf_factorgan.eval import mnist_classifier_training, paired_mnist_metrics
 
@@ -84,7 +85,7 @@ def test_eval_every_writes_cheaper_points_under_tags_apart_from_the_final_metric
     assert f"| out_path | `{tmp_path}` |" in config_text  # the text table keeps the paths
     start = hparams_metadata.parse_session_start_info_plugin_data(
         values[hparams_metadata.SESSION_START_INFO_TAG].metadata.plugin_data.content)
-    assert start.group_name == "paired_mnist/tiny"  # the row is named after the run
+    assert start.group_name == "tiny"  # the row is named after the run
     assert start.hparams["variant"].string_value == "factorgan"
     assert start.hparams["num_joint_samples"].string_value == "40"  # shown as written
     assert start.hparams["same_digit_prob"].number_value == pytest.approx(0.9)
@@ -237,3 +238,12 @@ def test_score_file_scores_pairs_from_elsewhere_on_the_runs_instrument(tmp_path,
     (tmp_path / "text.npy").write_text("not an array")
     with pytest.raises(ValueError, match="text.npy is not a .npy array file"):
         paired_mnist.score_file(config, str(tmp_path / "text.npy"), data)
+
+
+def test_a_run_says_what_it_runs_on_which_device_and_where_its_outputs_go(tmp_path):
+    assert common.start_line(_tiny_config(tmp_path), "CPU") == (
+        f"paired_mnist, variant factorgan: training to step 4 on CPU; outputs in "
+        f"{tmp_path}/paired_mnist/tiny")
+    assert common.start_line(_tiny_config(tmp_path, eval_only=True, variant="gan"), "2 GPUs") == (
+        f"paired_mnist, variant gan: evaluating the last checkpoint on 2 GPUs; outputs in "
+        f"{tmp_path}/paired_mnist/tiny")

@@ -23,6 +23,8 @@ from typing import Callable, Optional, TextIO
 EVERY_SECONDS = 30.0
 # Width when the terminal reports none (0 columns) or cannot be asked.
 FALLBACK_COLUMNS = 80
+# The narrowest bar drawn; with less room the line is the status alone.
+MIN_BAR = 5
 
 
 def duration(seconds: float) -> str:
@@ -106,7 +108,7 @@ class Progress:
         width = self.columns() - 1
         status = self.status()
         room = width - len(status) - len("training [] ")
-        if room >= 10:
+        if room >= MIN_BAR:
             filled = room * self.step // max(self.total, 1)
             line = f"training [{'#' * filled}{'-' * (room - filled)}] {status}"
         else:

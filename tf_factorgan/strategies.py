@@ -84,7 +84,8 @@ def describe_devices(strategy: tf.distribute.Strategy) -> str:
     text = f"{count} {kind}s" if count > 1 else kind
     if kind == "GPU":
         gpus = tf.config.list_physical_devices("GPU")
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name") if gpus else None
+        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+        name = details.get("device_name")
         text += f" ({name})" if name else ""
     workers = getattr(strategy.extended, "_num_workers", 1)
     return text + (f", {workers} workers" if workers > 1 else "")

@@ -39,8 +39,8 @@ class LoopConfig:
     steps_per_call: int = setting(50, "Generator updates per tf.function call.", TRAINING, low=1)
     log_every: int = setting(100, "TensorBoard scalars every N steps.", OUTPUT, low=0,
                              note="0 = never")
-    image_every: int = setting(1000, "TensorBoard images every N steps.", OUTPUT, low=0,
-                               note="0 = never")
+    image_every: int = setting(1000, "TensorBoard images every N steps (and at the last).",
+                               OUTPUT, low=0, note="0 = never")
     checkpoint_every: int = setting(1000, "Checkpoint every N steps (and always at the end).",
                                     OUTPUT, low=0, note="0 = never")
     max_checkpoints: int = setting(3, "Newest checkpoints kept.", OUTPUT, low=1)
@@ -120,9 +120,10 @@ class DistributedStep:
 
 
 def results_line(metrics: dict) -> str:
-    """"fid_upper 197.62, dependency_distance 0.9063": each value to five significant
-    digits."""
-    return ", ".join(f"{name} {float(value):.5g}" for name, value in metrics.items())
+    """"fid_upper 197.62, dependency_distance 0.9063": two decimals from 10 up, four
+    below (FIDs and distances, accuracies)."""
+    return ", ".join(f"{name} {float(value):.{2 if abs(float(value)) >= 10 else 4}f}"
+                     for name, value in metrics.items())
 
 
 def _next_event(step: int, every: int, end: int) -> int:
@@ -414,7 +415,9 @@ class Trainer:
                     last_log_step, last_log_seconds = step, bar.training_seconds
                     self._write_scalars(metrics, rate, step)
                 bar.advance(step, loss)
-                if loop.image_every and step % loop.image_every == 0:
+                # And at the last step, like the scalars: a run shorter than
+                # image_every still shows what it learnt.
+                if loop.image_every and (step % loop.image_every == 0 or step == loop.steps):
                     self.write_images(step)
                 if eval_every and step % eval_every == 0 and step < loop.steps:
                     self.evaluate(step, bar.say)

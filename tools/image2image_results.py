@@ -48,7 +48,8 @@ def curves_and_wall_time(run_dir: str) -> tuple[dict, float]:
         for value in event.summary.value:
             group, _, metric = value.tag.partition("/")
             if group in ("eval", "final") and value.HasField("tensor"):
-                curves.setdefault(metric, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+                curves.setdefault(metric, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor))))
     return curves, (max(times) - min(times)) if times else 0.0
 
 

@@ -354,9 +354,11 @@ def hparams(settings: TrainingSettings, details: dict) -> dict:
 
 
 def trial_name(settings: TrainingSettings) -> str:
-    """The run's row in TensorBoard's HParams table: <experiment>/<experiment_name>,
-    the run folder under --out_path."""
-    return f"{settings.EXPERIMENT}/{settings.experiment_name}"
+    """The run's row in TensorBoard's HParams table: --experiment_name, the name
+    TensorBoard gives the run when pointed at the experiment's folder (as the trainers
+    say). The table's first column is narrow: a longer name would be cut. Runs of two
+    experiments of the same name, shown together, share a row."""
+    return settings.experiment_name
 
 
 def hparams_config_summary(values: dict, first: Sequence[str], metric_keys: Sequence[str]):
@@ -430,7 +432,8 @@ class Task:
 def start_line(settings: TrainingSettings, devices: str) -> str:
     """What a run is about to do, in one line: "paired_mnist, variant factorgan: training
     to step 300 on CPU; outputs in runs/paired_mnist/factorgan"."""
-    doing = "evaluating the last checkpoint" if settings.eval_only else f"training to step {settings.steps}"
+    doing = ("evaluating the last checkpoint" if settings.eval_only
+             else f"training to step {settings.steps}")
     return (f"{settings.EXPERIMENT}, variant {settings.variant}: {doing} on {devices}; "
             f"outputs in {settings.run_dir}")
 
