@@ -58,16 +58,27 @@ def test_on_a_terminal_of_no_width_the_bar_is_80_columns_and_messages_get_their_
     bar.trained(50, 5.0)
     bar.trained(150, 4.0)
     bar.advance(150, 1.0)
-    status = "step 150/300 (50%), 25.0 steps/s, 0:06 left, g_loss 1.000"
-    room = 79 - len(status) - len("training [] ")
-    line = f"training [{'#' * (room // 2)}{'-' * (room - room // 2)}] {status}"
-    assert len(line) == 79 and stream.getvalue() == f"\r{line}\r"
+    # 79 columns: 60 for the status, 7 for the bar, half full.
+    line = "training [###----] step 150/300 (50%), 25.0 steps/s, 0:06 left, g_loss 1.000"
+    assert stream.getvalue() == f"\r{line.ljust(79)}\r"
     bar.say("step 150: fid_upper 12.3")
     # The bar's line is blanked first, so the message does not share it.
-    assert stream.getvalue() == f"\r{line}\r\r{' ' * 79}\rstep 150: fid_upper 12.3\n"
+    assert stream.getvalue() == f"\r{line.ljust(79)}\r\r{' ' * 79}\rstep 150: fid_upper 12.3\n"
     bar.advance(150)
     bar.close()
-    assert stream.getvalue().endswith(f"\r{line}\r\r{line}\n")
+    assert stream.getvalue().endswith(f"\r{line.ljust(79)}\r\r{line}\n")
+
+
+def test_the_bar_keeps_its_width_while_the_status_grows():
+    bar, _, _ = _progress(terminal=True, columns=100)
+    bar.advance(30)
+    assert bar.bar_line() == "training [##-------------------------] step 30/300 (10%)"
+    bar.trained(30, 5.0)
+    bar.trained(60, 1.0)
+    bar.advance(60, 0.5)
+    assert bar.bar_line() == (
+        "training [#####----------------------] step 60/300 (20%), 30.0 steps/s, 0:08 left, "
+        "g_loss 0.500")
 
 
 def test_a_narrow_terminal_gets_the_status_without_a_bar_cut_to_its_width():

@@ -25,6 +25,10 @@ EVERY_SECONDS = 30.0
 FALLBACK_COLUMNS = 80
 # The narrowest bar drawn; with less room the line is the status alone.
 MIN_BAR = 5
+# Columns kept for the status beside the bar, so that the bar keeps its width while the
+# status grows (a rate, the time left): "step 150/300 (50%), 25.0 steps/s, 0:06 left,
+# g_loss 1.000" is 58.
+STATUS_COLUMNS = 60
 
 
 def duration(seconds: float) -> str:
@@ -104,11 +108,13 @@ class Progress:
 
     def bar_line(self) -> str:
         """The terminal's line: "training [#####-----] " and `status()`, cut to the width
-        (one column spare: a full line would wrap on some terminals)."""
+        (one column spare: a full line would wrap on some terminals). The bar takes what
+        STATUS_COLUMNS leave; a status longer than that, or a narrow terminal, gets no
+        bar."""
         width = self.columns() - 1
         status = self.status()
-        room = width - len(status) - len("training [] ")
-        if room >= MIN_BAR:
+        room = width - STATUS_COLUMNS - len("training [] ")
+        if room >= MIN_BAR and len(status) <= STATUS_COLUMNS:
             filled = room * self.step // max(self.total, 1)
             line = f"training [{'#' * filled}{'-' * (room - filled)}] {status}"
         else:
