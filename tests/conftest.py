@@ -34,9 +34,10 @@ def synthetic_digits(count: int, seed: int = 0) -> mnist.Digits:
 
 
 def summary_values(log_dir: str) -> list:
-    """(step, tag, Summary.Value) of every summary in the event files of log_dir."""
+    """(step, tag, Summary.Value) of every summary in the event files of log_dir (a run
+    folder holds its checkpoints and outputs too)."""
     values = []
-    for name in sorted(os.listdir(log_dir)):
+    for name in sorted(n for n in os.listdir(log_dir) if "tfevents" in n):
         for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
             values += [(event.step, value.tag, value) for value in event.summary.value]
     return values

@@ -74,8 +74,8 @@ def test_training_writes_metrics_samples_and_spec(trained, capsys):
     assert written["generator_hidden_units"] == 8
     assert set(written["disc_hidden_units"]) == {"marginal_0", "marginal_1", "p_dependency", "q_dependency"}
     for key in arrays.HEADLINE_METRICS:  # --eval_every=10: a point at 10, the final at 20
-        curve = scalars(str(run_dir / "logs"), f"eval/{key}")
-        assert [step for step, _ in curve] == [10, 20] and curve[-1][1] == pytest.approx(metrics[key])
+        assert [step for step, _ in scalars(str(run_dir), f"eval/{key}")] == [10]
+        assert scalars(str(run_dir), f"final/{key}") == [(20, pytest.approx(metrics[key]))]
     with np.load(run_dir / arrays.SAMPLES_FILE) as samples:
         assert samples.files == ["x", "y"]
         assert samples["x"].shape == (arrays.NUM_WRITTEN_SAMPLES, 3) and samples["y"].shape[1] == 2

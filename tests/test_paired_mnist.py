@@ -42,7 +42,8 @@ def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
     assert specs.read(str(run_dir)) == paired_mnist.generator_spec(config)
     assert export.build_module(str(run_dir), "samples").sample(2, 0)["images"].shape == (2, 56, 28, 1)
     assert (run_dir / "checkpoints" / "ckpt-4.index").exists()
-    assert os.listdir(run_dir / "logs")
+    # TensorBoard's events in the run folder: TensorBoard names the run after it.
+    assert [p.name for p in run_dir.iterdir() if "tfevents" in p.name]
     assert not [p for p in run_dir.iterdir() if p.name.startswith(".tmp")]
 
     # --eval_only evaluates the same checkpoint again: same generator, same metrics.
@@ -52,7 +53,8 @@ def test_tiny_end_to_end_run_writes_every_output(tmp_path, digits):
     assert again["dependency_distance"] == pytest.approx(metrics["dependency_distance"])
 
 
-def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, digits, monkeypatch):
+def test_eval_every_writes_cheaper_points_under_tags_apart_from_the_final_metrics(tmp_path, digits,
+                                                                                   monkeypatch):
     from tensorboard.plugins.hparams import metadata as hparams_metadata
     from tf_factorgan.eval import mnist_classifier_training, paired_mnist_metrics
 
@@ -69,40 +71,52 @@ def test_eval_every_adds_cheaper_points_to_the_final_metrics_curves(tmp_path, di
                                     tf.distribute.get_strategy())
     # The tuned classifier and 3 of the paper's recipe, loaded once; final on eval_samples.
     assert loads == [4] and sizes == [50, 50, 100]
-    log_dir = str(tmp_path / "paired_mnist" / "tiny" / "logs")
+    log_dir = str(tmp_path / "paired_mnist" / "tiny")
     for key in paired_mnist.HEADLINE_METRICS + paired_mnist.PAPER_METRICS:
+        # Every point of a tag is measured alike: 50 samples during training, the
+        # final 100 under final/.
         curve = scalars(log_dir, f"eval/{key}")
-        assert [step for step, _ in curve] == [2, 4, 6]
-        assert curve[-1][1] == pytest.approx(metrics[key]) and min(v for _, v in curve) >= 0
+        assert [step for step, _ in curve] == [2, 4] and min(v for _, v in curve) >= 0
+        assert scalars(log_dir, f"final/{key}") == [(6, pytest.approx(metrics[key]))]
 
     values = {tag: value for _, tag, value in summary_values(log_dir)}
     config_text = tf.make_ndarray(values["config"].tensor).item().decode()
     assert "| eval_every | `2` |" in config_text and "| variant | `factorgan` |" in config_text
+    assert f"| out_path | `{tmp_path}` |" in config_text  # the text table keeps the paths
     start = hparams_metadata.parse_session_start_info_plugin_data(
         values[hparams_metadata.SESSION_START_INFO_TAG].metadata.plugin_data.content)
+    assert start.group_name == "tiny"  # the row is named after the run
     assert start.hparams["variant"].string_value == "factorgan"
-    assert start.hparams["num_joint_samples"].number_value == 40
+    assert start.hparams["num_joint_samples"].string_value == "40"  # shown as written
+    assert start.hparams["same_digit_prob"].number_value == pytest.approx(0.9)
     assert not {"factorgan", "use_real_dep_disc"} & set(start.hparams)  # replaced by variant
-    assert start.hparams["mnist_manual_dir"].string_value == "None"
+    assert not {"mnist_manual_dir", "out_path", "classifier_cache_dir"} & set(start.hparams)
     experiment = hparams_metadata.parse_experiment_plugin_data(
         values[hparams_metadata.EXPERIMENT_TAG].metadata.plugin_data.content)
     assert [m.name.tag for m in experiment.metric_infos] == [
-        "eval/fid_upper", "eval/fid_lower", "eval/dependency_distance", "eval/paper_fid_upper",
-        "eval/paper_fid_lower"]
+        "final/fid_upper", "final/fid_lower", "final/dependency_distance",
+        "final/paper_fid_upper", "final/paper_fid_lower"]
+    # The settings that tell runs apart come first (marked as differing) and are the
+    # five TensorBoard ticks.
+    infos = experiment.hparam_infos
+    assert [info.name for info in infos[:5]] == [
+        "variant", "num_joint_samples", "same_digit_prob", "pairing", "seed"]
+    assert [info.name for info in infos if info.differs] == [info.name for info in infos[:5]]
 
 
 def test_pairs_grid_frames_each_pair_and_marks_its_two_digits():
     samples = np.concatenate([np.full([3, 784], 1.0), np.full([3, 784], 0.75)], axis=1)
     grid = paired_mnist.pairs_grid(samples, columns=2)[..., 0]
-    # Cells of 28 + 1 + 28 rows and 28 columns, 2 grey pixels around and between them.
-    assert grid.shape == (2 * 59 + 2, 2 * 30 + 2)
-    for frame in (grid[:2], grid[59:61], grid[118:], grid[:, :2], grid[:, 30:32], grid[:, 60:]):
-        assert np.all(frame == 0.5)
-    for top, left in ((2, 2), (2, 32), (61, 2)):
-        assert np.all(grid[top : top + 28, left : left + 28] == 1.0)  # upper digit
-        assert np.all(grid[top + 28, left : left + 28] == 0.25)  # the line between
-        assert np.all(grid[top + 29 : top + 57, left : left + 28] == 0.75)  # lower digit
-    assert np.all(grid[61:118, 32:60] == 0.0)  # the empty fourth cell
+    # Cells of (28 + 1 + 28) x 28 pixels drawn twice their size, 8 light-grey pixels
+    # around and between them.
+    assert grid.shape == (2 * 122 + 8, 2 * 64 + 8)
+    for frame in (grid[:8], grid[122:130], grid[244:], grid[:, :8], grid[:, 64:72], grid[:, 128:]):
+        assert np.all(frame == np.float32(0.8))
+    for top, left in ((8, 8), (8, 72), (130, 8)):
+        assert np.all(grid[top : top + 56, left : left + 56] == 1.0)  # upper digit
+        assert np.all(grid[top + 56 : top + 58, left : left + 56] == np.float32(0.35))  # the line
+        assert np.all(grid[top + 58 : top + 114, left : left + 56] == 0.75)  # lower digit
+    assert np.all(grid[130:244, 72:128] == 0.0)  # the empty fourth cell
 
 
 def test_eval_only_without_a_checkpoint_says_so(tmp_path, digits):
@@ -224,3 +238,12 @@ def test_score_file_scores_pairs_from_elsewhere_on_the_runs_instrument(tmp_path,
     (tmp_path / "text.npy").write_text("not an array")
     with pytest.raises(ValueError, match="text.npy is not a .npy array file"):
         paired_mnist.score_file(config, str(tmp_path / "text.npy"), data)
+
+
+def test_a_run_says_what_it_runs_on_which_device_and_where_its_outputs_go(tmp_path):
+    assert common.start_line(_tiny_config(tmp_path), "CPU") == (
+        f"paired_mnist, variant factorgan: training to step 4 on CPU; outputs in "
+        f"{tmp_path}/paired_mnist/tiny")
+    assert common.start_line(_tiny_config(tmp_path, eval_only=True, variant="gan"), "2 GPUs") == (
+        f"paired_mnist, variant gan: evaluating the last checkpoint on 2 GPUs; outputs in "
+        f"{tmp_path}/paired_mnist/tiny")

@@ -60,3 +60,10 @@ def test_two_workers_train_to_identical_weights(tmp_path):
 def test_negative_thread_counts_are_refused():
     with pytest.raises(ValueError, match="intra_op_threads must be >= 0"):
         strategies.configure_cpu_threads(-1, 0)
+
+
+def test_devices_are_named_for_the_start_up_line():
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    described = strategies.describe_devices(tf.distribute.get_strategy())
+    assert described.startswith("GPU (") if on_gpu else described == "CPU"
+    assert strategies.describe_devices(tf.distribute.OneDeviceStrategy("/cpu:0")) == "CPU"

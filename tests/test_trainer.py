@@ -59,7 +59,16 @@ def test_resume_restores_identical_state_and_continues(tmp_path, digits):
         assert float(opt.learning_rate) == pytest.approx(5e-4)
     assert result.step == 6 and int(longer.step.numpy()) == 6
     assert tf.train.latest_checkpoint(longer.checkpoint_dir).endswith("ckpt-6")
-    assert os.listdir(os.path.join(config.run_dir, "logs"))
+    # TensorBoard's events in the run folder itself: TensorBoard names the run after it.
+    assert [name for name in os.listdir(config.run_dir) if "tfevents" in name]
+
+
+def test_events_go_into_the_run_folder_or_the_logs_folder_of_an_earlier_version(tmp_path):
+    assert trainer.log_dir(str(tmp_path)) == str(tmp_path)
+    os.makedirs(tmp_path / "logs")  # no event files: not a run of an earlier version
+    assert trainer.log_dir(str(tmp_path)) == str(tmp_path)
+    open(tmp_path / "logs" / "events.out.tfevents.1796586264.vm.1.0.v2", "w").close()
+    assert trainer.log_dir(str(tmp_path)) == str(tmp_path / "logs")
 
 
 def test_negative_intervals_are_refused():
@@ -119,6 +128,9 @@ def test_resume_skips_a_damaged_newest_checkpoint_and_keeps_later_outputs(tmp_pa
     with open(os.path.join(superseded, "metrics.json")) as f:
         assert json.load(f) == {"step": 6, "fid_upper": 1.5}
     assert open(os.path.join(superseded, "samples.png"), "rb").read() == b"png of step 6"
+    # TensorBoard's event files stay: they are the run's, not outputs of a step.
+    assert sorted(os.listdir(superseded)) == ["metrics.json", "samples.png"]
+    assert len([n for n in os.listdir(config.run_dir) if "tfevents" in n]) == 2
     assert not os.path.exists(os.path.join(config.run_dir, "metrics.json"))
     assert checkpoints.steps_on_disk(checkpoint_dir) == [6, 4, 2]
     assert tf.train.latest_checkpoint(checkpoint_dir).endswith("ckpt-6")
@@ -159,13 +171,13 @@ def test_ctrl_c_saves_a_checkpoint_and_returns(tmp_path, digits):
     assert signal.getsignal(signal.SIGINT) is before
 
 
-def test_eval_fn_runs_at_multiples_of_eval_every_once_across_a_resume(tmp_path, digits):
-    from tests.conftest import scalars
+def test_eval_fn_runs_at_multiples_of_eval_every_once_across_a_resume(tmp_path, digits, capsys):
+    from tests.conftest import scalars, summary_values
 
     calls = []
 
     def loop_with_eval(steps):
-        config = _config(tmp_path, steps=steps, steps_per_call=4, log_every=0, image_every=0,
+        config = _config(tmp_path, steps=steps, steps_per_call=4, log_every=0, image_every=4,
                          checkpoint_every=4)
         loop = paired_mnist.build_trainer(config, paired_mnist.build_data(config, *digits),
                                           tf.distribute.get_strategy())
@@ -188,8 +200,16 @@ def test_eval_fn_runs_at_multiples_of_eval_every_once_across_a_resume(tmp_path, 
     assert loop_with_eval(10).run().step == 10  # resumes from ckpt-6
     assert [c[:2] for c in calls] == [(8, 8)]
     assert calls[0][2].endswith("ckpt-6")
-    log_dir = os.path.join(str(tmp_path), "paired_mnist", "run", "logs")
+    log_dir = os.path.join(str(tmp_path), "paired_mnist", "run")
     assert scalars(log_dir, "eval/score") == [(2, 1.0), (4, 2.0), (8, 4.0)]
+    # Images every image_every steps and at the last step of each run.
+    assert [step for step, tag, _ in summary_values(log_dir) if tag == "samples"] == [4, 6, 8, 10]
+    # Each evaluation is announced and its results said on lines of their own (output
+    # to a file: no bar, plain lines).
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("step ")] == [
+        "step 2: evaluating", "step 2: score 1.0000", "step 4: evaluating", "step 4: score 2.0000",
+        "step 8: evaluating", "step 8: score 4.0000"]
 
 
 

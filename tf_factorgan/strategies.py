@@ -69,3 +69,23 @@ def configure_cpu_threads(intra_op_threads: int, inter_op_threads: int) -> None:
         raise RuntimeError(
             "thread pools must be configured before TensorFlow runs its first op"
         ) from error
+
+
+def describe_devices(strategy: tf.distribute.Strategy) -> str:
+    """Where `strategy` computes, for a person: "CPU", "GPU (NVIDIA H100 80GB HBM3)",
+    "2 GPUs (...)", with ", N workers" under multi_worker."""
+    try:
+        devices = strategy.extended.worker_devices
+    except RuntimeError:  # the default strategy: TensorFlow's first GPU, else the CPU
+        devices = [device.name for device in tf.config.list_logical_devices("GPU")[:1]]
+    kinds = [tf.DeviceSpec.from_string(device).device_type or "CPU" for device in devices]
+    kind = "GPU" if "GPU" in kinds else kinds[0] if kinds else "CPU"
+    count = kinds.count(kind)
+    text = f"{count} {kind}s" if count > 1 else kind
+    if kind == "GPU":
+        gpus = tf.config.list_physical_devices("GPU")
+        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+        name = details.get("device_name")
+        text += f" ({name})" if name else ""
+    workers = getattr(strategy.extended, "_num_workers", 1)
+    return text + (f", {workers} workers" if workers > 1 else "")

@@ -1,5 +1,5 @@
 """The training loop: the distributed step, resumable checkpoints, TensorBoard, a
-progress bar, Ctrl-C.
+progress bar (`progress`), Ctrl-C.
 
 The loop is experiment-agnostic. `DistributedStep` owns `strategy.run`: it runs a
 model's per-replica updates (`gan.FactorGanUpdates`, `cyclegan.CycleGanUpdates`),
@@ -22,9 +22,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
-import tqdm
 
-from tf_factorgan import checkpoints, files, run_folder, strategies
+from tf_factorgan import checkpoints, files, progress, run_folder, strategies
 from tf_factorgan.config import EVALUATION, OUTPUT, TRAINING, check, setting
 
 
@@ -40,14 +39,14 @@ class LoopConfig:
     steps_per_call: int = setting(50, "Generator updates per tf.function call.", TRAINING, low=1)
     log_every: int = setting(100, "TensorBoard scalars every N steps.", OUTPUT, low=0,
                              note="0 = never")
-    image_every: int = setting(1000, "TensorBoard images every N steps.", OUTPUT, low=0,
-                               note="0 = never")
+    image_every: int = setting(1000, "TensorBoard images every N steps (and at the last).",
+                               OUTPUT, low=0, note="0 = never")
     checkpoint_every: int = setting(1000, "Checkpoint every N steps (and always at the end).",
                                     OUTPUT, low=0, note="0 = never")
     max_checkpoints: int = setting(3, "Newest checkpoints kept.", OUTPUT, low=1)
     eval_every: int = setting(
-        0, "Also evaluate every N steps during training, into the final metrics' "
-        "TensorBoard curves (0 = only at the end; Paired MNIST and arrays on "
+        0, "Also evaluate every N steps during training, into TensorBoard's eval/* curves (the "
+        "final evaluation goes to final/*; 0 = only at the end; Paired MNIST and arrays on "
         "{eval_every_samples} samples, the others on their validation data).", EVALUATION,
         low=0, note="0 = never")
 
@@ -120,6 +119,13 @@ class DistributedStep:
         return metrics
 
 
+def results_line(metrics: dict) -> str:
+    """"fid_upper 197.62, dependency_distance 0.9063": two decimals from 10 up, four
+    below (FIDs and distances, accuracies)."""
+    return ", ".join(f"{name} {float(value):.{2 if abs(float(value)) >= 10 else 4}f}"
+                     for name, value in metrics.items())
+
+
 def _next_event(step: int, every: int, end: int) -> int:
     return end if every <= 0 else min(end, (step // every + 1) * every)
 
@@ -129,15 +135,34 @@ def checkpoint_dir(out_dir: str) -> str:
     return os.path.join(out_dir, "checkpoints")
 
 
-# Files of the run folder itself, never outputs of a step.
-_RUN_FOLDER_FILES = (run_folder.LOCK_FILE, run_folder.SETTINGS_FILE)
+# TensorBoard's event files hold this in their names (events.out.tfevents.<time>...).
+EVENT_FILE_MARK = "tfevents"
+# Where runs of earlier versions wrote their event files.
+OLD_LOG_FOLDER = "logs"
+
+
+def log_dir(out_dir: str) -> str:
+    """Where the run in `out_dir` writes its TensorBoard event files: the run folder
+    itself, so that TensorBoard names the run after it ("factorgan", not
+    "factorgan/logs"); a run of an earlier version that has event files in
+    `out_dir/logs` goes on there, so its curves stay one run."""
+    old = os.path.join(out_dir, OLD_LOG_FOLDER)
+    if os.path.isdir(old) and any(EVENT_FILE_MARK in name for name in os.listdir(old)):
+        return old
+    return out_dir
+
+
+def _is_run_folder_file(name: str) -> bool:
+    """Files of the run folder itself, never outputs of a step: its lock, its settings
+    and TensorBoard's event files (a resumed run appends a new one)."""
+    return name in (run_folder.LOCK_FILE, run_folder.SETTINGS_FILE) or EVENT_FILE_MARK in name
 # What a failed write of a running run should be followed by.
 _RESUME = "then run the same command again: it resumes from the last complete checkpoint"
 
 
 def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
     """Moves the run's outputs (the plain files directly in `out_dir`: metrics.json,
-    weights, samples; not the run folder's lock and settings) to a new
+    weights, samples; not the run folder's lock, settings and event files) to a new
     `out_dir/superseded/step-<n>/` when its metrics.json is
     of a later step than `step` (or unreadable), so that a run resumed from an older
     checkpoint does not overwrite them. Returns that folder, or None if nothing moved."""
@@ -159,7 +184,7 @@ def set_aside_outputs_after(out_dir: str, step: int) -> Optional[str]:
     os.makedirs(target)
     for entry in os.scandir(out_dir):
         if (entry.is_file() and not entry.name.startswith(".")
-                and entry.name not in _RUN_FOLDER_FILES):
+                and not _is_run_folder_file(entry.name)):
             os.replace(entry.path, os.path.join(target, entry.name))
     return target
 
@@ -173,8 +198,8 @@ class Trainer:
       dataset_fn: `tf.distribute.InputContext -> tf.data.Dataset` of per-replica
         discriminator-round batches (dicts keyed as `gan_step.updates.data_streams()`);
         called with the checkpointed step so a resumed run sees fresh data.
-      out_dir: run folder; checkpoints go to `out_dir/checkpoints`, TensorBoard
-        logs to `out_dir/logs`.
+      out_dir: run folder; checkpoints go to `out_dir/checkpoints`, TensorBoard's
+        event files into the folder itself (`log_dir`).
       loop: lengths and intervals.
       image_summary_fn: `() -> [N, H, W, C]` images in [0, 1] for TensorBoard (a grid
         of samples or of input | prediction | truth rows); it should use fixed noise
@@ -183,8 +208,9 @@ class Trainer:
         evaluation) at each multiple of `loop.eval_every` that this run reaches below
         `loop.steps`, after that step's logs and images and before its checkpoint, so a
         run resumed from a checkpoint never repeats an evaluation it already wrote.
-        The values go to TensorBoard as `eval/<name>` at that step: the tags of the
-        final metrics (`common.write_eval_scalars`), so both form one curve.
+        The values go to TensorBoard as `eval/<name>` at that step; the final
+        evaluation, which may measure on more samples, has tags of its own
+        (`common.write_eval_scalars`).
     """
 
     def __init__(
@@ -220,7 +246,7 @@ class Trainer:
             write_dir = os.path.join(out_dir, f"worker_tmp_{self.strategy.cluster_resolver.task_id}")
         self._write_dir = write_dir
         self._manager = None
-        self.log_dir = os.path.join(out_dir, "logs")
+        self.log_dir = log_dir(out_dir)
         with self._writing_logs():
             self.writer = (tf.summary.create_file_writer(self.log_dir) if self.is_chief
                            else tf.summary.create_noop_writer())
@@ -336,9 +362,12 @@ class Trainer:
         with self._writing_logs(), self.writer.as_default(step=step):
             tf.summary.image("samples", self.image_summary_fn()[None], max_outputs=1)
 
-    def evaluate(self, step: int) -> None:
-        """Runs `eval_fn(step)` and writes its values as `eval/<name>` at `step`."""
+    def evaluate(self, step: int, say: Callable[[str], None] = print) -> None:
+        """Runs `eval_fn(step)` and writes its values as `eval/<name>` at `step`; `say`
+        announces it and then its results, each on a line of its own."""
+        say(f"step {step}: evaluating")
         metrics = self.eval_fn(step)
+        say(f"step {step}: {results_line(metrics)}")
         with self._writing_logs():
             with self.writer.as_default(step=step):
                 for name, value in metrics.items():
@@ -356,15 +385,13 @@ class Trainer:
             lambda context: self.dataset_fn(context, start)
         )
         iterator = iter(dataset)
-        step, last_log_step, last_log_time = start, start, time.perf_counter()
+        step, last_log_step = start, start
         rate, path = 0.0, None
         # Evaluations stop below the last step: the experiment's final one takes it.
         eval_every = loop.eval_every if self.eval_fn is not None else 0
-        bar = tqdm.tqdm(
-            total=loop.steps, initial=start, unit="step", disable=not self.is_chief,
-            dynamic_ncols=True, desc="training",
-        )
-        with self._stop_on_signals(), bar:
+        bar = progress.Progress(loop.steps, start, enabled=self.is_chief)
+        last_log_seconds = bar.training_seconds
+        with self._stop_on_signals():
             while step < loop.steps and not self._stop_requested:
                 target = min(
                     step + loop.steps_per_call,
@@ -373,28 +400,30 @@ class Trainer:
                     _next_event(step, loop.checkpoint_every, loop.steps),
                     _next_event(step, eval_every, loop.steps),
                 )
+                started = time.perf_counter()
                 metrics = self.gan_step.train_step(
                     iterator, tf.constant(target - step, tf.int64), self.per_replica_batch, self.step
                 )
-                bar.update(target - step)
+                loss = float(metrics["generator/loss"])  # waits for the call to finish
+                # Only the seconds of training calls count towards the rate (the bar's
+                # and TensorBoard's): not evaluations, images or checkpoints.
+                bar.trained(target, time.perf_counter() - started)
                 step = target
                 if loop.log_every and step % loop.log_every == 0 or step == loop.steps:
-                    now = time.perf_counter()
-                    rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
-                    last_log_step, last_log_time = step, now
+                    rate = ((step - last_log_step)
+                            / max(bar.training_seconds - last_log_seconds, 1e-9))
+                    last_log_step, last_log_seconds = step, bar.training_seconds
                     self._write_scalars(metrics, rate, step)
-                    bar.set_postfix(
-                        g_loss=f"{float(metrics['generator/loss']):.3f}", refresh=False
-                    )
-                if loop.image_every and step % loop.image_every == 0:
+                bar.advance(step, loss)
+                # And at the last step, like the scalars: a run shorter than
+                # image_every still shows what it learnt.
+                if loop.image_every and (step % loop.image_every == 0 or step == loop.steps):
                     self.write_images(step)
                 if eval_every and step % eval_every == 0 and step < loop.steps:
-                    started = time.perf_counter()
-                    self.evaluate(step)
-                    # Evaluation time does not count against the training rate.
-                    last_log_time += time.perf_counter() - started
+                    self.evaluate(step, bar.say)
                 if loop.checkpoint_every and step % loop.checkpoint_every == 0:
                     path = self.save()
+            bar.close()
         interrupted = self._stop_requested and step < loop.steps
         if not (loop.checkpoint_every and step % loop.checkpoint_every == 0):
             path = self.save()

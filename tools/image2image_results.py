@@ -3,7 +3,8 @@
   python -m tools.image2image_results --runs=runs/cityscapes_grid/image2image \
       --results_dir=results/cityscapes_segmentation
 
-Reads every run folder's metrics.json and TensorBoard `eval/*` curves; writes
+Reads every run folder's metrics.json and TensorBoard `eval/*` curves (with the final
+`final/*` point: image2image measures both on the same validation pairs); writes
 `results.csv` (one row per run), `results.md` (docs/images.md's tables: label maps, then
 label map -> photo runs, beside the floors of `floors_64.json` when it is there),
 `curves.png` (pixel accuracy or FCN-score against updates) and a copy of every run's
@@ -41,18 +42,22 @@ def _events(log_dir: str):
 
 
 def curves_and_wall_time(run_dir: str, last_step: int = 0) -> tuple[dict, float]:
-    """({eval tag: [(step, value)]}, seconds from the first to the last event), counting
-    only events up to `last_step` when it is > 0."""
+    """({metric: [(step, value)]} of eval/<metric> and final/<metric>, seconds from the
+    first to the last event), counting only events up to `last_step` when it is > 0."""
     import tensorflow as tf
 
+    from tf_factorgan import trainer
+
     curves, times = {}, []
-    for event in _events(os.path.join(run_dir, "logs")):
+    for event in _events(trainer.log_dir(run_dir)):
         if last_step and event.step > last_step:
             continue
         times.append(event.wall_time)
         for value in event.summary.value:
-            if value.tag.startswith("eval/") and value.HasField("tensor"):
-                curves.setdefault(value.tag[5:], []).append((event.step, float(tf.make_ndarray(value.tensor))))
+            group, _, metric = value.tag.partition("/")
+            if group in ("eval", "final") and value.HasField("tensor"):
+                curves.setdefault(metric, []).append(
+                    (event.step, float(tf.make_ndarray(value.tensor))))
     return curves, (max(times) - min(times)) if times else 0.0
 
 

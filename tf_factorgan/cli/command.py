@@ -166,7 +166,11 @@ def run_main(main: Callable[[list], None], doc: str, settings_class: Optional[ty
     """`app.run(main)` with --help grouped (`help_text`: `doc` and the command's flags;
     --helpfull adds absl's own), TensorFlow's INFO logs off (unless --verbosity), and
     Ctrl-C that `main` does not handle ending in the one line `interrupted` instead of
-    a traceback."""
+    a traceback. Stderr held while the program imported (`tf_factorgan.cli`) is given
+    back first, without TensorFlow's native log lines."""
+    from tf_factorgan.logs import release_native_stderr
+
+    release_native_stderr()
     signal.signal(signal.SIGINT, signal.default_int_handler)
     arguments = sys.argv[1:]
     if any(a in HELP_FLAGS for a in arguments) or "--helpfull" in arguments:

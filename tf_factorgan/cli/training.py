@@ -2,6 +2,7 @@
 earlier versions refused in one line that names --variant (`define`,
 `settings_from_flags`), and the run with its closing report (`run_and_report`)."""
 
+import os
 import sys
 from typing import Callable, TypeVar
 
@@ -64,7 +65,8 @@ def run_and_report(task: common.Task, settings: common.TrainingSettings,
     lines = [f"\n{headline(metrics)}", f"  {'metrics:':<13}{run_dir}/metrics.json"]
     lines += [f"  {name.split('.')[0] + ':':<13}{run_dir}/{name}" for name in outputs]
     lines.append(f"  {'spec:':<13}{run_dir}/{specs.SPEC_FILE}")
-    lines.append(f"  {'TensorBoard:':<13}tensorboard --logdir {run_dir}/logs")
+    # The experiment's folder: its runs side by side, each named after its folder.
+    lines.append(f"  {'TensorBoard:':<13}tensorboard --logdir {os.path.dirname(run_dir)}")
     print("\n".join(lines))
 
 

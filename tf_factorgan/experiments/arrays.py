@@ -18,7 +18,8 @@ Hidden sizes are sized from the data unless given: the generator's
 max(64, 4 * (F_1 + ... + F_K)), each discriminator's max(64, 4 * its input features).
 
 Output under `<out_path>/arrays/<experiment_name>/`:
-  checkpoints/, logs/     resumable state, TensorBoard (losses, eval/* metrics, config)
+  checkpoints/, events*   resumable state, TensorBoard (losses, eval/* and final/* metrics,
+                          config)
   generator.weights.h5    final generator; generator.json its spec, with the data's
                           part names, sizes, mean and std (the export serves samples
                           in the user's units)
@@ -66,6 +67,7 @@ class ArraysConfig(common.TrainingSettings):
     each field's help says what it sets)."""
 
     EXPERIMENT: ClassVar[str] = "arrays"
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("variant", "parts", "seed")
 
     paired: str = setting("", "Paired samples: one .npz with an array [N, F_k] per part, or one "
                           ".npy per part, comma-separated (rows aligned across parts).", DATA)

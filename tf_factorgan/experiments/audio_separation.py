@@ -28,7 +28,7 @@ Evaluation separates every test song whole (`audio/separation.py`) and scores it
 BSS Eval v4 (`eval/separation_metrics.py`).
 
 Output under `<out_path>/audio_separation/<experiment_name>/`:
-  checkpoints/, logs/     resumable state, TensorBoard (losses, spectrograms, audio, metrics)
+  checkpoints/, events*   resumable state, TensorBoard (losses, spectrograms, audio, metrics)
   generator.weights.h5    final separator weights, with generator.json (its spec),
                           which `python -m trainers.separate --run_dir=...` loads
   metrics.json            SDR/SIR/SAR per source (median and mean over songs) and settings
@@ -83,6 +83,8 @@ class AudioSeparationConfig(common.TrainingSettings, PairsLoss, unet.UNetSetting
     paired snippets' sources."""
 
     EXPERIMENT: ClassVar[str] = "audio_separation"
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = (
+        "variant", "num_joint_songs", "recon_loss", "seed")
 
     musdb_root: str = setting("data/musdb18", "MUSDB18 folder with train/ and test/.", DATA)
     is_wav: bool = setting(False, "The wav release (folders of stem .wav files).", DATA)

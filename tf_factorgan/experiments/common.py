@@ -46,6 +46,18 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
         "out_path", "experiment_name", "eval_only", "allow_changed", "intra_op_threads",
         "inter_op_threads", "image_cache_dir", "memory_limit_mb", "cache_dir",
         "classifier_cache_dir")
+    # Where a run's inputs are: a moved dataset may be given anew on resuming
+    # (CHANGEABLE), and, like the NOT_RUN_SETTINGS, they tell no runs apart (left out
+    # of TensorBoard's HParams). Names of experiments' fields, as above.
+    INPUT_PATHS: ClassVar[tuple[str, ...]] = (
+        # paired_mnist, arrays
+        "mnist_manual_dir", "tfds_data_dir", "paired", "unpaired", "val_npz",
+        # image_pairs, image2image
+        "dataset_dir", "paired_dir", "paired_a_dir", "paired_b_dir", "unpaired_a_dir",
+        "unpaired_b_dir", "val_dir", "val_a_dir", "val_b_dir",
+        # audio_separation
+        "musdb_root", "paired_songs_dir", "unpaired_mixtures_dir", "unpaired_accompaniment_dir",
+        "unpaired_vocals_dir", "test_songs_dir")
     # Settings a resumed run may change with --allow_changed (recorded at the step it
     # resumed from): length, intervals, learning rate, runtime, evaluation, and where
     # the inputs are (a moved dataset). Every other field defines the run.
@@ -54,16 +66,16 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
         "max_checkpoints", "eval_every", "eval_every_samples", "lr", "strategy", "jit_compile",
         "mixed_precision",
         # paired_mnist, arrays
-        "eval_samples", "paper_classifiers", "min_classifier_accuracy", "mnist_manual_dir",
-        "tfds_data_dir", "paired", "unpaired", "val_npz",
+        "eval_samples", "paper_classifiers", "min_classifier_accuracy",
         # image_pairs, image2image
-        "dataset_dir", "paired_dir", "paired_a_dir", "paired_b_dir", "unpaired_a_dir",
-        "unpaired_b_dir", "val_dir", "val_a_dir", "val_b_dir", "max_val_images", "ls_runs",
-        "ls_epochs",
+        "max_val_images", "ls_runs", "ls_epochs",
         # audio_separation
-        "musdb_root", "paired_songs_dir", "unpaired_mixtures_dir", "unpaired_accompaniment_dir",
-        "unpaired_vocals_dir", "test_songs_dir", "eval_window_seconds", "eval_hop_seconds",
-        "max_eval_songs", "griffin_lim_iterations")
+        "eval_window_seconds", "eval_hop_seconds", "max_eval_songs", "griffin_lim_iterations",
+    ) + INPUT_PATHS
+    # The settings that tell one run of an experiment from another (the axes of the
+    # paper's grids): the first columns of TensorBoard's HParams table, which ticks its
+    # first five. Experiments name their own.
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("variant", "seed")
 
     variant: str = setting(
         Variant.FACTORGAN.value, "Which discriminators: gan (one joint discriminator, paired "
@@ -288,28 +300,38 @@ def run_metadata(settings: TrainingSettings, result: trainer.LoopResult,
     return metadata
 
 
+# TensorBoard's tags of evaluations: those every --eval_every steps during training (on
+# --eval_every_samples samples) are `eval/<key>`, the final one (on the final count,
+# the figures of metrics.json) is `final/<key>`: each tag's points are measured alike.
+FINAL_TAG = "final"
+
+
 def write_eval_scalars(loop: trainer.Trainer, metrics: dict, scalar_keys) -> None:
-    """`eval/<key>` scalars in TensorBoard at the run's step (`metrics["step"]`)."""
+    """`final/<key>` scalars in TensorBoard at the run's step (`metrics["step"]`)."""
     with files.explained_write_errors(loop.log_dir):
         with loop.writer.as_default(step=metrics["step"]):
             for key in scalar_keys:
-                tf.summary.scalar(f"eval/{key}", metrics[key])
+                tf.summary.scalar(f"{FINAL_TAG}/{key}", metrics[key])
         loop.writer.flush()
 
 
 def _hparam_value(value):
-    """A value TensorBoard's HParams plugin takes: bool, int, float or str."""
+    """A value TensorBoard's HParams plugin takes: bool, float or str. Integers become
+    text, which the table shows as written (numbers it shows to five significant
+    digits: 25 as "25.000")."""
     if isinstance(value, enum.Enum):
         value = value.value
-    if isinstance(value, (bool, int, float, str)):
+    if isinstance(value, (bool, float, str)):
         return value
+    if isinstance(value, int):
+        return str(value)
     if value is None:
         return "None"
     return json.dumps(value, default=str)
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:
-    """Nested settings as {"a.b": scalar-or-str}: the run's hparams."""
+    """Nested settings as {"a.b": bool, float or str} (`_hparam_value`)."""
     flat = {}
     for key, value in config.items():
         if isinstance(value, dict):
@@ -326,24 +348,64 @@ def config_markdown(flat: dict) -> str:
     return "\n".join(rows)
 
 
-def write_run_config(loop: trainer.Trainer, config: dict, metric_keys: Sequence[str] = ()) -> None:
-    """On the chief: the run's settings as TensorBoard hparams (the HParams tab, with
-    `eval/<key>` of `metric_keys` as its metric columns) and as a `config` text table,
+def hparams(settings: TrainingSettings, details: dict) -> dict:
+    """The run's HParams (name -> bool, float or str; `flat_config`): its settings
+    and the details of its data, without the paths and the settings that define no run
+    (INPUT_PATHS, NOT_RUN_SETTINGS), the HPARAMS_FIRST first."""
+    left_out = set(settings.NOT_RUN_SETTINGS) | set(settings.INPUT_PATHS)
+    flat = flat_config({**dataclasses.asdict(settings), **details})
+    first = [name for name in settings.HPARAMS_FIRST if name in flat]
+    rest = [name for name in flat if name not in left_out and name not in first]
+    return {name: flat[name] for name in first + rest}
+
+
+def trial_name(settings: TrainingSettings) -> str:
+    """The run's row in TensorBoard's HParams table: --experiment_name, the name
+    TensorBoard gives the run when pointed at the experiment's folder (as the trainers
+    say). The table's first column is narrow: a longer name would be cut. Runs of two
+    experiments of the same name, shown together, share a row."""
+    return settings.experiment_name
+
+
+def hparams_config_summary(values: dict, first: Sequence[str], metric_keys: Sequence[str]):
+    """The HParams table's columns as a `summary_pb2.Summary`: the hparams of `values`
+    and the `final/<key>` metrics of `metric_keys`. Those of `first` are marked as the
+    ones that differ between runs: TensorBoard lists those first and ticks its first
+    five (sorted by name, otherwise all of them are; the mark is all that orders them)."""
+    from tensorboard.plugins.hparams import api as hp
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    summary = hp.hparams_config_pb(
+        hparams=[hp.HParam(name) for name in values],
+        metrics=[hp.Metric(f"{FINAL_TAG}/{key}", display_name=key) for key in metric_keys])
+    (value,) = summary.value
+    data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in first
+    value.metadata.plugin_data.content = data.SerializeToString()
+    return summary
+
+
+def write_run_config(loop: trainer.Trainer, settings: TrainingSettings, details: dict,
+                     metric_keys: Sequence[str] = ()) -> None:
+    """On the chief: the run's settings and data details as TensorBoard hparams (the
+    HParams tab: a row named `trial_name`, columns `hparams`, with `final/<key>` of
+    `metric_keys` as its metrics) and all of them, paths too, as a `config` text table,
     at step 0. A resumed run writes them again, unchanged."""
     from tensorboard.plugins.hparams import api as hp
 
     if not loop.is_chief:
         return
-    flat = flat_config(config)
+    values = hparams(settings, details)
     with files.explained_write_errors(loop.log_dir):
         with loop.writer.as_default(step=0):
             if metric_keys:
                 # The metric columns; without them the tab would list every scalar tag.
-                hp.hparams_config(
-                    hparams=[hp.HParam(name) for name in flat],
-                    metrics=[hp.Metric(f"eval/{key}", display_name=key) for key in metric_keys],
-                )
-            hp.hparams(flat)
+                summary = hparams_config_summary(values, settings.HPARAMS_FIRST, metric_keys)
+                with tf.summary.experimental.summary_scope("hparams_config"):
+                    tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
+            hp.hparams(values, trial_id=trial_name(settings))
+            flat = flat_config({**dataclasses.asdict(settings), **details})
             tf.summary.text("config", config_markdown(flat))
         loop.writer.flush()
 
@@ -358,7 +420,8 @@ class Task:
       evaluate(config, data, loop) -> metrics of the trained (or restored) step
       generator_spec(config, data) -> `models.specs` spec written beside the weights
       details(config, data) -> settings and facts of the data kept with the metrics
-      metric_keys(config) -> headline metrics (TensorBoard `eval/*`, HParams columns)
+      metric_keys(config) -> headline metrics (TensorBoard `eval/*` during training and
+        `final/*`, HParams columns)
       write_outputs(config, data, loop, metrics) -> the experiment's own files, into
         `loop.out_dir` (a staging folder then, see `write_outputs`)
     """
@@ -370,6 +433,15 @@ class Task:
     details: Callable
     metric_keys: Callable
     write_outputs: Callable
+
+
+def start_line(settings: TrainingSettings, devices: str) -> str:
+    """What a run is about to do, in one line: "paired_mnist, variant factorgan: training
+    to step 300 on CPU; outputs in runs/paired_mnist/factorgan"."""
+    doing = ("evaluating the last checkpoint" if settings.eval_only
+             else f"training to step {settings.steps}")
+    return (f"{settings.EXPERIMENT}, variant {settings.variant}: {doing} on {devices}; "
+            f"outputs in {settings.run_dir}")
 
 
 def run_experiment(task: Task, settings: TrainingSettings, data=None,
@@ -386,12 +458,14 @@ def run_experiment(task: Task, settings: TrainingSettings, data=None,
     strategy = strategy or make_runtime(settings)
     # Only the chief writes the run folder; the other workers share it.
     chief = strategies.is_chief(strategy)
+    if chief:
+        print(start_line(settings, strategies.describe_devices(strategy)), flush=True)
     with run_folder.locked(settings.run_dir) if chief else contextlib.nullcontext():
         check = check_run_settings(settings) if chief else None
         data = task.load_data(settings) if data is None else data
         loop = task.build_trainer(settings, data, strategy)
         details, keys = task.details(settings, data), task.metric_keys(settings)
-        write_run_config(loop, {**dataclasses.asdict(settings), **details}, keys)
+        write_run_config(loop, settings, details, keys)
         history = []
 
         def on_restored(step: int) -> None:
@@ -401,6 +475,8 @@ def run_experiment(task: Task, settings: TrainingSettings, data=None,
         result = train_or_restore(settings, loop, on_restored)
         if result.interrupted:
             return {"interrupted_at_step": result.step}
+        if chief:
+            print(f"step {result.step}: final evaluation", flush=True)
         metrics = task.evaluate(settings, data, loop)
         metrics.update(details, **run_metadata(settings, result, history))
         if loop.is_chief:
@@ -426,7 +502,7 @@ def write_outputs(task: Task, settings: TrainingSettings, data, loop: trainer.Tr
     run folder and then renamed in, the spec and metrics.json last
     (`files.move_in`). A failed write (a full disk) leaves the earlier outputs as
     they were and raises a WriteError naming the folder; the staging folder is
-    removed. TensorBoard's `eval/<key>` scalars of `scalar_keys` come first."""
+    removed. TensorBoard's `final/<key>` scalars of `scalar_keys` come first."""
     then = ("then run the same command again: it evaluates the last checkpoint and writes the "
             "outputs")
     write_eval_scalars(loop, metrics, scalar_keys)

@@ -25,7 +25,7 @@ per-pixel majority vote of the samples (`vote/...`); the samples' diversity
 (`eval/diversity.py`). --eval_every evaluates during training too.
 
 Output under `<out_path>/image2image/<experiment_name>/`:
-  checkpoints/, logs/     resumable state, TensorBoard (losses, input | truth | samples
+  checkpoints/, events*   resumable state, TensorBoard (losses, input | truth | samples
                           | consensus | spread grids, metrics)
   generator.weights.h5    final generator weights (input -> output)
   predictions.png         validation inputs | truth | samples | consensus | spread
@@ -63,6 +63,8 @@ class Image2ImageConfig(image_data.ImageDataSettings, PairsLoss, unet.UNetSettin
     """Settings of one image-to-image run (each field's help says what it sets)."""
 
     EXPERIMENT: ClassVar[str] = "image2image"
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = (
+        "variant", "dataset", "num_joint_samples", "recon_loss", "seed")
 
     variant: str = setting(
         "factorgan", "factorgan: conditional FactorGAN; factorgan_no_cp: the same without D_P; "

@@ -9,7 +9,7 @@ it about as many weights as FactorGAN's four discriminators together, the paper'
 pairs.
 
 Output under `<out_path>/image_pairs/<experiment_name>/`:
-  checkpoints/, logs/     resumable state, TensorBoard (losses, sample grids, metrics)
+  checkpoints/, events*   resumable state, TensorBoard (losses, sample grids, metrics)
   generator.weights.h5    final generator weights
   samples.png             generated pairs, A | B side by side
   metrics.json            LS metric (mean, spread, every run) and settings
@@ -35,6 +35,7 @@ class ImagePairsConfig(image_data.ImageDataSettings):
     """Settings of one image pairs run."""
 
     EXPERIMENT: ClassVar[str] = "image_pairs"
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("variant", "dataset", "num_joint_samples", "seed")
 
     dataset: str = "edges2shoes"
     ngf: int = setting(64, "Generator width (8 * ngf channels at 4x4).", MODEL, low=1)

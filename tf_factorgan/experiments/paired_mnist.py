@@ -2,7 +2,9 @@
 
 Output under `<out_path>/paired_mnist/<experiment_name>/`:
   checkpoints/           resumable training state
-  logs/                  TensorBoard (losses, accuracies, steps/s, sample grids, metrics)
+  events.out.tfevents.*  TensorBoard (losses, accuracies, steps/s, sample grids, metrics;
+                         `tensorboard --logdir <out_path>/paired_mnist` names runs after
+                         their folders)
   generator.weights.h5   final generator weights
   samples.png            a grid of generated pairs
   metrics.json           FID of upper and lower digits, dependency distance, settings
@@ -29,10 +31,15 @@ PARTITION = Partition((mnist.DIGIT_SIZE, mnist.DIGIT_SIZE))
 # columns); with --paper_classifiers also PAPER_METRICS.
 HEADLINE_METRICS = ("fid_upper", "fid_lower", "dependency_distance")
 PAPER_METRICS = ("paper_fid_upper", "paper_fid_lower")
-# Grids: a mid-grey frame of PAIR_PADDING pixels around each pair, and a one-pixel
-# dark-grey line between its upper and lower digit.
-PAIR_PADDING = 2
-DIGIT_SEPARATOR = 0.25
+# Grids (TensorBoard's and samples.png): digits drawn GRID_SCALE times their size, so
+# that they can be read at a glance; the two digits of a pair touch but for a line
+# of GRID_SCALE dark-grey DIGIT_SEPARATOR pixels, and each pair is framed by
+# PAIR_PADDING light-grey pixels, so that a pair reads as one dark block.
+GRID_SCALE = 2
+PAIR_PADDING = 8
+PAIR_FRAME = 0.8
+DIGIT_SEPARATOR = 0.35
+GRID_SAMPLES, GRID_COLUMNS = 32, 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +47,8 @@ class PairedMnistConfig(common.TrainingSettings):
     """Settings of one Paired MNIST run (defaults: the original code and paper)."""
 
     EXPERIMENT: ClassVar[str] = "paired_mnist"
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = (
+        "variant", "num_joint_samples", "same_digit_prob", "pairing", "seed")
 
     num_joint_samples: int = setting(
         100, "Paired training samples: the first N digits of the official training file.", DATA,
@@ -161,17 +170,20 @@ def pairs_to_images(samples: np.ndarray) -> np.ndarray:
     return np.reshape(samples, [-1, 2 * mnist.IMAGE_SIZE, mnist.IMAGE_SIZE, 1])
 
 
-def pairs_grid(samples: np.ndarray, columns: int = 8) -> np.ndarray:
-    """[N, 1568] pairs -> [H, W, 1] grid of 57x28 cells (upper digit, a one-pixel
-    DIGIT_SEPARATOR line, lower digit), each framed by PAIR_PADDING mid-grey pixels."""
+def pairs_grid(samples: np.ndarray, columns: int = GRID_COLUMNS) -> np.ndarray:
+    """[N, 1568] pairs in [0, 1] -> [H, W, 1] grid of cells of 57x28 pixels scaled by
+    GRID_SCALE (upper digit, a one-pixel DIGIT_SEPARATOR line, lower digit), each framed
+    by PAIR_PADDING pixels of PAIR_FRAME: H = rows * (57 * GRID_SCALE + PAIR_PADDING) +
+    PAIR_PADDING, W = columns * (28 * GRID_SCALE + PAIR_PADDING) + PAIR_PADDING."""
     pairs = pairs_to_images(samples)
     size = mnist.IMAGE_SIZE
     line = np.full([len(pairs), 1, size, 1], DIGIT_SEPARATOR, np.float32)
     cells = np.concatenate([pairs[:, :size], line, pairs[:, size:]], axis=1)
-    return images.image_grid(cells, columns, padding=PAIR_PADDING)
+    cells = cells.repeat(GRID_SCALE, axis=1).repeat(GRID_SCALE, axis=2)
+    return images.image_grid(cells, columns, padding=PAIR_PADDING, pad_value=PAIR_FRAME)
 
 
-def sample_grid(gan_step: trainer.DistributedStep, num_samples: int = 64) -> np.ndarray:
+def sample_grid(gan_step: trainer.DistributedStep, num_samples: int = GRID_SAMPLES) -> np.ndarray:
     """[H, W, 1] grid of pairs from fixed noise, so successive grids are comparable."""
     return pairs_grid(gan_step.updates.sample(num_samples, seed=0))
 
