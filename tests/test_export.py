@@ -561,3 +561,12 @@ def test_the_export_serves_with_the_resize_mode_its_run_recorded(tmp_path):
     assert export.run_resize(str(tmp_path), old) == "crop"
     (tmp_path / "run_settings.json").write_text(json.dumps({"settings": {"dataset": "cityscapes"}}))
     assert export.run_resize(str(tmp_path), old) == "stretch"
+
+
+def test_a_crop_export_refuses_an_extreme_aspect_ratio_before_scaling_it():
+    """1 x 2 000 pixels at a 16 x 16 training size would be 2 000 windows: refused in one
+    message naming the input; 1:64 (the most windows allowed) is labelled."""
+    module = savedmodel.segmentation_module(_Identity(), 16, NZ, seed=3, resize="crop")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images: an aspect ratio beyond 1:64"):
+        module.label_maps(tf.zeros([1, 1, 2000, 3]), tf.zeros([1, NZ]))
+    assert module.label_maps(tf.zeros([1, 2, 128, 3]), tf.zeros([1, NZ])).shape == (1, 2, 128, 3)

@@ -57,6 +57,10 @@ TMP_PREFIX = ".tmp-"
 # The most samples per input a predict_samples call may ask for: a request's memory
 # and time grow with it.
 MAX_SAMPLES = 32
+# The most training-size windows a --resize=crop export labels one image with: an input
+# of extreme aspect ratio (1 x 10 000 pixels, a 30 KB request) would otherwise become
+# thousands of generator calls; 64 allows aspect ratios up to 1:64.
+MAX_CROP_WINDOWS = 64
 # Fixed check inputs: odd image sizes; audio long enough for two full separation
 # windows and an end-aligned third (259 frames).
 _CHECK_IMAGE_SHAPE = (2, 20, 30, 3)
@@ -346,11 +350,16 @@ class SegmentationModule(_ServingModule):
         that is all there is, else evenly spaced windows from edge to edge (each with
         the image's noise), each pixel taken from the window whose centre is nearest,
         so every pixel lies inside its window."""
-        scaled = self._scaled(images)
+        window = tf.constant(self.image_size, tf.int32)
+        # Windows per axis (>= 1), from the sizes alone: checked before anything is scaled.
+        count = (self.scaled_size(tf.shape(images)[1:3]) + window - 1) // window
+        with tf.control_dependencies([tf.debugging.assert_less_equal(
+                count[0] * count[1], MAX_CROP_WINDOWS,
+                message=f"images: an aspect ratio beyond 1:{MAX_CROP_WINDOWS} (a --resize=crop model labels "
+                        f"an image in at most {MAX_CROP_WINDOWS} training-size windows)")]):
+            scaled = self._scaled(images)
         batch = tf.shape(images)[0]
         size = tf.shape(scaled)[1:3]
-        window = tf.constant(self.image_size, tf.int32)
-        count = (size + window - 1) // window  # windows per axis, >= 1
         # Offsets: evenly spaced from 0 to size - window; one window: the centred one.
         spacing = tf.cast(size - window, tf.float64) / tf.cast(tf.maximum(count - 1, 1), tf.float64)
 
