@@ -372,3 +372,23 @@ def test_from_flags_a_factorgan_with_proxy_mr2_trains_exports_and_serves_samples
     chose = got["sample_class_ids"] == got["class_ids"][:, None]
     assert chose.any(axis=1).all()
     np.testing.assert_allclose(got["agreement"], chose.mean(axis=1), atol=1e-6)
+
+
+def test_the_segmentation_flag_file_makes_settings_that_train_on_label_maps(tmp_path, segmentation_dir):
+    """trainers/flagfiles/segmentation.cfg, the recipe docs/images.md recommends, is a
+    valid set of settings: class probabilities out, cross-entropy on the pairs."""
+    import dataclasses
+
+    from tests.conftest import REPO_ROOT
+
+    types = {f.name: f.type for f in dataclasses.fields(image2image.Image2ImageConfig)}
+    values = {}
+    with open(os.path.join(REPO_ROOT, "trainers", "flagfiles", "segmentation.cfg")) as f:
+        for line in f:
+            if line.startswith("--"):
+                name, _, value = line.strip()[2:].partition("=")
+                values[name] = True if not value else int(value) if types[name] in (int, "int") else value
+    assert values == dict(variant="factorgan", label_encoding="one_hot", discrete_fakes=True,
+                          recon_loss="ce", mirror=True, noise_stages=3)
+    config = _config(tmp_path, segmentation_dir, **values)
+    assert config.outputs_class_probabilities and config.gan_config().discrete_fakes
