@@ -9,7 +9,8 @@
 #   .venv/bin/python -m tools.image2image_results --runs=runs/cityscapes_grid/image2image \
 #       --results_dir=results/cityscapes_segmentation --at_step=1000
 #
-# OUT (default runs/cityscapes_grid) holds the run folders; STEPS (default 1000).
+# OUT (default runs/cityscapes_grid) holds the run folders; STEPS (default 1000): a
+# larger STEPS later continues every finished row from its last checkpoint.
 # PHOTOS=1 adds the label map -> photo rows (each trains the realism instrument once,
 # 3 000 updates, shared by the rows).
 set -u
@@ -19,7 +20,7 @@ STEPS=${STEPS:-1000}
 DATA=${DATA:-../shared/data/cityscapes_pix2pix_subset}
 COMMON="--dataset=cityscapes --dataset_dir=$DATA --load_size=64 --num_joint_samples=25 --mirror
   --noise_stages=3 --steps=$STEPS --eval_every=250 --eval_samples=10 --seed=1337 --out_path=$OUT
-  --intra_op_threads=1 --predictor_steps=600"
+  --intra_op_threads=1 --predictor_steps=600 --allow_changed=steps"
 SEGMENT="--label_encoding=one_hot --discrete_fakes"
 PHOTO="--direction=b_to_a --label_encoding=one_hot --variant=gan"
 
