@@ -99,3 +99,15 @@ def test_a_disabled_progress_writes_nothing():
 
 def test_durations_read_as_clock_times():
     assert [progress.duration(s) for s in (0, 7.4, 62, 3723)] == ["0:00", "0:07", "1:02", "1:02:03"]
+
+
+def test_a_training_stage_names_itself_and_its_loss():
+    """Proxy MR's predictor and the realism segmenter show their own name and loss."""
+    stream = io.StringIO()
+    bar = progress.Progress(20, 0, stream=stream, terminal=False, name="predictor", loss_name="loss")
+    bar.trained(10, 2.0)
+    bar.trained(20, 2.0)
+    bar.advance(20, 0.25)
+    assert stream.getvalue() == "predictor: step 20/20 (100%), 5.0 steps/s, 0:00 left, loss 0.250\n"
+    bar.terminal, bar._columns = True, 80
+    assert bar.bar_line() == "predictor [######] step 20/20 (100%), 5.0 steps/s, 0:00 left, loss 0.250"

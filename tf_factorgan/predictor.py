@@ -26,14 +26,14 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 from typing import Callable, Iterator, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
-import tqdm
 
-from tf_factorgan import checkpoints, files, losses, optimizers
+from tf_factorgan import checkpoints, files, losses, optimizers, progress
 from tf_factorgan.data import streams
 from tf_factorgan.factorisation import Partition
 from tf_factorgan.models import specs
@@ -195,24 +195,28 @@ def _train(make_predictor, partition, joint_stream, val_samples, settings, folde
     start = int(step.numpy())
     batches = iter(streams.streams_dataset_fn({"joint": joint_stream}, settings.batch_size, settings.seed)(
         tf.distribute.InputContext(), start))
-    with tqdm.tqdm(total=settings.steps, initial=start, unit="step", desc=name,
-                   dynamic_ncols=True) as bar:
-        while int(step.numpy()) < settings.steps:
-            loss = update(next(batches)["joint"])
-            bar.update(1)
-            current = int(step.numpy())
-            if current % settings.eval_every and current < settings.steps:
-                continue
-            val = validation_loss()
-            with writer.as_default(step=current):
-                tf.summary.scalar(f"{name}/train_loss", float(loss))
-                tf.summary.scalar(f"{name}/val_loss", val)
-            # A NaN loss never improves; the first evaluation still leaves weights.
-            if val < best[0].numpy() or not os.path.isfile(os.path.join(folder, BEST_WEIGHTS)):
-                files.save_weights(predictor, os.path.join(folder, BEST_WEIGHTS))
-                best.assign([val, current])
-            manager.save(checkpoint_number=current)
-            bar.set_postfix(val_loss=f"{val:.4f}", best=f"{best[0].numpy():.4f}", refresh=False)
+    # The trainers' progress: rate and time left count the updates alone, validation
+    # results on lines of their own.
+    bar = progress.Progress(settings.steps, start, name=name, loss_name="loss")
+    while int(step.numpy()) < settings.steps:
+        started = time.perf_counter()
+        loss = float(update(next(batches)["joint"]))  # waits for the update
+        current = int(step.numpy())
+        bar.trained(current, time.perf_counter() - started)
+        bar.advance(current, loss)
+        if current % settings.eval_every and current < settings.steps:
+            continue
+        val = validation_loss()
+        with writer.as_default(step=current):
+            tf.summary.scalar(f"{name}/train_loss", loss)
+            tf.summary.scalar(f"{name}/val_loss", val)
+        # A NaN loss never improves; the first evaluation still leaves weights.
+        if val < best[0].numpy() or not os.path.isfile(os.path.join(folder, BEST_WEIGHTS)):
+            files.save_weights(predictor, os.path.join(folder, BEST_WEIGHTS))
+            best.assign([val, current])
+        manager.save(checkpoint_number=current)
+        bar.say(f"{name} step {current}: val_loss {val:.4f}, best {best[0].numpy():.4f}")
+    bar.close()
     writer.flush()
     summary = {"steps": settings.steps, "best_step": int(best[1].numpy()),
                "best_val_loss": float(best[0].numpy()), "settings": dataclasses.asdict(settings)}

@@ -51,13 +51,17 @@ class Progress:
         FALLBACK_COLUMNS).
       clock: seconds, monotonic (tests pass their own).
       every_seconds: the interval of plain lines when not on a terminal.
+      name: what trains, the lines' first word ("training"; a stage's name).
+      loss_name: how the loss is shown ("g_loss": the generator's).
     """
 
     def __init__(self, total: int, start: int, stream: Optional[TextIO] = None,
                  enabled: bool = True, terminal: Optional[bool] = None,
                  columns: Optional[int] = None, clock: Callable[[], float] = time.perf_counter,
-                 every_seconds: float = EVERY_SECONDS):
+                 every_seconds: float = EVERY_SECONDS, name: str = "training",
+                 loss_name: str = "g_loss"):
         self.total, self.step = total, start
+        self.name, self.loss_name = name, loss_name
         self.stream = stream or sys.stdout
         self.enabled = enabled
         self.terminal = self.stream.isatty() if terminal is None else terminal
@@ -98,7 +102,7 @@ class Progress:
         if rate:
             parts += [f"{rate:.1f} steps/s", f"{duration((self.total - self.step) / rate)} left"]
         if self.loss is not None:
-            parts.append(f"g_loss {self.loss:.3f}")
+            parts.append(f"{self.loss_name} {self.loss:.3f}")
         return ", ".join(parts)
 
     def columns(self) -> int:
@@ -113,12 +117,12 @@ class Progress:
         bar."""
         width = self.columns() - 1
         status = self.status()
-        room = width - STATUS_COLUMNS - len("training [] ")
+        room = width - STATUS_COLUMNS - len(f"{self.name} [] ")
         if room >= MIN_BAR and len(status) <= STATUS_COLUMNS:
             filled = room * self.step // max(self.total, 1)
-            line = f"training [{'#' * filled}{'-' * (room - filled)}] {status}"
+            line = f"{self.name} [{'#' * filled}{'-' * (room - filled)}] {status}"
         else:
-            line = f"training {status}"
+            line = f"{self.name} {status}"
         return line[:width]
 
     def advance(self, step: int, loss: Optional[float] = None) -> None:
@@ -136,7 +140,7 @@ class Progress:
         now = self.clock()
         if now - self._last_line >= self.every_seconds or step >= self.total:
             self._last_line = now
-            self._write(f"training: {self.status()}\n")
+            self._write(f"{self.name}: {self.status()}\n")
 
     def say(self, message: str) -> None:
         """`message` on a line of its own (the bar, on a terminal, cleared first and
