@@ -1,5 +1,5 @@
-"""Shared test set-up: two logical CPU devices, small synthetic digits and noise that
-does not depend on the replica count.
+"""Shared test set-up: two logical CPU devices, float32 compute, small synthetic
+digits and noise that does not depend on the replica count.
 
 The CPU is split into two logical devices before TensorFlow initialises, so that a
 MirroredStrategy with two replicas can run on any machine.
@@ -8,6 +8,10 @@ MirroredStrategy with two replicas can run on any machine.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# --precision=auto computes in float32 in the tests on every machine (it sees a CPU
+# without bfloat16 flags), so that their numbers do not depend on the CPU; the tests
+# of bfloat16 ask for it (test_precision.py).
+os.environ.setdefault("TF_FACTORGAN_CPU_FLAGS", "")
 
 import numpy as np
 import pytest

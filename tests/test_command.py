@@ -87,10 +87,15 @@ def test_flags_are_made_from_the_settings_and_their_errors_name_the_flag():
 def test_every_trainers_help_lists_its_flags_by_group_and_old_variant_flags_fail_in_one_line():
     helps = {name: ["-m", f"trainers.{name}", "--help"] for name in (*TRAINERS, "paper_grid")}
     helps.update({name: ["-m", name, "--help"] for name in ("export.export", "serving.serve")})
+    variant = "the variant is one flag now; use --variant="
+    precision = ("the precision is one flag now; use --precision={} (or auto, the default: "
+                 "bfloat16 where the hardware has it)")
     old = {
-        ("image2image", "--model=cyclegan"): "--variant=cyclegan",
-        ("image_pairs", "--nofactorgan"): "--variant=gan",
-        ("audio_separation", "--nofactorgan"): "--variant=gan",
+        ("image2image", "--model=cyclegan"): variant + "cyclegan",
+        ("image_pairs", "--nofactorgan"): variant + "gan",
+        ("audio_separation", "--nofactorgan"): variant + "gan",
+        ("paired_mnist", "--mixed_precision"): precision.format("bfloat16"),
+        ("arrays", "--nomixed_precision"): precision.format("float32"),
     }
     results = _run_all({**helps, **{key: ["-m", f"trainers.{key[0]}", key[1]] for key in old}})
     for name, settings_class in TRAINERS.items():
@@ -103,7 +108,8 @@ def test_every_trainers_help_lists_its_flags_by_group_and_old_variant_flags_fail
         groups = re.findall(r"^([\w ]+):$", text, re.MULTILINE)
         assert groups == [*config.GROUPS, "every command"], (name, groups)
         assert not any(flag in text for flag in INTERNALS), name
-        assert not re.search(r"^  --(\[no\])?(factorgan|use_real_dep_disc|model) ", text, re.MULTILINE)
+        assert not re.search(r"^  --(\[no\])?(factorgan|use_real_dep_disc|model|mixed_precision) ",
+                             text, re.MULTILINE)
     grid = results["paper_grid"].stdout
     assert re.search(r"^grid:\n  --variants \(default: gan,factorgan,factorgan_no_cp\)", grid,
                      re.MULTILINE) and "  --num_joint_samples (default: 100" in grid
@@ -115,8 +121,7 @@ def test_every_trainers_help_lists_its_flags_by_group_and_old_variant_flags_fail
     for (trainer, flag), new in old.items():
         result = results[trainer, flag]
         assert result.returncode == 1 and "Traceback" not in result.stderr, (trainer, flag)
-        assert result.stderr.strip().splitlines()[-1] == (
-            f"error: {flag}: the variant is one flag now; use {new}")
+        assert result.stderr.strip().splitlines()[-1] == f"error: {flag}: {new}"
 
 
 def test_a_missing_optional_part_ends_in_one_line_naming_it():

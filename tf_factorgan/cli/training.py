@@ -1,6 +1,7 @@
-"""What the trainers share: the flags of their settings, with the variant flags of
-earlier versions refused in one line that names --variant (`define`,
-`settings_from_flags`), and the run with its closing report (`run_and_report`)."""
+"""What the trainers share: the flags of their settings, with the variant and
+precision flags of earlier versions refused in one line that names --variant or
+--precision (`define`, `settings_from_flags`), and the run with its closing report
+(`run_and_report`)."""
 
 import os
 import sys
@@ -27,6 +28,7 @@ def define(settings_class: type) -> None:
     for name in common.LEGACY_VARIANT_SETTINGS:
         define_old = flags.DEFINE_string if name == "model" else flags.DEFINE_bool
         define_old(name, None, "Replaced by --variant.")
+    flags.DEFINE_bool("mixed_precision", None, "Replaced by --precision.")
 
 
 def _spelled(name: str, value) -> str:
@@ -47,9 +49,20 @@ def refuse_legacy_variant() -> None:
                  f"--variant={common.legacy_variant(given)}")
 
 
+def refuse_legacy_precision() -> None:
+    """Ends the program in one line when --mixed_precision (of earlier versions) was
+    given, naming the --precision it meant."""
+    if FLAGS["mixed_precision"].present:
+        old = _spelled("mixed_precision", FLAGS.mixed_precision)
+        sys.exit(f"error: {old}: the precision is one flag now; use "
+                 f"--precision={common.legacy_precision(FLAGS.mixed_precision)} "
+                 f"(or auto, the default: bfloat16 where the hardware has it)")
+
+
 def settings_from_flags(settings_class: type[Settings]) -> Settings:
-    """`command.settings_from_flags`, after refusing old variant flags."""
+    """`command.settings_from_flags`, after refusing old variant and precision flags."""
     refuse_legacy_variant()
+    refuse_legacy_precision()
     return command.settings_from_flags(settings_class)
 
 

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from tf_factorgan import checkpoints, files, gan, run_folder, strategies, trainer
+from tf_factorgan import precision as precision_lib
 from tf_factorgan.config import (EVALUATION, MODEL, OUTPUT, TRAINING, SettingError,
                                  SettingPathError, check, setting)
 from tf_factorgan.factorisation import Partition, Variant
@@ -64,7 +65,7 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     CHANGEABLE: ClassVar[tuple[str, ...]] = (
         "steps", "steps_per_call", "log_every", "image_every", "checkpoint_every",
         "max_checkpoints", "eval_every", "eval_every_samples", "lr", "strategy", "jit_compile",
-        "mixed_precision",
+        "precision",
         # paired_mnist, arrays
         "eval_samples", "paper_classifiers", "min_classifier_accuracy",
         # image_pairs, image2image
@@ -102,8 +103,11 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     eval_only: bool = setting(False, "Only evaluate the run's last checkpoint.", EVALUATION)
     strategy: str = setting("auto", "tf.distribute strategy; multi_worker reads TF_CONFIG.",
                             TRAINING, choices=strategies.STRATEGY_NAMES)
-    mixed_precision: bool = setting(False, "Compute in bfloat16 (float32 variables and losses); "
-                                    "for GPUs/TPUs.", TRAINING)
+    precision: str = setting(
+        precision_lib.AUTO, "Compute precision of the networks: bfloat16 (float32 variables, "
+        "losses and outputs), float32, or auto: bfloat16 where the device has native bfloat16 "
+        "(AVX512_BF16/AMX CPUs, GPUs of compute capability 8.0 on), else float32.", TRAINING,
+        choices=precision_lib.PRECISIONS)
     intra_op_threads: int = setting(0, "Threads per TensorFlow op (0 = TensorFlow's default).",
                                     TRAINING, low=0, note="0 = TensorFlow's default")
     inter_op_threads: int = setting(0, "Ops run concurrently (0 = TensorFlow's default).",
@@ -174,13 +178,21 @@ def legacy_variant(old: dict) -> Optional[str]:
             else Variant.FACTORGAN_NO_CP).value
 
 
+def legacy_precision(mixed_precision: bool) -> str:
+    """The precision that an earlier version's mixed_precision setting chose."""
+    return precision_lib.BFLOAT16 if mixed_precision else precision_lib.FLOAT32
+
+
 def upgraded_settings(recorded: dict) -> dict:
     """Settings an earlier version recorded (a run folder's), named as this version
-    names them: its variant settings become `variant`."""
-    variant = legacy_variant(recorded)
-    if variant is None or "variant" in recorded:
-        return recorded
-    kept = {name: value for name, value in recorded.items() if name not in LEGACY_VARIANT_SETTINGS}
+    names them: its variant settings become `variant`, mixed_precision `precision`."""
+    upgraded = dict(recorded)
+    if "mixed_precision" in upgraded and "precision" not in upgraded:
+        upgraded["precision"] = legacy_precision(bool(upgraded.pop("mixed_precision")))
+    variant = legacy_variant(upgraded)
+    if variant is None or "variant" in upgraded:
+        return upgraded
+    kept = {name: value for name, value in upgraded.items() if name not in LEGACY_VARIANT_SETTINGS}
     return {**kept, "variant": variant}
 
 
@@ -188,21 +200,6 @@ def make_runtime(settings: TrainingSettings) -> tf.distribute.Strategy:
     """Configures CPU threads (before TensorFlow starts) and returns the strategy."""
     strategies.configure_cpu_threads(settings.intra_op_threads, settings.inter_op_threads)
     return strategies.make_strategy(settings.strategy)
-
-
-@contextlib.contextmanager
-def model_precision(settings: TrainingSettings) -> Iterator[None]:
-    """Networks built inside compute in bfloat16 with --mixed_precision (variables,
-    losses and network outputs stay float32, so no loss scaling is needed); the
-    global Keras policy is restored afterwards."""
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(
-        "mixed_bfloat16" if settings.mixed_precision else "float32"
-    )
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
 
 
 def build_step(
@@ -225,7 +222,7 @@ def build_step(
     """
     strategies.per_replica_batch_size(strategy, settings.batch_size)
     keras.utils.set_random_seed(settings.seed)
-    with strategy.scope(), model_precision(settings), spectral.spectral_norm_scope(
+    with strategy.scope(), precision_lib.policy(settings.precision), spectral.spectral_norm_scope(
         settings.spectral_norm
     ):
         models = build_models()
@@ -291,6 +288,8 @@ def run_metadata(settings: TrainingSettings, result: trainer.LoopResult,
     were changed on resuming (--allow_changed) also the history of those changes."""
     metadata = {
         "step": result.step,
+        # What --precision computed in on this machine (auto chooses by the hardware).
+        "compute_precision": precision_lib.compute_precision(settings.precision),
         # Of the last logging interval: the rate the run ended at.
         "last_logged_steps_per_second": result.steps_per_second,
         "config": dataclasses.asdict(settings),
@@ -437,11 +436,13 @@ class Task:
 
 def start_line(settings: TrainingSettings, devices: str) -> str:
     """What a run is about to do, in one line: "paired_mnist, variant factorgan: training
-    to step 300 on CPU; outputs in runs/paired_mnist/factorgan"."""
+    to step 300 on CPU in bfloat16 (auto: the CPU has AVX512_BF16); outputs in
+    runs/paired_mnist/factorgan"."""
     doing = ("evaluating the last checkpoint" if settings.eval_only
              else f"training to step {settings.steps}")
-    return (f"{settings.EXPERIMENT}, variant {settings.variant}: {doing} on {devices}; "
-            f"outputs in {settings.run_dir}")
+    used, why = precision_lib.resolve(settings.precision)
+    return (f"{settings.EXPERIMENT}, variant {settings.variant}: {doing} on {devices} in "
+            f"{used} ({why}); outputs in {settings.run_dir}")
 
 
 def run_experiment(task: Task, settings: TrainingSettings, data=None,
