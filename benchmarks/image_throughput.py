@@ -1,7 +1,8 @@
 """Training throughput of the image experiments: image pairs at 64x64 (convolutional
 generator) and segmentation at 128x128 (U-Net), FactorGAN and GAN.
 
-  python -m benchmarks.image_throughput [--steps=20] [--xla=off,on] [--mixed_precision=off,on]
+  python -m benchmarks.image_throughput [--steps=20] [--xla=off,on] \
+      [--precisions=float32,bfloat16]
 
 Data are random images of the real sizes held in memory (no download needed); the
 input pipeline, models and step are the ones training uses. Prints generator updates
@@ -24,7 +25,7 @@ flags.DEFINE_integer("batch_size", 25, "Global batch size.")
 flags.DEFINE_list("experiments", ["image_pairs", "segmentation"], "Which experiments to time.")
 flags.DEFINE_list("models", ["factorgan", "gan"], "Which models to time.")
 flags.DEFINE_list("xla", ["off"], "XLA settings to time (off, on).")
-flags.DEFINE_list("mixed_precision", ["off"], "bfloat16 compute settings to time (off, on).")
+flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Compute precisions to time.")
 flags.DEFINE_string("strategy", "default", "tf.distribute strategy.")
 flags.DEFINE_integer("num_images", 500, "Random training images held in memory.")
 FLAGS = flags.FLAGS
@@ -42,8 +43,8 @@ def random_data(size: int, channels: tuple[int, int], count: int) -> image_data.
     return image_data.ImageData(observations, pairs(8))
 
 
-def make_config(experiment: str, model: str, jit: bool, mixed: bool):
-    common = dict(batch_size=FLAGS.batch_size, jit_compile=jit, mixed_precision=mixed,
+def make_config(experiment: str, model: str, jit: bool, compute: str):
+    common = dict(batch_size=FLAGS.batch_size, jit_compile=jit, precision=compute,
                   steps_per_call=FLAGS.steps_per_call, out_path="/nonexistent", strategy=FLAGS.strategy)
     if experiment == "image_pairs":
         return image_pairs, image_pairs.ImagePairsConfig(variant=model, **common)
@@ -56,19 +57,19 @@ def main(argv):
     device = tf.config.list_logical_devices("GPU") and "GPU" or "CPU"
     print(f"device {device}, strategy {FLAGS.strategy} ({strategy.num_replicas_in_sync} replicas), "
           f"batch {FLAGS.batch_size}, disc_iter 2, {FLAGS.steps} timed updates per row\n")
-    print(f"{'experiment':<22}{'model':<11}{'XLA':<5}{'bf16':<6}{'updates/s':>10}{'images/s':>10}")
+    print(f"{'experiment':<22}{'model':<11}{'XLA':<5}{'precision':<10}{'updates/s':>10}{'images/s':>10}")
     sizes = {"image_pairs": (64, (1, 3)), "segmentation": (128, (3, 3))}
     for experiment in FLAGS.experiments:
         size, channels = sizes[experiment]
         data = random_data(size, channels, FLAGS.num_images)
         for model in FLAGS.models:
             for xla in FLAGS.xla:
-                for mixed in FLAGS.mixed_precision:
-                    module, config = make_config(experiment, model, xla == "on", mixed == "on")
+                for compute in FLAGS.precisions:
+                    module, config = make_config(experiment, model, xla == "on", compute)
                     loop = module.build_trainer(config, data, strategy)
                     rate = timing.updates_per_second(loop, FLAGS.steps, FLAGS.steps_per_call)
                     label = f"{experiment} {size}x{size}"
-                    print(f"{label:<22}{model:<11}{xla:<5}{mixed:<6}{rate:>10.2f}"
+                    print(f"{label:<22}{model:<11}{xla:<5}{compute:<10}{rate:>10.2f}"
                           f"{rate * FLAGS.batch_size:>10.1f}", flush=True)
 
 

@@ -1,7 +1,8 @@
 """Generator updates per second of the Paired MNIST FactorGAN and GAN (batch 25,
-disc_iter 2), with and without XLA, on the real input pipeline.
+disc_iter 2), with and without XLA, in float32 and bfloat16, on the real input pipeline.
 
-  python -m benchmarks.paired_mnist_throughput [--steps=1000] [--strategy=default]
+  python -m benchmarks.paired_mnist_throughput [--steps=1000] [--strategy=default] \
+      [--precisions=float32,bfloat16]
 
 Uses 60000 synthetic digits (the size of MNIST) so it needs no download; the input
 pipeline is the one training uses. Besides updates/s it prints the CPU time per update,
@@ -25,6 +26,7 @@ flags.DEFINE_integer("steps_per_call", 50, "Generator updates per tf.function ca
 flags.DEFINE_string("strategy", "default", "tf.distribute strategy.")
 flags.DEFINE_integer("intra_op_threads", 1, "Threads per op (0 = TensorFlow's default).")
 flags.DEFINE_integer("inter_op_threads", 0, "Concurrent ops (0 = TensorFlow's default).")
+flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Compute precisions to time.")
 FLAGS = flags.FLAGS
 
 
@@ -59,16 +61,17 @@ def main(argv):
     print(f"strategy {FLAGS.strategy} ({strategy.num_replicas_in_sync} replicas), "
           f"intra-op threads {FLAGS.intra_op_threads or 'default'}, "
           f"{FLAGS.steps} timed updates per row, batch 25, disc_iter 2\n")
-    print(f"{'model':<18}{'XLA':<6}{'generator updates/s':>21}{'CPU ms/update':>15}")
-    for name, factorgan in (("FactorGAN", True), ("GAN", False)):
+    print(f"{'model':<18}{'XLA':<6}{'precision':<11}{'generator updates/s':>21}{'CPU ms/update':>15}")
+    for name, variant in (("FactorGAN", "factorgan"), ("GAN", "gan")):
         for jit in (False, True):
-            config = paired_mnist.PairedMnistConfig(
-                variant="factorgan" if factorgan else "gan", jit_compile=jit,
-                steps_per_call=FLAGS.steps_per_call, out_path="/nonexistent")
-            data = paired_mnist.build_data(config, train, test)
-            result = throughput(config, data, strategy)
-            print(f"{name:<18}{'on' if jit else 'off':<6}{result.updates_per_second:>21.1f}"
-                  f"{result.cpu_ms_per_update:>15.2f}", flush=True)
+            for compute in FLAGS.precisions:
+                config = paired_mnist.PairedMnistConfig(
+                    variant=variant, jit_compile=jit, precision=compute,
+                    steps_per_call=FLAGS.steps_per_call, out_path="/nonexistent")
+                data = paired_mnist.build_data(config, train, test)
+                result = throughput(config, data, strategy)
+                print(f"{name:<18}{'on' if jit else 'off':<6}{compute:<11}"
+                      f"{result.updates_per_second:>21.1f}{result.cpu_ms_per_update:>15.2f}", flush=True)
     config = paired_mnist.PairedMnistConfig(out_path="/nonexistent")
     rounds = pipeline_rounds_per_second(config, paired_mnist.build_data(config, train, test))
     print(f"\ninput pipeline alone: {rounds:.0f} FactorGAN discriminator-round batches/s "

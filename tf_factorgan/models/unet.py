@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from tf_factorgan.config import MODEL, check, setting
+from tf_factorgan.models.batch_norm import FusedBatchNormalization
 
 # Decoder stages, from the bottleneck (H/8) to the output (H): up_3, up_2, up_1, up_0.
 NUM_DECODER_STAGES = 4
@@ -41,10 +42,12 @@ def noise_maps(noise, sizes, channels: int) -> list:
     bits = tf.bitcast(tf.cast(noise, tf.float32), tf.int32)
     seeds = tf.stack([bits[:, 0], bits[:, -1]], axis=1)
     lengths = [h * w * channels for h, w in sizes]
-    # One draw of every map's values per row, the rows in parallel.
+    # One draw of every map's values per row, the rows in parallel in a graph (eager
+    # execution runs them in turn, and TensorFlow warns when asked otherwise).
     flat = tf.map_fn(
         lambda seed: tf.random.stateless_uniform([sum(lengths)], seed=seed, minval=-1.0, maxval=1.0),
-        seeds, fn_output_signature=tf.float32, parallel_iterations=32)
+        seeds, fn_output_signature=tf.float32,
+        parallel_iterations=None if tf.executing_eagerly() else 32)
     return [tf.reshape(part, [-1, h, w, channels])
             for part, (h, w) in zip(tf.split(flat, lengths, axis=1), sizes)]
 
@@ -59,9 +62,9 @@ class _DoubleConv(keras.layers.Layer):
     def __init__(self, channels: int, **kwargs):
         super().__init__(**kwargs)
         self.conv_1 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)
-        self.norm_1 = keras.layers.BatchNormalization()
+        self.norm_1 = FusedBatchNormalization()
         self.conv_2 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)
-        self.norm_2 = keras.layers.BatchNormalization()
+        self.norm_2 = FusedBatchNormalization()
 
     def build(self, input_shape):
         # Explicit, so that Keras does not trace call() symbolically to build the block.
