@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 from tf_factorgan import precision, run_folder
-from tf_factorgan.experiments import common, paired_mnist
+from tf_factorgan.experiments import (arrays, audio_separation, common, image2image, image_pairs,
+                                      paired_mnist)
 
 X86_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile\n\nprocessor\t: 1\n"
 X86_PLAIN = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n"
@@ -45,6 +46,26 @@ def test_the_cpus_bfloat16_flags_are_read_from_cpuinfo(tmp_path, cpuinfo, flags)
 ])
 def test_auto_chooses_bfloat16_where_the_computing_device_has_it(setting, gpus, cpu_flags, expected):
     assert precision.choose(setting, gpus, cpu_flags) == expected
+
+
+def test_auto_keeps_float32_for_experiments_where_bfloat16_does_not_pay():
+    small = ("float32", "auto: bfloat16 does not pay for this experiment's small networks")
+    assert precision.choose("auto", [(9, 0)], ("avx512_bf16",), pays=False) == small
+    assert precision.choose("bfloat16", [], (), pays=False) == ("bfloat16", "as set")
+    assert not paired_mnist.PairedMnistConfig.BFLOAT16_PAYS and not arrays.ArraysConfig.BFLOAT16_PAYS
+    assert all(config.BFLOAT16_PAYS for config in (image2image.Image2ImageConfig, image_pairs.ImagePairsConfig,
+                                                   audio_separation.AudioSeparationConfig))
+    os.environ["TF_FACTORGAN_CPU_FLAGS"] = "avx512_bf16"
+    try:
+        precision.resolve.cache_clear()
+        assert common.start_line(_config("/runs"), "CPU") == (
+            "paired_mnist, variant factorgan: training to step 2 on CPU in float32 (auto: bfloat16 "
+            "does not pay for this experiment's small networks); outputs in /runs/paired_mnist/bf16")
+        settings = image2image.Image2ImageConfig(out_path="/runs")
+        assert " on CPU in bfloat16 (auto: the CPU has AVX512_BF16);" in common.start_line(settings, "CPU")
+    finally:
+        os.environ["TF_FACTORGAN_CPU_FLAGS"] = ""
+        precision.resolve.cache_clear()
 
 
 def test_the_tests_compute_in_float32_whatever_the_cpu():

@@ -7,7 +7,10 @@ trains has native bfloat16 arithmetic, float32 elsewhere:
   sees one (it then computes there);
 - else the CPU, when its flags list AVX512_BF16 or AMX_BF16 (x86) or BF16 (Arm).
 Without native support, bfloat16 is emulated and slower than float32, so auto keeps
-float32 there. `bfloat16` and `float32` force one or the other.
+float32 there. Auto also keeps float32 for experiments whose networks are too small
+for bfloat16 to pay (Paired MNIST's and the arrays' dense layers of 128 units: on an
+AVX512_BF16 CPU bfloat16 cost them 7-25 % more time per update; their settings say
+so with `pays=False`). `bfloat16` and `float32` force one or the other.
 
 bfloat16 compute is Keras' "mixed_bfloat16" policy: variables, losses and the
 networks' outputs stay float32 (the layers cast their inputs and weights), and
@@ -61,12 +64,15 @@ def _gpu_capabilities() -> list[tuple[int, int]]:
 
 
 def choose(precision: str, gpu_capabilities: list[tuple[int, int]],
-           cpu_flags: tuple[str, ...]) -> tuple[str, str]:
+           cpu_flags: tuple[str, ...], pays: bool = True) -> tuple[str, str]:
     """(compute precision, why) for the setting `precision` (one of PRECISIONS) on a
     machine with these GPUs (compute capabilities; the first one computes) and CPU
-    bfloat16 flags. `why` is a few words for the run's start line."""
+    bfloat16 flags, for networks where bfloat16 `pays` (or not: auto keeps float32).
+    `why` is a few words for the run's start line."""
     if precision != AUTO:
         return precision, "as set"
+    if not pays:
+        return FLOAT32, "auto: bfloat16 does not pay for this experiment's small networks"
     if gpu_capabilities:
         major, minor = gpu_capabilities[0]
         native = gpu_bf16(gpu_capabilities)
@@ -79,8 +85,9 @@ def choose(precision: str, gpu_capabilities: list[tuple[int, int]],
 
 
 @functools.lru_cache(maxsize=None)
-def resolve(precision: str) -> tuple[str, str]:
-    """(compute precision, why) of the setting `precision` on this machine (`choose`).
+def resolve(precision: str, pays: bool = True) -> tuple[str, str]:
+    """(compute precision, why) of the setting `precision` on this machine, for
+    networks where bfloat16 `pays` (`choose`).
     TF_FACTORGAN_CPU_FLAGS, when set, stands in for the CPU's flags (space-separated;
     tests use it)."""
     if precision not in PRECISIONS:
@@ -88,19 +95,19 @@ def resolve(precision: str) -> tuple[str, str]:
     override = os.environ.get("TF_FACTORGAN_CPU_FLAGS")
     cpu_flags = (tuple(f for f in CPU_BF16_FLAGS if f in override.split())
                  if override is not None else cpu_bf16_flags())
-    return choose(precision, _gpu_capabilities(), cpu_flags)
+    return choose(precision, _gpu_capabilities(), cpu_flags, pays)
 
 
-def compute_precision(precision: str) -> str:
-    """float32 or bfloat16: what the setting `precision` computes in here."""
-    return resolve(precision)[0]
+def compute_precision(precision: str, pays: bool = True) -> str:
+    """float32 or bfloat16: what the setting `precision` computes in here (`resolve`)."""
+    return resolve(precision, pays)[0]
 
 
 @contextlib.contextmanager
-def policy(precision: str) -> Iterator[str]:
-    """Networks built inside compute in `precision`'s compute precision (yielded);
-    the global Keras policy is restored afterwards."""
-    used = compute_precision(precision)
+def policy(precision: str, pays: bool = True) -> Iterator[str]:
+    """Networks built inside compute in `precision`'s compute precision (`resolve`;
+    yielded); the global Keras policy is restored afterwards."""
+    used = compute_precision(precision, pays)
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(POLICIES[used])
     try:

@@ -10,6 +10,7 @@ own spectrogram, which keeps the stereo image.
 
 from absl import app, flags
 
+from tf_factorgan import precision
 from tf_factorgan.cli import command
 from tf_factorgan.config import DATA, EVALUATION, OUTPUT
 from tf_factorgan.experiments import audio_separation
@@ -18,9 +19,12 @@ flags.DEFINE_string("output_dir", None, "Folder for vocals.wav and accompaniment
 flags.DEFINE_string("run_dir", "runs/audio_separation/factorgan",
                     "A finished trainers.audio_separation run (generator.weights.h5, generator.json).")
 flags.DEFINE_integer("griffin_lim_iterations", 0, "Griffin-Lim iterations after the mixture-phase inversion.")
+flags.DEFINE_enum("precision", precision.AUTO, precision.PRECISIONS,
+                  "Compute precision of the separator: auto (bfloat16 where the hardware has "
+                  "native bfloat16, else float32), float32 or bfloat16.")
 flags.mark_flag_as_required("output_dir")
 command.group(DATA, "run_dir")
-command.group(EVALUATION, "griffin_lim_iterations")
+command.group(EVALUATION, "griffin_lim_iterations", "precision")
 command.group(OUTPUT, "output_dir")
 FLAGS = flags.FLAGS
 
@@ -30,8 +34,8 @@ def main(argv):
         raise app.UsageError("give exactly one audio file: python -m trainers.separate SONG -o DIR")
     try:
         outputs = audio_separation.separate_file(
-            FLAGS.run_dir, argv[1], FLAGS.output_dir, FLAGS.griffin_lim_iterations
-        )
+            FLAGS.run_dir, argv[1], FLAGS.output_dir, FLAGS.griffin_lim_iterations,
+            FLAGS.precision)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         command.exit_with(error)
     for source, path in outputs.items():

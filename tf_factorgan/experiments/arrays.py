@@ -68,6 +68,9 @@ class ArraysConfig(common.TrainingSettings):
 
     EXPERIMENT: ClassVar[str] = "arrays"
     HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("variant", "parts", "seed")
+    # Dense layers of 128 units: bfloat16 made an update 7-25 % slower on an AVX512_BF16
+    # CPU (benchmarks/paired_mnist_throughput.py), so --precision=auto keeps float32.
+    BFLOAT16_PAYS: ClassVar[bool] = False
 
     paired: str = setting("", "Paired samples: one .npz with an array [N, F_k] per part, or one "
                           ".npy per part, comma-separated (rows aligned across parts).", DATA)

@@ -43,6 +43,7 @@ import tensorflow as tf
 import tqdm
 
 from tf_factorgan import gan, images, layout, noise, predictor, trainer
+from tf_factorgan import precision as precision_lib
 from tf_factorgan.audio import io as audio_io
 from tf_factorgan.audio import separation
 from tf_factorgan.audio.spectrogram import SpectrogramSettings
@@ -368,11 +369,17 @@ def build_trainer(
 def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
     """`windows [B, 256, 128, 1] -> masks` of a separator in inference mode. Every
     window gets the same seeded noise row, so a song separates the same way every
-    time, however its windows are batched (as in the exported SavedModel)."""
+    time, however its windows are batched (as in the exported SavedModel). The
+    network runs as one compiled graph: op by op (eagerly) it separated songs slower
+    and without a graph's fusions (docs/benchmarks_and_tests.md, "Precision")."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *SAMPLE_SHAPE[:2], 1], tf.float32)])
+    def masks(windows):
+        window_noise = noise.repeated_noise(tf.shape(windows)[0], nz, seed)
+        return tf.cast(separator.mask(windows, window_noise, training=False), tf.float32)
 
     def predict(windows):
-        window_noise = noise.repeated_noise(len(windows), nz, seed)
-        return separator.mask(tf.constant(windows, tf.float32), window_noise, training=False).numpy()
+        return masks(tf.constant(windows, tf.float32)).numpy()
 
     return predict
 
@@ -439,9 +446,10 @@ def generator_spec(config: AudioSeparationConfig) -> specs.GeneratorSpec:
     )
 
 
-def load_separator(run_dir: str) -> tuple[MaskingSeparator, int, int]:
+def load_separator(run_dir: str, compute: str = precision_lib.FLOAT32
+                   ) -> tuple[MaskingSeparator, int, int]:
     """(separator, nz, seed) of a finished run folder: its generator.json and weights
-    (or, for older runs, separator.json)."""
+    (or, for older runs, separator.json), computing in `compute` (a --precision)."""
     spec = (specs.read(run_dir) if os.path.isfile(os.path.join(run_dir, specs.SPEC_FILE))
             else legacy_specs.legacy_spec(run_dir, AudioSeparationConfig.EXPERIMENT))
     expected = {"spectrogram": dataclasses.asdict(SETTINGS), "window_frames": WINDOW_FRAMES}
@@ -450,14 +458,16 @@ def load_separator(run_dir: str) -> tuple[MaskingSeparator, int, int]:
             f"{{run_dir}} {run_dir!r} does not hold a separator of this version (expected a "
             f"generator serving separation with {expected})"
         )
-    return specs.load(run_dir, spec), spec.nz, spec.seed
+    with precision_lib.policy(compute):
+        return specs.load(run_dir, spec), spec.nz, spec.seed
 
 
-def separate_file(run_dir: str, path: str, out_dir: str, griffin_lim_iterations: int = 0) -> dict:
-    """Separates one audio file of any rate and channel count with a trained run;
-    writes `vocals.wav` and `accompaniment.wav` (input rate and channels) to out_dir
-    and returns their paths."""
-    separator, nz, seed = load_separator(run_dir)
+def separate_file(run_dir: str, path: str, out_dir: str, griffin_lim_iterations: int = 0,
+                  compute: str = precision_lib.AUTO) -> dict:
+    """Separates one audio file of any rate and channel count with a trained run,
+    computing in `compute` (a --precision); writes `vocals.wav` and
+    `accompaniment.wav` (input rate and channels) to out_dir and returns their paths."""
+    separator, nz, seed = load_separator(run_dir, compute)
     audio, rate = audio_io.read_audio(path)
     estimates = separation.separate(
         audio, rate, mask_predictor(separator, nz, seed), SETTINGS, griffin_lim_iterations

@@ -77,6 +77,9 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     # paper's grids): the first columns of TensorBoard's HParams table, which ticks its
     # first five. Experiments name their own.
     HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("variant", "seed")
+    # Whether bfloat16 compute pays for the experiment's networks, so that
+    # --precision=auto takes it where the hardware has it (`precision`).
+    BFLOAT16_PAYS: ClassVar[bool] = True
 
     variant: str = setting(
         Variant.FACTORGAN.value, "Which discriminators: gan (one joint discriminator, paired "
@@ -222,7 +225,8 @@ def build_step(
     """
     strategies.per_replica_batch_size(strategy, settings.batch_size)
     keras.utils.set_random_seed(settings.seed)
-    with strategy.scope(), precision_lib.policy(settings.precision), spectral.spectral_norm_scope(
+    with strategy.scope(), precision_lib.policy(
+            settings.precision, settings.BFLOAT16_PAYS), spectral.spectral_norm_scope(
         settings.spectral_norm
     ):
         models = build_models()
@@ -288,8 +292,6 @@ def run_metadata(settings: TrainingSettings, result: trainer.LoopResult,
     were changed on resuming (--allow_changed) also the history of those changes."""
     metadata = {
         "step": result.step,
-        # What --precision computed in on this machine (auto chooses by the hardware).
-        "compute_precision": precision_lib.compute_precision(settings.precision),
         # Of the last logging interval: the rate the run ended at.
         "last_logged_steps_per_second": result.steps_per_second,
         "config": dataclasses.asdict(settings),
@@ -440,7 +442,7 @@ def start_line(settings: TrainingSettings, devices: str) -> str:
     runs/paired_mnist/factorgan"."""
     doing = ("evaluating the last checkpoint" if settings.eval_only
              else f"training to step {settings.steps}")
-    used, why = precision_lib.resolve(settings.precision)
+    used, why = precision_lib.resolve(settings.precision, settings.BFLOAT16_PAYS)
     return (f"{settings.EXPERIMENT}, variant {settings.variant}: {doing} on {devices} in "
             f"{used} ({why}); outputs in {settings.run_dir}")
 
@@ -465,7 +467,12 @@ def run_experiment(task: Task, settings: TrainingSettings, data=None,
         check = check_run_settings(settings) if chief else None
         data = task.load_data(settings) if data is None else data
         loop = task.build_trainer(settings, data, strategy)
-        details, keys = task.details(settings, data), task.metric_keys(settings)
+        # With what --precision computed in here (auto chooses by the hardware): in
+        # TensorBoard's config and HParams and in metrics.json.
+        details = {**task.details(settings, data),
+                   "compute_precision": precision_lib.compute_precision(
+                       settings.precision, settings.BFLOAT16_PAYS)}
+        keys = task.metric_keys(settings)
         write_run_config(loop, settings, details, keys)
         history = []
 
