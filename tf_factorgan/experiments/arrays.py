@@ -68,8 +68,9 @@ class ArraysConfig(common.TrainingSettings):
 
     EXPERIMENT: ClassVar[str] = "arrays"
     HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("variant", "parts", "seed")
-    # Dense layers of 128 units: bfloat16 made an update 7-25 % slower on an AVX512_BF16
-    # CPU (benchmarks/paired_mnist_throughput.py), so --precision=auto keeps float32.
+    # Dense layers of 128 units: in bfloat16 a GAN update took 30 % more CPU time on an
+    # AVX512_BF16 CPU, a FactorGAN update 1 % more (benchmarks/paired_mnist_throughput.py,
+    # results/benchmarks/paired_mnist_precision.txt), so --precision=auto keeps float32.
     BFLOAT16_PAYS: ClassVar[bool] = False
 
     paired: str = setting("", "Paired samples: one .npz with an array [N, F_k] per part, or one "

@@ -49,8 +49,9 @@ class PairedMnistConfig(common.TrainingSettings):
     EXPERIMENT: ClassVar[str] = "paired_mnist"
     HPARAMS_FIRST: ClassVar[tuple[str, ...]] = (
         "variant", "num_joint_samples", "same_digit_prob", "pairing", "seed")
-    # Dense layers of 128 units: bfloat16 made an update 7-25 % slower on an AVX512_BF16
-    # CPU (benchmarks/paired_mnist_throughput.py), so --precision=auto keeps float32.
+    # Dense layers of 128 units: in bfloat16 a GAN update took 30 % more CPU time on an
+    # AVX512_BF16 CPU, a FactorGAN update 1 % more (benchmarks/paired_mnist_throughput.py,
+    # results/benchmarks/paired_mnist_precision.txt), so --precision=auto keeps float32.
     BFLOAT16_PAYS: ClassVar[bool] = False
 
     num_joint_samples: int = setting(
