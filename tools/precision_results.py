@@ -101,17 +101,10 @@ def main(argv):
                       if (e, n) not in {(a, b) for a, b, _, _ in pairs})
     os.makedirs(FLAGS.out, exist_ok=True)
     text = ("The same runs in float32 and bfloat16 (`--precision`), same seeds and budget. "
-            "Made by
-
-    SEEDS=\"1 2\" results/precision/run_check.sh
-"
-            f"    python -m tools.precision_results --runs={FLAGS.runs} --out={FLAGS.out}
-
-"
+            f"Made by\n\n    OUT={FLAGS.runs} SEEDS=\"1 2\" results/precision/run_check.sh\n"
+            f"    python -m tools.precision_results --runs={FLAGS.runs} --out={FLAGS.out}\n\n"
             "FID on the tuned classifier unless it says paper-recipe (the paper's classifier "
-            "recipe, mean of 3); d_dep: dependency distance, lower is better.
-
-" + table(pairs))
+            "recipe, mean of 3); d_dep: dependency distance, lower is better.\n\n" + table(pairs))
     if unpaired:
         text += "\nNot finished in both precisions yet: " + ", ".join(unpaired) + "\n"
     with open(os.path.join(FLAGS.out, "results.md"), "w") as f:
