@@ -15,7 +15,7 @@ more; their settings say so with `pays=False`). `bfloat16` and `float32` force o
 bfloat16 compute is Keras' "mixed_bfloat16" policy: variables, losses and the
 networks' outputs stay float32 (the layers cast their inputs and weights), and
 bfloat16 has float32's exponent range, so no loss scaling is needed. The quality
-check behind the default: docs/benchmarks_and_tests.md, "Precision".
+check behind the default: docs/benchmarks_and_tests.md, "Precision and PyTorch".
 """
 
 import contextlib

@@ -371,7 +371,7 @@ def mask_predictor(separator: MaskingSeparator, nz: int, seed: int = 0):
     window gets the same seeded noise row, so a song separates the same way every
     time, however its windows are batched (as in the exported SavedModel). The
     network runs as one compiled graph: op by op (eagerly) it separated songs slower
-    and without a graph's fusions (docs/benchmarks_and_tests.md, "Precision")."""
+    and without a graph's fusions (docs/benchmarks_and_tests.md, "Precision and PyTorch")."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, *SAMPLE_SHAPE[:2], 1], tf.float32)])
     def masks(windows):
