@@ -242,8 +242,8 @@ def test_score_file_scores_pairs_from_elsewhere_on_the_runs_instrument(tmp_path,
 
 def test_a_run_says_what_it_runs_on_which_device_and_where_its_outputs_go(tmp_path):
     assert common.start_line(_tiny_config(tmp_path), "CPU") == (
-        f"paired_mnist, variant factorgan: training to step 4 on CPU in float32 (auto: the CPU "
-        f"has no native bfloat16); outputs in {tmp_path}/paired_mnist/tiny")
+        f"paired_mnist, variant factorgan: training to step 4 on CPU in float32 (auto: bfloat16 "
+        f"does not pay for this experiment's small networks); outputs in {tmp_path}/paired_mnist/tiny")
     settings = _tiny_config(tmp_path, eval_only=True, variant="gan", precision="bfloat16")
     assert common.start_line(settings, "2 GPUs") == (
         f"paired_mnist, variant gan: evaluating the last checkpoint on 2 GPUs in bfloat16 (as "
