@@ -157,6 +157,11 @@ class TrainingSettings(gan.OptimisationSettings, trainer.LoopConfig):
     def run_dir(self) -> str:
         return os.path.join(self.out_path, self.EXPERIMENT, self.experiment_name)
 
+    def compute_precision(self) -> tuple[str, str]:
+        """(float32 or bfloat16, why): what --precision computes this experiment's
+        networks in on this machine (`precision.resolve`)."""
+        return precision_lib.resolve(self.precision, self.BFLOAT16_PAYS)
+
     def gan_config(self, **model) -> gan.GanConfig:
         """The model's settings: the discriminators of `variant`, these optimisation
         settings and `model`'s GanConfig fields (conditional, pairs_loss, ...)."""
@@ -225,10 +230,8 @@ def build_step(
     """
     strategies.per_replica_batch_size(strategy, settings.batch_size)
     keras.utils.set_random_seed(settings.seed)
-    with strategy.scope(), precision_lib.policy(
-            settings.precision, settings.BFLOAT16_PAYS), spectral.spectral_norm_scope(
-        settings.spectral_norm
-    ):
+    with strategy.scope(), precision_lib.policy(settings.compute_precision()[0]), \
+            spectral.spectral_norm_scope(settings.spectral_norm):
         models = build_models()
         for index, network in enumerate(models.networks()):
             initialisation.initialise(network, settings.init, seed=[settings.seed, index])
@@ -442,7 +445,7 @@ def start_line(settings: TrainingSettings, devices: str) -> str:
     runs/paired_mnist/factorgan"."""
     doing = ("evaluating the last checkpoint" if settings.eval_only
              else f"training to step {settings.steps}")
-    used, why = precision_lib.resolve(settings.precision, settings.BFLOAT16_PAYS)
+    used, why = settings.compute_precision()
     return (f"{settings.EXPERIMENT}, variant {settings.variant}: {doing} on {devices} in "
             f"{used} ({why}); outputs in {settings.run_dir}")
 
@@ -470,8 +473,7 @@ def run_experiment(task: Task, settings: TrainingSettings, data=None,
         # With what --precision computed in here (auto chooses by the hardware): in
         # TensorBoard's config and HParams and in metrics.json.
         details = {**task.details(settings, data),
-                   "compute_precision": precision_lib.compute_precision(
-                       settings.precision, settings.BFLOAT16_PAYS)}
+                   "compute_precision": settings.compute_precision()[0]}
         keys = task.metric_keys(settings)
         write_run_config(loop, settings, details, keys)
         history = []
