@@ -243,7 +243,7 @@ def _combination(model, recon_loss):
     return dict(variant=model, recon_loss=recon_loss, likelihood=likelihood,
                 label_encoding="one_hot" if one_hot or model == "factorgan_no_cp" else "rgb",
                 moment_samples=2, moment_inputs=2, predictor_steps=2, predictor_eval_every=1,
-                eval_samples=2, noise_stages=2, noise_map_channels=2, mirror=True,
+                eval_samples=2, noise_stages=2, noise_map_channels=2, mirror=True, jitter=0.125,
                 experiment_name=f"{model}_{recon_loss}")
 
 
@@ -387,8 +387,9 @@ def test_the_segmentation_flag_file_makes_settings_that_train_on_label_maps(tmp_
         for line in f:
             if line.startswith("--"):
                 name, _, value = line.strip()[2:].partition("=")
-                values[name] = True if not value else int(value) if types[name] in (int, "int") else value
-    assert values == dict(variant="factorgan", label_encoding="one_hot", discrete_fakes=True,
-                          recon_loss="ce", mirror=True, noise_stages=3)
+                kind = {"int": int, "float": float}.get(types[name], types[name])
+                values[name] = True if not value else kind(value) if kind in (int, float) else value
+    assert values == dict(variant="gan", label_encoding="one_hot", discrete_fakes=True,
+                          recon_loss="ce", mirror=True, noise_stages=3, lr=1e-3)
     config = _config(tmp_path, segmentation_dir, **values)
     assert config.outputs_class_probabilities and config.gan_config().discrete_fakes

@@ -26,7 +26,11 @@ flags.DEFINE_string("runs", "runs/cityscapes_grid/image2image", "Folder of the r
 flags.DEFINE_string("results_dir", "results/cityscapes_segmentation", "Where the tables go.")
 flags.DEFINE_integer("at_step", 0, "Read every run at this many updates (0: each run's final metrics).",
                      lower_bound=0)
+flags.DEFINE_string("floors", "", "The floors' JSON (trainers.segmentation_floors; default: "
+                    "<results_dir>/floors_64.json, read when it is there).")
 FLAGS = flags.FLAGS
+
+RECON_WEIGHT = 100.0  # the default of --recon_weight: other weights are named in a row
 
 SEGMENTATION = ("pixel_accuracy", "vote/pixel_accuracy", "mean_iou", "vote/mean_iou",
                 "diversity/class_change", "diversity/mean_pairwise_l1")
@@ -67,6 +71,8 @@ def describe(config: dict) -> str:
 
     variant = common.upgraded_settings(config)["variant"]  # runs before --variant: "model"
     loss = config.get("recon_loss", "none")
+    if loss != "none" and config.get("recon_weight", RECON_WEIGHT) != RECON_WEIGHT:
+        loss += f" x {config['recon_weight']:g}"
     return f"{variant}" + ("" if loss == "none" else f" + {loss}") + f" ({config['label_encoding']})"
 
 
@@ -118,33 +124,46 @@ def write_csv(rows: list) -> None:
     keys = ("step", *SEGMENTATION, *PHOTOS)
     with open(os.path.join(FLAGS.results_dir, "results.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["run", "model", "direction", *keys, "wall_minutes"])
+        writer.writerow(["run", "model", "direction", "seed", "lr", *keys, "wall_minutes"])
         for row in rows:
-            metrics = row["metrics"]
-            writer.writerow([row["name"], describe(metrics["config"]), metrics["config"]["direction"],
-                             *(_format(metrics.get(k)) for k in keys), f"{row['minutes']:.1f}"])
+            metrics, config = row["metrics"], row["metrics"]["config"]
+            writer.writerow([row["name"], describe(config), config["direction"], config["seed"],
+                             f"{config['lr']:g}", *(_format(metrics.get(k)) for k in keys),
+                             f"{row['minutes']:.1f}"])
+
+
+def evaluations(curves: dict, last_step: int) -> str:
+    """"0.61 0.63 ...": the vote pixel accuracy of every evaluation up to `last_step`."""
+    by_step = dict(curves.get("vote/pixel_accuracy", []))
+    return " ".join(f"{by_step[step]:.3f}" for step in sorted(by_step) if step <= last_step)
+
+
+def floors_file() -> str:
+    return FLAGS.floors or os.path.join(FLAGS.results_dir, "floors_64.json")
 
 
 def write_markdown(label_rows: list, photo_rows: list) -> None:
     from tf_factorgan import files
 
     lines = []
-    floors_path = os.path.join(FLAGS.results_dir, "floors_64.json")
-    header = ("| model | pixel accuracy (one sample) | pixel accuracy (vote of 10) | mean IoU "
-              "(one / vote) | class change between samples | updates | wall time |")
-    lines += [header, "| --- | --- | --- | --- | --- | --- | --- |"]
+    floors_path = floors_file()
+    header = ("| run | model | seed | lr | pixel accuracy (one sample) | pixel accuracy (vote of 10) | mean IoU "
+              "(one / vote) | class change between samples | updates | wall time | vote accuracy at each "
+              "evaluation |")
+    lines += [header, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     if os.path.isfile(floors_path):
         floors = files.read_json(floors_path)
         for name, label in (("most_common_class", "floor: most common class everywhere"),
                             ("per_pixel_prior", "floor: each pixel's most common class")):
-            lines.append(f"| {label} | {floors[name]['pixel_accuracy']:.3f} | | "
-                         f"{floors[name]['mean_iou']:.3f} | | | |")
+            lines.append(f"| | {label} | | | {floors[name]['pixel_accuracy']:.3f} | | "
+                         f"{floors[name]['mean_iou']:.3f} | | | | |")
     for row in label_rows:
         m = row["metrics"]
         lines.append(
-            f"| {describe(m['config'])} | {m['pixel_accuracy']:.3f} | {m['vote/pixel_accuracy']:.3f} | "
+            f"| {row['name']} | {describe(m['config'])} | {m['config']['seed']} | {m['config']['lr']:g} | "
+            f"{m['pixel_accuracy']:.3f} | {m['vote/pixel_accuracy']:.3f} | "
             f"{m['mean_iou']:.3f} / {m['vote/mean_iou']:.3f} | {m.get('diversity/class_change', 0):.3f} | "
-            f"{m['step']} | {row['minutes']:.0f} min |")
+            f"{m['step']} | {row['minutes']:.0f} min | {evaluations(row['curves'], m['step'])} |")
     if photo_rows:
         lines += ["", "| model | FCN-score pixel accuracy | FCN-score mean IoU | LS metric | MSE (one sample / "
                   "mean of 10) | mean pairwise L1 between samples | updates | wall time |",
@@ -175,8 +194,10 @@ def plot(label_rows: list, photo_rows: list) -> None:
         for row in rows:
             points = sorted(row["curves"].get(key, []))
             if points:
-                axis.plot(*zip(*points), marker="o", markersize=3, label=describe(row["metrics"]["config"]))
-        floors_path = os.path.join(FLAGS.results_dir, "floors_64.json")
+                config = row["metrics"]["config"]
+                axis.plot(*zip(*points), marker="o", markersize=3,
+                          label=f"{describe(config)}, seed {config['seed']}, lr {config['lr']:g}")
+        floors_path = floors_file()
         if key == "vote/pixel_accuracy" and os.path.isfile(floors_path):
             from tf_factorgan import files
 

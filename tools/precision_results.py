@@ -64,7 +64,7 @@ def table(pairs) -> str:
     segmentation = [p for p in pairs if p[0] == "image2image"]
     if segmentation:
         lines += ["Cityscapes segmentation (25 pairs, 64x64, 1 000 updates, seed 1337, "
-                  "trainers/flagfiles/segmentation.cfg):", "",
+                  "trainers/flagfiles/segmentation.cfg as of 2026-12-06: FactorGAN, lr 1e-4):", "",
                   _row(["metric", "float32", "bfloat16", "bfloat16 - float32"]),
                   _row(["---"] * 4)]
         for _, _, f32, b16 in segmentation:

@@ -32,7 +32,8 @@ for part in $PARTS; do
       for precision in float32 bfloat16; do
         run image2image "segmentation_$precision" --flagfile=trainers/flagfiles/segmentation.cfg \
           --dataset=cityscapes --dataset_dir="$CITYSCAPES" --load_size=64 --num_joint_samples=25 \
-          --steps=1000 --eval_every=250 --eval_samples=10 --seed=1337 --precision=$precision &
+          --steps=1000 --eval_every=250 --eval_samples=10 --seed=1337 --precision=$precision \
+          --variant=factorgan --lr=1e-4 &  # the recipe when these runs were made
       done
       wait ;;
     mnist)  # FactorGAN and GAN, 100 pairs, 20 000 updates (the trainer's defaults), SEEDS

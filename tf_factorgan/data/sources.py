@@ -88,7 +88,7 @@ def from_aligned(parts: Sequence, num_paired: int, part_names: Sequence[str]) ->
 
 def training_streams(observations: Observations, stream_parts: dict,
                      encoders: Optional[Sequence[Optional[Callable]]] = None,
-                     mirror: bool = False) -> dict[str, streams.Stream]:
+                     mirror: bool = False, jitter: float = 0.0) -> dict[str, streams.Stream]:
     """The Streams a layout reads: key -> part (None: the joint stream of whole paired
     samples, parts joined along the last axis), as `layout.Layout.streams`.
 
@@ -96,7 +96,8 @@ def training_streams(observations: Observations, stream_parts: dict,
     uint8 images in [0, 1]) -> the networks' form of that part (e.g. one-hot label
     maps, `data.label_encoding`). mirror: images [B, H, W, C] are flipped left-right
     with probability 1/2 each (pix2pix's mirroring), a whole pair together, from the
-    stream's seed."""
+    stream's seed. jitter: > 0 also enlarges each image row by that fraction and crops
+    a random window of its size back (`jittered`), a whole pair together."""
     encoders = list(encoders or [None] * len(observations.part_names))
 
     def encoded(pool, part: int) -> streams.Gather:
@@ -111,7 +112,12 @@ def training_streams(observations: Observations, stream_parts: dict,
     def stream(num_items: int, build: Callable[[], streams.Gather]) -> streams.Stream:
         # Gathers are built inside the input pipeline (`Stream.make_gather`), so the
         # pools' constants live where it runs.
-        return streams.Stream(num_items, lambda seed: mirrored(build(), seed) if mirror else build())
+        return streams.Stream(num_items, lambda seed: augmented(build(), seed))
+
+    def augmented(gather: streams.Gather, seed: int) -> streams.Gather:
+        gather = mirrored(gather, seed) if mirror else gather
+        # Its own seed, so a run with --mirror alone draws the flips it always drew.
+        return jittered(gather, seed + 1, jitter) if jitter else gather
 
     result = {}
     for key, part in stream_parts.items():
@@ -134,6 +140,36 @@ def mirrored(gather: streams.Gather, seed: int) -> streams.Gather:
         return tf.where(flip[:, None, None, None], tf.reverse(rows, axis=[2]), rows)
 
     return gather_mirrored
+
+
+def jittered(gather: streams.Gather, seed: int, jitter: float) -> streams.Gather:
+    """`gather` whose image rows [B, H, W, C] are each enlarged to H' x W' =
+    round(H (1 + jitter)) x round(W (1 + jitter)) and cropped back to H x W at a random
+    offset: pix2pix's random jitter (Isola et al. 2017, section 6.2: 256 -> 286, a jitter
+    of 0.117), a pair's channels together.
+
+    Enlarging is by nearest neighbour, so one-hot and RGB label maps keep their exact
+    classes; it and the crop are one gather of source rows and columns: output pixel
+    (i, j) of a row cropped at (top, left) is source pixel
+    ((top + i) * H // H', (left + j) * W // W'). Offsets are drawn from a generator
+    seeded by `seed`, uniform over every whole-pixel window."""
+
+    generator = tf.random.Generator.from_seed(seed)
+
+    def source_indices(size: int, count: tf.Tensor) -> tf.Tensor:
+        """[count, size]: for each of `count` rows, a random window's source indices
+        along an axis of `size` pixels."""
+        enlarged = int(round(size * (1.0 + jitter)))
+        offsets = generator.uniform([count], 0, enlarged - size + 1, dtype=tf.int32)
+        return (tf.range(size)[None, :] + offsets[:, None]) * size // enlarged
+
+    def gather_jittered(indices):
+        rows = gather(indices)
+        count = tf.shape(rows)[0]
+        rows = tf.gather(rows, source_indices(rows.shape[1], count), axis=1, batch_dims=1)
+        return tf.gather(rows, source_indices(rows.shape[2], count), axis=2, batch_dims=1)
+
+    return gather_jittered
 
 
 def counts_by_stream(observations: Observations, stream_parts: dict) -> dict[str, dict]:

@@ -99,6 +99,10 @@ class ImageDataSettings(common.TrainingSettings):
                                   EVALUATION, low=0, note="0 = all")
     mirror: bool = setting(False, "Flip training images left-right at random (a pair together; "
                            "pix2pix's mirroring).", DATA)
+    jitter: float = setting(0.0, "Random jitter of training images: enlarge by this fraction "
+                            "(nearest neighbour: label maps keep their classes) and crop a random "
+                            "window of {load_size} back, a pair together (pix2pix: 286/256 - 1 = "
+                            "0.117). 0: none.", DATA, low=0, high=1, note="0 = none")
     ls_runs: int = setting(10, "LS metric: fresh discriminators trained.", EVALUATION, low=1)
     ls_epochs: int = setting(40, "LS metric: epochs per discriminator (the original LS code: 40).",
                              EVALUATION, low=1)
@@ -398,7 +402,7 @@ def val_source(settings: ImageDataSettings) -> str:
 def make_dataset_fn(settings: ImageDataSettings, data: ImageData, step: trainer.DistributedStep):
     """The step's streams over the training observations, for the Trainer."""
     pools = sources.training_streams(data.observations, step.updates.data_streams(), data.encoders(),
-                                     mirror=settings.mirror)
+                                     mirror=settings.mirror, jitter=settings.jitter)
     return streams.streams_dataset_fn(pools, settings.batch_size, settings.seed)
 
 
