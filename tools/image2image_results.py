@@ -194,9 +194,7 @@ def plot(label_rows: list, photo_rows: list) -> None:
         for row in rows:
             points = sorted(row["curves"].get(key, []))
             if points:
-                config = row["metrics"]["config"]
-                axis.plot(*zip(*points), marker="o", markersize=3,
-                          label=f"{describe(config)}, seed {config['seed']}, lr {config['lr']:g}")
+                axis.plot(*zip(*points), marker="o", markersize=3, label=row["name"])
         floors_path = floors_file()
         if key == "vote/pixel_accuracy" and os.path.isfile(floors_path):
             from tf_factorgan import files
