@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The learning-rate study of docs/images.md ("The learning rate"): Cityscapes photo ->
-# label map, 25 pairs, 64x64, the recipe's flag file (which sets --lr=1e-3), two seeds,
-# 1 000 updates: CE alone, GAN + CE, FactorGAN + CE. "CE alone" is the conditional GAN
+# label map, 25 pairs, 64x64, the recipe's flag file (which sets --lr=1e-3), 1 000 updates:
+# CE alone (seeds 2, 1337), GAN + CE and FactorGAN + CE (seeds 2, 1337, 3). "CE alone" is the conditional GAN
 # with --recon_weight=1000000: Adam's steps do not depend on the loss's scale, so the GAN
 # loss's share of the generator's step is 1e-6. DIAGNOSTICS=1 adds the one-seed rows
 # (the old rate 1e-4, jitter, a larger CE weight, 3e-4).
@@ -30,10 +30,12 @@ run() {  # run NAME FLAGS...: one training run, its terminal output in $OUT/NAME
   run ce_alone_seed1337 --variant=gan --recon_weight=1000000 --seed=1337 --steps=1000
   run gan_ce_seed2 --variant=gan --seed=2 --steps=1000
   run gan_ce_seed1337 --variant=gan --seed=1337 --steps=1000
+  run gan_ce_seed3 --variant=gan --seed=3 --steps=1000
 } &
 {
   run factorgan_ce_seed2 --variant=factorgan --seed=2 --steps=1000
   run factorgan_ce_seed1337 --variant=factorgan --seed=1337 --steps=1000
+  run factorgan_ce_seed3 --variant=factorgan --seed=3 --steps=1000
 } &
 wait
 if [ "${DIAGNOSTICS:-0}" = 1 ]; then  # one seed each: what moved FactorGAN + CE, and the old rate
