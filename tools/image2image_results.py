@@ -30,8 +30,6 @@ flags.DEFINE_string("floors", "", "The floors' JSON (trainers.segmentation_floor
                     "<results_dir>/floors_64.json, read when it is there).")
 FLAGS = flags.FLAGS
 
-RECON_WEIGHT = 100.0  # the default of --recon_weight: other weights are named in a row
-
 SEGMENTATION = ("pixel_accuracy", "vote/pixel_accuracy", "mean_iou", "vote/mean_iou",
                 "diversity/class_change", "diversity/mean_pairwise_l1")
 PHOTOS = ("fcn/pixel_accuracy", "fcn/mean_iou", "fcn/real_pixel_accuracy", "ls_mean", "mse",
@@ -68,10 +66,12 @@ def curves_and_wall_time(run_dir: str, last_step: int = 0) -> tuple[dict, float]
 def describe(config: dict) -> str:
     """The run's model and loss, as docs/images.md's tables name them."""
     from tf_factorgan.experiments import common
+    from tf_factorgan.pairs_loss import PairsLoss
 
     variant = common.upgraded_settings(config)["variant"]  # runs before --variant: "model"
     loss = config.get("recon_loss", "none")
-    if loss != "none" and config.get("recon_weight", RECON_WEIGHT) != RECON_WEIGHT:
+    default_weight = PairsLoss().recon_weight  # other weights are named in the row
+    if loss != "none" and config.get("recon_weight", default_weight) != default_weight:
         loss += f" x {config['recon_weight']:g}"
     return f"{variant}" + ("" if loss == "none" else f" + {loss}") + f" ({config['label_encoding']})"
 
@@ -101,9 +101,10 @@ def main(argv):
                         os.path.join(FLAGS.results_dir, "runs", f"{row['name']}.json"))
     label_rows = [r for r in rows if r["metrics"]["config"]["direction"] == "a_to_b"]
     photo_rows = [r for r in rows if r["metrics"]["config"]["direction"] == "b_to_a"]
+    floors = read_floors()
     write_csv(rows)
-    write_markdown(label_rows, photo_rows)
-    plot(label_rows, photo_rows)
+    write_markdown(label_rows, photo_rows, floors)
+    plot(label_rows, photo_rows, floors)
     print(f"written: {FLAGS.results_dir}/results.csv, results.md, curves.png, runs/")
 
 
@@ -138,21 +139,24 @@ def evaluations(curves: dict, last_step: int) -> str:
     return " ".join(f"{by_step[step]:.3f}" for step in sorted(by_step) if step <= last_step)
 
 
-def floors_file() -> str:
-    return FLAGS.floors or os.path.join(FLAGS.results_dir, "floors_64.json")
+def read_floors():
+    """The floors (`trainers.segmentation_floors` JSON) of --floors, or of
+    <results_dir>/floors_64.json; None when that file is not there."""
+    from tf_factorgan import files
+
+    path = FLAGS.floors or os.path.join(FLAGS.results_dir, "floors_64.json")
+    return files.read_json(path) if os.path.isfile(path) else None
 
 
-def write_markdown(label_rows: list, photo_rows: list) -> None:
+def write_markdown(label_rows: list, photo_rows: list, floors) -> None:
     from tf_factorgan import files
 
     lines = []
-    floors_path = floors_file()
     header = ("| run | model | seed | lr | pixel accuracy (one sample) | pixel accuracy (vote of 10) | mean IoU "
               "(one / vote) | class change between samples | updates | wall time | vote accuracy at each "
               "evaluation |")
     lines += [header, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    if os.path.isfile(floors_path):
-        floors = files.read_json(floors_path)
+    if floors:
         for name, label in (("most_common_class", "floor: most common class everywhere"),
                             ("per_pixel_prior", "floor: each pixel's most common class")):
             lines.append(f"| | {label} | | | {floors[name]['pixel_accuracy']:.3f} | | "
@@ -180,7 +184,7 @@ def write_markdown(label_rows: list, photo_rows: list) -> None:
     files.write_bytes(os.path.join(FLAGS.results_dir, "results.md"), ("\n".join(lines) + "\n").encode())
 
 
-def plot(label_rows: list, photo_rows: list) -> None:
+def plot(label_rows: list, photo_rows: list, floors) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,11 +199,8 @@ def plot(label_rows: list, photo_rows: list) -> None:
             points = sorted(row["curves"].get(key, []))
             if points:
                 axis.plot(*zip(*points), marker="o", markersize=3, label=row["name"])
-        floors_path = floors_file()
-        if key == "vote/pixel_accuracy" and os.path.isfile(floors_path):
-            from tf_factorgan import files
-
-            prior = files.read_json(floors_path)["per_pixel_prior"]["pixel_accuracy"]
+        if key == "vote/pixel_accuracy" and floors:
+            prior = floors["per_pixel_prior"]["pixel_accuracy"]
             axis.axhline(prior, color="grey", linestyle="--", label="floor: per-pixel prior")
         axis.set_title(title)
         axis.set_xlabel("generator updates")
